@@ -1,0 +1,135 @@
+# vmsync - Makefile
+#
+# Targets:
+#   all         build $(BUILD)/vmsync (default)
+#   check       build, then run every test: check-unit + check-sh
+#   check-unit  cmocka unit tests (tests/unit/test-*.c)
+#   check-sh    integration tests (tests/sh/NNN-*.sh; root, loop devices, btrfs)
+#   demo        sync a generated 1 GiB sparse image twice into ./demo-backup/
+#   bench       benchmarks (tests/bench/)
+#   deps        install the Debian build and test packages that are missing
+#   install     install the binary and man page (PREFIX, DESTDIR)
+#   uninstall   remove them
+#   clean       remove build outputs
+#
+# Knobs:
+#   V=1         show full commands
+#   SANITIZE=1  build and test with AddressSanitizer + UBSan (in build/san)
+#   TEST=GLOB   run only the tests whose file name matches GLOB
+#   PREFIX=/usr/local DESTDIR=
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/san
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer \
+	   -fno-sanitize-recover=undefined
+else
+BUILD   ?= build
+SANFLAGS =
+endif
+
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
+
+PKGS      = popt libxxhash
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
+	   -D_FILE_OFFSET_BITS=64 $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS += $(SANFLAGS)
+
+LIB_SRCS = \
+	src/err.c \
+	src/util.c \
+	src/hash.c \
+	src/index.c \
+	src/cli.c \
+	src/engine.c \
+	src/progress.c \
+	src/formats/io.c \
+	src/formats/format.c \
+	src/formats/raw.c \
+	src/transport/local.c
+
+MAIN_SRCS = src/main.c
+UNIT_SRCS = $(wildcard tests/unit/test-*.c)
+HELPER_SRCS = tests/helpers/holes.c
+
+LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
+UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
+HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
+
+.PHONY: all check check-unit check-sh demo bench deps install uninstall clean
+
+all: $(BUILD)/vmsync
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvmsync.a: $(LIB_OBJS)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/vmsync: $(MAIN_OBJS) $(BUILD)/libvmsync.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libvmsync.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libvmsync.a \
+		$(CMOCKA_LIBS) $(PKG_LIBS) $(LDFLAGS)
+
+$(BUILD)/tests/helpers/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+deps:
+	@sh tests/deps.sh
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all-tests
+	$(Q)BUILD=$(BUILD) TEST='$(TEST)' sh tests/run.sh
+
+check-unit: all-tests
+	$(Q)BUILD=$(BUILD) TEST='$(TEST)' ONLY=unit sh tests/run.sh
+
+check-sh: all-tests
+	$(Q)BUILD=$(BUILD) TEST='$(TEST)' ONLY=sh sh tests/run.sh
+
+.PHONY: all-tests
+all-tests: $(BUILD)/vmsync $(UNIT_BINS) $(HELPER_BINS)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) sh tests/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all-tests
+	$(Q)BUILD=$(BUILD) sh tests/bench/run.sh
+
+install: $(BUILD)/vmsync
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(BUILD)/vmsync $(DESTDIR)$(BINDIR)/vmsync
+	install -m 644 man/vmsync.1 $(DESTDIR)$(MANDIR)/man1/vmsync.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vmsync $(DESTDIR)$(MANDIR)/man1/vmsync.1
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)

@@ -1,0 +1,195 @@
+/*
+ * cli.c - the popt option table, validation and exclusive options.
+ */
+#include <popt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "index.h"
+#include "util.h"
+#include "vmsync.h"
+
+enum {
+	OPT_VERBOSE = 1, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION,
+	OPT_BLOCK_SIZE, OPT_FORMAT,
+};
+
+/* Pairs that make no sense together. */
+static const struct {
+	size_t a, b;		/* offsets of the bool/int fields */
+	const char *text;	/* message */
+} excl[] = {
+	{ offsetof(struct vs_cli, quiet), offsetof(struct vs_cli, verbose),
+	  "--quiet and --verbose" },
+	{ offsetof(struct vs_cli, json), offsetof(struct vs_cli, stats),
+	  "--json and --stats (--json already carries the statistics)" },
+};
+
+static int
+usage_error(poptContext pc, const char *fmt, const char *arg)
+{
+	fputs("vmsync: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs("\nTry 'vmsync --help' for more information.\n", stderr);
+	(void)pc;
+	return -1;
+}
+
+static bool
+field_set(const struct vs_cli *cli, size_t off)
+{
+	if (off == offsetof(struct vs_cli, verbose))
+		return cli->verbose > 0;
+	return *(const bool *)((const char *)cli + off);
+}
+
+int
+vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
+{
+	int dry = 0, quiet = 0, stats = 0, json = 0, checksum = 0;
+	char *block = NULL, *format = NULL, *index = NULL;
+	const char **rest;
+	poptContext pc;
+	int rc, ret = -1;
+	struct poptOption table[] = {
+		{ "dry-run", 'n', POPT_ARG_NONE, &dry, 0,
+		  "show what would be written and punched; change nothing",
+		  NULL },
+		{ "verbose", 'v', POPT_ARG_NONE, NULL, OPT_VERBOSE,
+		  "say more (repeat for more)", NULL },
+		{ "quiet", 'q', POPT_ARG_NONE, &quiet, 0,
+		  "print errors only", NULL },
+		{ "progress", '\0', POPT_ARG_NONE, NULL, OPT_PROGRESS,
+		  "show progress (default when stderr is a terminal)", NULL },
+		{ "no-progress", '\0', POPT_ARG_NONE, NULL, OPT_NO_PROGRESS,
+		  "never show progress", NULL },
+		{ "stats", '\0', POPT_ARG_NONE, &stats, 0,
+		  "print statistics of each image", NULL },
+		{ "json", '\0', POPT_ARG_NONE, &json, 0,
+		  "print statistics as one JSON object on stdout", NULL },
+		{ "block-size", 'B', POPT_ARG_STRING, &block, OPT_BLOCK_SIZE,
+		  "index block size, a power of two from 4K to 4M "
+		  "(default 64K)", "SIZE" },
+		{ "checksum", 'c', POPT_ARG_NONE, &checksum, 0,
+		  "ignore the index: read and compare the target", NULL },
+		{ "format", 'f', POPT_ARG_STRING, &format, OPT_FORMAT,
+		  "source format: auto or raw (default auto)", "FMT" },
+		{ "index", '\0', POPT_ARG_STRING, &index, 0,
+		  "index file (needed to keep an index for a block device)",
+		  "PATH" },
+		{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION,
+		  "print the version and exit", NULL },
+		POPT_AUTOHELP
+		POPT_TABLEEND
+	};
+
+	memset(cli, 0, sizeof(*cli));
+	cli->progress = VS_AUTO;
+	pc = poptGetContext("vmsync", argc, argv, table, 0);
+	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST");
+	while ((rc = poptGetNextOpt(pc)) > 0) {
+		switch (rc) {
+		case OPT_VERBOSE:
+			cli->verbose++;
+			break;
+		case OPT_PROGRESS:
+			cli->progress = VS_ON;
+			break;
+		case OPT_NO_PROGRESS:
+			cli->progress = VS_OFF;
+			break;
+		case OPT_VERSION:
+			printf("vmsync %s\n", VS_VERSION);
+			ret = 1;
+			goto out;
+		case OPT_BLOCK_SIZE: {
+			uint64_t v;
+
+			if (!vs_parse_size(block, &v) || !vs_is_pow2(v) ||
+			    v < IDX_MIN_BLOCK || v > IDX_MAX_BLOCK) {
+				usage_error(pc, "--block-size '%s': want a power "
+				    "of two from 4K to 4M", block);
+				goto out;
+			}
+			cli->block_size = (uint32_t)v;
+			break;
+		}
+		case OPT_FORMAT:
+			if (strcmp(format, "auto") != 0 &&
+			    strcmp(format, "raw") != 0) {
+				usage_error(pc, "--format '%s': supported "
+				    "formats are auto and raw", format);
+				goto out;
+			}
+			break;
+		}
+	}
+	if (rc < -1) {
+		fprintf(stderr, "vmsync: %s: %s\n",
+		    poptBadOption(pc, POPT_BADOPTION_NOALIAS), poptStrerror(rc));
+		fputs("Try 'vmsync --help' for more information.\n", stderr);
+		goto out;
+	}
+	cli->dry_run = dry;
+	cli->quiet = quiet;
+	cli->stats = stats;
+	cli->json = json;
+	cli->checksum = checksum;
+	if (format && strcmp(format, "auto") != 0)
+		cli->format = "raw";
+	for (size_t i = 0; i < sizeof(excl) / sizeof(excl[0]); i++)
+		if (field_set(cli, excl[i].a) && field_set(cli, excl[i].b)) {
+			usage_error(pc, "%s cannot be used together",
+			    excl[i].text);
+			goto out;
+		}
+	if (cli->quiet && cli->progress == VS_ON) {
+		usage_error(pc, "%s cannot be used together",
+		    "--quiet and --progress");
+		goto out;
+	}
+	rest = poptGetArgs(pc);
+	while (rest && rest[cli->npaths])
+		cli->npaths++;
+	if (cli->npaths < 2) {
+		usage_error(pc, "%s", cli->npaths ? "missing DEST" :
+		    "missing SRC and DEST");
+		goto out;
+	}
+	if (index && cli->npaths > 2) {
+		usage_error(pc, "%s", "--index names the index of one target: "
+		    "give a single SRC");
+		goto out;
+	}
+	cli->paths = calloc((size_t)cli->npaths, sizeof(*cli->paths));
+	if (!cli->paths)
+		goto out;
+	for (int i = 0; i < cli->npaths; i++)
+		if (!(cli->paths[i] = strdup(rest[i])))
+			goto out;
+	if (index && !(cli->index = strdup(index)))
+		goto out;
+	ret = 0;
+out:
+	free(block);
+	free(format);
+	free(index);
+	poptFreeContext(pc);
+	if (ret < 0)
+		vs_cli_free(cli);
+	return ret;
+}
+
+void
+vs_cli_free(struct vs_cli *cli)
+{
+	for (int i = 0; cli->paths && i < cli->npaths; i++)
+		free((char *)cli->paths[i]);
+	free(cli->paths);
+	free((char *)cli->index);
+	cli->paths = NULL;
+	cli->index = NULL;
+	cli->npaths = 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * cli.h - command line parsing (popt) and validation.
+ */
+#ifndef VS_CLI_H
+#define VS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum vs_tristate { VS_AUTO = -1, VS_OFF = 0, VS_ON = 1 };
+
+struct vs_cli {
+	bool dry_run;		/* -n */
+	int verbose;		/* -v count */
+	bool quiet;		/* -q */
+	int progress;		/* --progress/--no-progress, VS_AUTO */
+	bool stats;		/* --stats */
+	bool json;		/* --json */
+	uint32_t block_size;	/* --block-size, 0 if not given */
+	bool checksum;		/* -c */
+	const char *format;	/* -f, NULL for auto */
+	const char *index;	/* --index */
+	const char **paths;	/* SRC... DEST (malloc'd array) */
+	int npaths;		/* entries in paths */
+};
+
+/* Parse argv.  Returns 0 to run, 1 when done (--help, --version printed),
+ * -1 on a usage error (message printed). */
+int vs_cli_parse(int argc, const char **argv, struct vs_cli *cli);
+void vs_cli_free(struct vs_cli *cli);
+
+#endif

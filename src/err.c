@@ -1,0 +1,98 @@
+/*
+ * err.c - one-line error reporting and the first-error category.
+ *
+ * Messages look like "vmsync: disk.img: read at offset 4096: Input/output
+ * error".  The deepest frame names the file and the cause; callers do not
+ * add more lines, so a failure is always exactly one line on stderr.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vmsync.h"
+
+int vs_verbose;
+volatile int vs_interrupted;
+static enum vs_exit first_error = VS_EXIT_OK;
+
+static void
+emit(const char *prefix, const char *what, const char *fmt, va_list ap,
+    int errnum)
+{
+	char msg[1024];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fprintf(stderr, "vmsync: %s%s%s%s%s%s\n", prefix,
+	    what ? what : "", what ? ": " : "", msg,
+	    errnum ? ": " : "", errnum ? strerror(errnum) : "");
+}
+
+static void
+record(enum vs_exit cat)
+{
+	if (first_error == VS_EXIT_OK)
+		first_error = cat;
+}
+
+void
+vs_err(enum vs_exit cat, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit("", what, fmt, ap, 0);
+	va_end(ap);
+	record(cat);
+}
+
+void
+vs_errno(enum vs_exit cat, const char *what, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit("", what, fmt, ap, saved);
+	va_end(ap);
+	record(cat);
+	errno = saved;
+}
+
+void
+vs_warn(const char *what, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (vs_verbose < 0)
+		return;
+	va_start(ap, fmt);
+	emit("warning: ", what, fmt, ap, 0);
+	va_end(ap);
+}
+
+void
+vs_info(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (vs_verbose < level)
+		return;
+	va_start(ap, fmt);
+	fputs("vmsync: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+enum vs_exit
+vs_err_first(void)
+{
+	return first_error;
+}
+
+void
+vs_err_reset(void)
+{
+	first_error = VS_EXIT_OK;
+}

@@ -1,0 +1,145 @@
+/*
+ * format.c - choose a format by content, and check what formats answer.
+ *
+ * Formats vmsync does not read yet are still recognised by their magic, so
+ * that a qcow2 or vmdk file is refused by name instead of being copied as
+ * if it were a raw disk.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+#include "../util.h"
+
+#define PROBE_LEN 4096
+
+/* Every format vmsync reads, most specific first; raw comes last. */
+static const struct vs_format_ops *const formats[] = {
+	&vs_format_raw,
+};
+
+/* Formats recognised but not read (yet): magic at offset 0. */
+static const struct {
+	const char *name;	/* as qemu-img names it */
+	const char *magic;	/* bytes at offset 0 */
+	size_t len;		/* magic length */
+} foreign[] = {
+	{ "qcow2", "QFI\xfb", 4 },
+	{ "qed", "QED\0", 4 },
+	{ "vmdk", "KDMV", 4 },
+	{ "vmdk", "# Disk DescriptorFile", 21 },
+	{ "vdi", "<<< ", 4 },
+	{ "vhdx", "vhdxfile", 8 },
+	{ "vpc", "conectix", 8 },
+	{ "luks", "LUKS\xba\xbe", 6 },
+};
+
+static const char *
+probe_foreign(const uint8_t *head, size_t len)
+{
+	for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
+		if (len >= foreign[i].len &&
+		    memcmp(head, foreign[i].magic, foreign[i].len) == 0)
+			return foreign[i].name;
+	return NULL;
+}
+
+int
+vs_image_open(struct vs_io *io, const char *forced, struct vs_image **out)
+{
+	const struct vs_format_ops *fmt = NULL;
+	uint8_t head[PROBE_LEN];
+	size_t len = (size_t)vs_min(sizeof(head), io->size);
+	const char *other;
+
+	if (forced) {
+		for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+			if (strcmp(formats[i]->name, forced) == 0)
+				fmt = formats[i];
+		if (!fmt) {
+			vs_err(VS_EXIT_SOURCE, io->name,
+			    "format '%s' is not supported", forced);
+			goto fail;
+		}
+		goto open;
+	}
+	if (io->ops->pread(io, head, len, 0) < 0)
+		goto fail;
+	other = probe_foreign(head, len);
+	for (size_t i = 0; !fmt && i < sizeof(formats) / sizeof(formats[0]); i++)
+		if (formats[i]->probe(head, len) &&
+		    (!other || strcmp(other, formats[i]->name) == 0))
+			fmt = formats[i];
+	if (other && (!fmt || strcmp(fmt->name, other) != 0)) {
+		vs_err(VS_EXIT_SOURCE, io->name,
+		    "%s image: this format is not supported yet "
+		    "(use --format=raw to copy the file as it is)", other);
+		goto fail;
+	}
+open:
+	if (fmt->open(io, out) < 0)
+		goto fail;
+	return 0;
+fail:
+	vs_io_close(io);
+	return -1;
+}
+
+void
+vs_image_close(struct vs_image *img)
+{
+	if (img)
+		img->ops->close(img);
+}
+
+int
+vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_extent_vec *out)
+{
+	vs_extent_vec_reset(out);
+	if (img->ops->map(img, off, len, out) < 0)
+		return -1;
+	if (vs_extent_check(out, off, len) != 0) {
+		vs_err(VS_EXIT_INTERNAL, img->name,
+		    "offset %llu: %s map does not cover the range asked for",
+		    (unsigned long long)off, img->ops->name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+vs_extent_add(struct vs_extent_vec *vec, uint64_t off, uint64_t len,
+    enum vs_extent_type type)
+{
+	struct vs_extent *last = vec->n ? &vec->v[vec->n - 1] : NULL;
+
+	if (len == 0)
+		return 0;
+	if (last && last->type == type && last->off + last->len == off) {
+		last->len += len;
+		return 0;
+	}
+	return vs_extent_vec_push(vec,
+	    (struct vs_extent){ .off = off, .len = len, .type = type });
+}
+
+int
+vs_extent_check(const struct vs_extent_vec *vec, uint64_t off, uint64_t len)
+{
+	uint64_t pos = off, end;
+
+	if (!vs_add_ok(off, len, &end))
+		return -1;
+	for (size_t i = 0; i < vec->n; i++) {
+		const struct vs_extent *e = &vec->v[i];
+		uint64_t e_end;
+
+		if (e->off != pos || e->len == 0 ||
+		    !vs_add_ok(e->off, e->len, &e_end) || e_end > end ||
+		    (e->type != VS_EXT_DATA && e->type != VS_EXT_ZERO))
+			return -1;
+		pos = e_end;
+	}
+	return pos == end ? 0 : -1;
+}

@@ -1,0 +1,96 @@
+/*
+ * format.h - source image formats and the containers they are read from.
+ *
+ * Design notes
+ * - A format never opens files.  It reads its container through a
+ *   struct vs_io (a file, a block device, or a memory buffer in unit tests),
+ *   so later formats (qcow2, backing chains) stack on the same interface.
+ * - map() answers block status without reading guest data.  It must cover
+ *   [off, off + len) exactly with contiguous extents; the engine checks
+ *   every reply, so a buggy or hostile format cannot make it loop.
+ */
+#ifndef VS_FORMAT_H
+#define VS_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../vmsync.h"
+#include "../vec.h"
+
+VS_VECTOR(vs_extent_vec, struct vs_extent)
+
+struct vs_io;
+
+struct vs_io_ops {
+	/* Read exactly @len bytes at @off; bytes past the end read as zero. */
+	int (*pread)(struct vs_io *, void *buf, size_t len, uint64_t off);
+	/* Allocation of [off, off + len) in the container. */
+	int (*map)(struct vs_io *, uint64_t off, uint64_t len,
+	    struct vs_extent_vec *out);
+	/* Hint: [off, off + len) will not be read again. */
+	void (*drop_cache)(struct vs_io *, uint64_t off, uint64_t len);
+	void (*close)(struct vs_io *);
+};
+
+struct vs_io {
+	const struct vs_io_ops *ops;	/* how to reach the bytes */
+	char *name;			/* path or label, for messages */
+	uint64_t size;			/* bytes */
+	bool is_block;			/* a block device */
+	int fd;				/* file descriptor, or -1 */
+	uint32_t mode;			/* st_mode of the file, 0 if none */
+	int64_t mtime_sec;		/* st_mtime, for the target's times */
+	int64_t mtime_nsec;		/* st_mtime nanoseconds */
+};
+
+/* Open @path read-only: a regular file or a block device. */
+int vs_io_open_file(const char *path, struct vs_io **out);
+/* A read-only view of a memory buffer (unit tests); @buf is not copied. */
+int vs_io_open_mem(const void *buf, size_t len, const char *name,
+    struct vs_io **out);
+void vs_io_close(struct vs_io *io);
+
+struct vs_image;
+
+struct vs_format_ops {
+	const char *name;	/* "raw", ... */
+	/* Pure: does this header belong to the format?  No I/O. */
+	bool (*probe)(const uint8_t *head, size_t len);
+	int (*open)(struct vs_io *, struct vs_image **);
+	void (*close)(struct vs_image *);
+	/* Never reads data; covers [off, off + len) exactly. */
+	int (*map)(struct vs_image *, uint64_t off, uint64_t len,
+	    struct vs_extent_vec *out);
+	/* Read guest bytes of [off, off + len). */
+	int (*read)(struct vs_image *, void *buf, size_t len, uint64_t off);
+	/* Hint: guest bytes [off, off + len) will not be read again. */
+	void (*drop_cache)(struct vs_image *, uint64_t off, uint64_t len);
+};
+
+struct vs_image {
+	const struct vs_format_ops *ops;	/* the format */
+	const char *name;			/* for messages (the io's) */
+	uint64_t size;				/* virtual size, bytes */
+	struct vs_io *io;			/* the container, owned */
+};
+
+/* Probe @io (or use @forced, a format name, if not NULL) and open it.
+ * Takes ownership of @io, also on failure. */
+int vs_image_open(struct vs_io *io, const char *forced, struct vs_image **out);
+void vs_image_close(struct vs_image *img);
+/* Map through the format and check the reply (contiguous, exact cover). */
+int vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_extent_vec *out);
+
+/* Append an extent, merging with the previous one when it continues it. */
+int vs_extent_add(struct vs_extent_vec *vec, uint64_t off, uint64_t len,
+    enum vs_extent_type type);
+/* Check that @vec covers [off, off + len) exactly, in order; 0 if so. */
+int vs_extent_check(const struct vs_extent_vec *vec, uint64_t off,
+    uint64_t len);
+
+extern const struct vs_format_ops vs_format_raw;
+
+#endif

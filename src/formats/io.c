@@ -1,0 +1,224 @@
+/*
+ * io.c - containers: files, block devices and memory buffers.
+ *
+ * The file map uses SEEK_DATA/SEEK_HOLE.  ENXIO from SEEK_DATA means the rest
+ * is a hole; a filesystem that cannot answer (EINVAL, ENOTSUP) is mapped as
+ * all data, and zero detection in the engine does the rest.  Block devices
+ * have no holes to ask about.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "../util.h"
+
+static int
+file_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
+{
+	ssize_t r = vs_pread_full(io->fd, buf, len, off);
+
+	if (r < 0) {
+		vs_errno(VS_EXIT_SOURCE, io->name, "read at offset %llu",
+		    (unsigned long long)off);
+		return -1;
+	}
+	/* A file that shrank under us reads as zeros past its end. */
+	if ((size_t)r < len)
+		memset((char *)buf + r, 0, len - (size_t)r);
+	return 0;
+}
+
+static int
+file_map(struct vs_io *io, uint64_t off, uint64_t len,
+    struct vs_extent_vec *out)
+{
+	uint64_t end = off + len, pos = off;
+
+	if (io->is_block)
+		return vs_extent_add(out, off, len, VS_EXT_DATA);
+	while (pos < end) {
+		off_t data = lseek(io->fd, (off_t)pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			data = (off_t)end;
+		else if (data < 0 && (errno == EINVAL || errno == ENOTSUP ||
+		    errno == EOPNOTSUPP))
+			return vs_extent_add(out, pos, end - pos, VS_EXT_DATA);
+		else if (data < 0) {
+			vs_errno(VS_EXIT_SOURCE, io->name,
+			    "SEEK_DATA at offset %llu", (unsigned long long)pos);
+			return -1;
+		}
+		if ((uint64_t)data > end)
+			data = (off_t)end;
+		if ((uint64_t)data > pos &&
+		    vs_extent_add(out, pos, (uint64_t)data - pos, VS_EXT_ZERO))
+			goto nomem;
+		if ((uint64_t)data >= end)
+			break;
+		hole = lseek(io->fd, data, SEEK_HOLE);
+		if (hole < 0 || hole <= data || (uint64_t)hole > end)
+			hole = (off_t)end;	/* changed under us: read it */
+		if (vs_extent_add(out, (uint64_t)data, (uint64_t)(hole - data),
+		    VS_EXT_DATA))
+			goto nomem;
+		pos = (uint64_t)hole;
+	}
+	return 0;
+nomem:
+	vs_errno(VS_EXIT_INTERNAL, io->name, "extent map");
+	return -1;
+}
+
+static void
+file_drop_cache(struct vs_io *io, uint64_t off, uint64_t len)
+{
+	posix_fadvise(io->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+}
+
+static void
+file_close(struct vs_io *io)
+{
+	if (io->fd >= 0)
+		close(io->fd);
+}
+
+static const struct vs_io_ops file_io_ops = {
+	.pread = file_pread,
+	.map = file_map,
+	.drop_cache = file_drop_cache,
+	.close = file_close,
+};
+
+int
+vs_io_open_file(const char *path, struct vs_io **out)
+{
+	struct vs_io *io = NULL;
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		vs_errno(VS_EXIT_SOURCE, path, "cannot open source");
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		vs_errno(VS_EXIT_SOURCE, path, "stat");
+		goto fail;
+	}
+	io = calloc(1, sizeof(*io));
+	if (!io || !(io->name = strdup(path))) {
+		vs_errno(VS_EXIT_INTERNAL, path, "open");
+		goto fail;
+	}
+	io->ops = &file_io_ops;
+	io->fd = fd;
+	io->mode = st.st_mode;
+	io->mtime_sec = st.st_mtim.tv_sec;
+	io->mtime_nsec = st.st_mtim.tv_nsec;
+	if (S_ISREG(st.st_mode)) {
+		io->size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		io->is_block = true;
+		if (ioctl(fd, BLKGETSIZE64, &io->size) < 0) {
+			vs_errno(VS_EXIT_SOURCE, path, "BLKGETSIZE64");
+			goto fail;
+		}
+	} else if (S_ISDIR(st.st_mode)) {
+		vs_err(VS_EXIT_SOURCE, path,
+		    "source is a directory, not a disk image");
+		goto fail;
+	} else {
+		vs_err(VS_EXIT_SOURCE, path,
+		    "source is not a regular file or a block device");
+		goto fail;
+	}
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	*out = io;
+	return 0;
+fail:
+	if (io)
+		free(io->name);
+	free(io);
+	close(fd);
+	return -1;
+}
+
+struct mem_io {
+	struct vs_io io;	/* base, first */
+	const uint8_t *buf;	/* the caller's bytes */
+};
+
+static int
+mem_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
+{
+	struct mem_io *m = (struct mem_io *)io;
+	uint64_t avail = off < io->size ? io->size - off : 0;
+	size_t n = (size_t)vs_min(len, avail);
+
+	memcpy(buf, m->buf + off, n);
+	memset((char *)buf + n, 0, len - n);
+	return 0;
+}
+
+static int
+mem_map(struct vs_io *io, uint64_t off, uint64_t len,
+    struct vs_extent_vec *out)
+{
+	(void)io;
+	return vs_extent_add(out, off, len, VS_EXT_DATA);
+}
+
+static void
+mem_drop_cache(struct vs_io *io, uint64_t off, uint64_t len)
+{
+	(void)io, (void)off, (void)len;
+}
+
+static void
+mem_close(struct vs_io *io)
+{
+	(void)io;
+}
+
+static const struct vs_io_ops mem_io_ops = {
+	.pread = mem_pread,
+	.map = mem_map,
+	.drop_cache = mem_drop_cache,
+	.close = mem_close,
+};
+
+int
+vs_io_open_mem(const void *buf, size_t len, const char *name,
+    struct vs_io **out)
+{
+	struct mem_io *m = calloc(1, sizeof(*m));
+
+	if (!m || !(m->io.name = strdup(name))) {
+		free(m);
+		vs_errno(VS_EXIT_INTERNAL, name, "open");
+		return -1;
+	}
+	m->io.ops = &mem_io_ops;
+	m->io.size = len;
+	m->io.fd = -1;
+	m->buf = buf;
+	*out = &m->io;
+	return 0;
+}
+
+void
+vs_io_close(struct vs_io *io)
+{
+	if (!io)
+		return;
+	io->ops->close(io);
+	free(io->name);
+	free(io);
+}

@@ -1,0 +1,325 @@
+/*
+ * index.c - encode, validate, read and write the target hash index.
+ *
+ * Header layout (little-endian, offsets in bytes):
+ *   0 magic "VMSYNCIX"   8 version u32   12 header size u32
+ *  16 block size u32    20 flags u32    24 virtual size u64   32 seed u64
+ *  40 dev u64  48 ino u64  56 size u64  64 mtime s i64  72 mtime ns i64
+ *  80 ctime s i64  88 ctime ns i64  96 entry count u64
+ * 104 XXH3-64 of bytes 0..103.  The rest of the 4 KiB is zero.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "util.h"
+#include "vmsync.h"
+
+#define OFF_CSUM 104
+
+struct vs_index {
+	int fd;			/* the index file */
+	char *path;		/* for messages */
+	bool has_header;	/* a valid header was read */
+	const char *why;	/* why not, if !has_header */
+	struct idx_header hdr;	/* as read or last written */
+	uint64_t nblocks;	/* entries the file holds */
+};
+
+uint64_t
+idx_nblocks(uint64_t size, uint32_t block_size)
+{
+	return size / block_size + (size % block_size != 0);
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void
+put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint32_t
+get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static uint64_t
+get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+void
+idx_header_encode(const struct idx_header *h, uint8_t *buf)
+{
+	memset(buf, 0, IDX_HEADER_SIZE);
+	memcpy(buf, IDX_MAGIC, 8);
+	put32(buf + 8, h->version);
+	put32(buf + 12, IDX_HEADER_SIZE);
+	put32(buf + 16, h->block_size);
+	put32(buf + 20, h->flags);
+	put64(buf + 24, h->virtual_size);
+	put64(buf + 32, h->seed);
+	put64(buf + 40, h->id.dev);
+	put64(buf + 48, h->id.ino);
+	put64(buf + 56, h->id.size);
+	put64(buf + 64, (uint64_t)h->id.mtime_sec);
+	put64(buf + 72, (uint64_t)h->id.mtime_nsec);
+	put64(buf + 80, (uint64_t)h->id.ctime_sec);
+	put64(buf + 88, (uint64_t)h->id.ctime_nsec);
+	put64(buf + 96, idx_nblocks(h->virtual_size, h->block_size));
+	put64(buf + OFF_CSUM, vs_hash64(buf, OFF_CSUM));
+}
+
+int
+idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
+    const char **why)
+{
+	uint64_t entries;
+
+	if (len < IDX_HEADER_SIZE) {
+		*why = "index header is truncated";
+		return -1;
+	}
+	if (memcmp(buf, IDX_MAGIC, 8) != 0) {
+		*why = "not a vmsync index (bad magic)";
+		return -1;
+	}
+	if (get64(buf + OFF_CSUM) != vs_hash64(buf, OFF_CSUM)) {
+		*why = "index header checksum mismatch";
+		return -1;
+	}
+	h->version = get32(buf + 8);
+	if (h->version != IDX_VERSION) {
+		*why = "unsupported index version";
+		return -1;
+	}
+	if (get32(buf + 12) != IDX_HEADER_SIZE) {
+		*why = "bad index header size";
+		return -1;
+	}
+	h->block_size = get32(buf + 16);
+	if (!vs_is_pow2(h->block_size) || h->block_size < IDX_MIN_BLOCK ||
+	    h->block_size > IDX_MAX_BLOCK) {
+		*why = "bad block size in index";
+		return -1;
+	}
+	h->flags = get32(buf + 20);
+	if (h->flags & ~IDX_FLAG_DIRTY) {
+		*why = "unknown flags in index";
+		return -1;
+	}
+	h->virtual_size = get64(buf + 24);
+	h->seed = get64(buf + 32);
+	h->id.dev = get64(buf + 40);
+	h->id.ino = get64(buf + 48);
+	h->id.size = get64(buf + 56);
+	h->id.mtime_sec = (int64_t)get64(buf + 64);
+	h->id.mtime_nsec = (int64_t)get64(buf + 72);
+	h->id.ctime_sec = (int64_t)get64(buf + 80);
+	h->id.ctime_nsec = (int64_t)get64(buf + 88);
+	entries = get64(buf + 96);
+	if (entries != idx_nblocks(h->virtual_size, h->block_size)) {
+		*why = "index entry count does not match its size";
+		return -1;
+	}
+	return 0;
+}
+
+bool
+idx_identity_eq(const struct idx_identity *a, const struct idx_identity *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
+	    a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+}
+
+int
+idx_open(const char *path, bool create, struct vs_index **out)
+{
+	struct vs_index *ix = NULL;
+	uint8_t *buf = NULL;
+	struct stat st;
+	ssize_t r;
+	int fd;
+
+	*out = NULL;
+	fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && !create)
+		return 0;
+	if (fd < 0) {
+		vs_errno(VS_EXIT_TARGET, path,
+		    errno == ELOOP ? "index is a symbolic link; refusing it"
+		    : "cannot open index");
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		vs_err(VS_EXIT_TARGET, path, "index is not a regular file");
+		goto fail;
+	}
+	ix = calloc(1, sizeof(*ix));
+	buf = malloc(IDX_HEADER_SIZE);
+	if (!ix || !buf || !(ix->path = strdup(path))) {
+		vs_errno(VS_EXIT_INTERNAL, path, "open index");
+		goto fail;
+	}
+	ix->fd = fd;
+	r = vs_pread_full(fd, buf, IDX_HEADER_SIZE, 0);
+	if (r < 0) {
+		vs_errno(VS_EXIT_TARGET, path, "read index header");
+		goto fail;
+	}
+	if (r == 0)
+		ix->why = "index is empty";
+	else if (idx_header_decode(buf, (size_t)r, &ix->hdr, &ix->why) == 0)
+		ix->has_header = true;
+	if (ix->has_header) {
+		uint64_t need = idx_nblocks(ix->hdr.virtual_size,
+		    ix->hdr.block_size);
+		ix->nblocks = ((uint64_t)st.st_size - IDX_HEADER_SIZE) /
+		    VS_HASH_LEN;
+		if ((uint64_t)st.st_size < IDX_HEADER_SIZE || ix->nblocks < need) {
+			ix->has_header = false;
+			ix->why = "index is shorter than its header says";
+		}
+	}
+	free(buf);
+	*out = ix;
+	return 0;
+fail:
+	free(buf);
+	if (ix)
+		free(ix->path);
+	free(ix);
+	close(fd);
+	return -1;
+}
+
+const struct idx_header *
+idx_header(const struct vs_index *ix, const char **why)
+{
+	if (!ix->has_header) {
+		*why = ix->why;
+		return NULL;
+	}
+	return &ix->hdr;
+}
+
+int
+idx_write_header(struct vs_index *ix, const struct idx_header *h)
+{
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	idx_header_encode(h, buf);
+	if (vs_pwrite_full(ix->fd, buf, sizeof(buf), 0) < 0 ||
+	    fdatasync(ix->fd) < 0) {
+		vs_errno(VS_EXIT_TARGET, ix->path, "write index header");
+		return -1;
+	}
+	ix->hdr = *h;
+	ix->has_header = true;
+	return 0;
+}
+
+int
+idx_resize(struct vs_index *ix, uint64_t nblocks)
+{
+	uint64_t bytes;
+
+	if (!vs_mul_ok(nblocks, VS_HASH_LEN, &bytes) ||
+	    !vs_add_ok(bytes, IDX_HEADER_SIZE, &bytes) ||
+	    ftruncate(ix->fd, (off_t)bytes) < 0) {
+		vs_errno(VS_EXIT_TARGET, ix->path, "resize index");
+		return -1;
+	}
+	ix->nblocks = nblocks;
+	return 0;
+}
+
+int
+idx_read(struct vs_index *ix, uint64_t first, size_t n, struct vs_hash *out)
+{
+	size_t have = first < ix->nblocks ?
+	    (size_t)vs_min(n, ix->nblocks - first) : 0;
+	ssize_t r;
+
+	r = vs_pread_full(ix->fd, out, have * VS_HASH_LEN,
+	    IDX_HEADER_SIZE + first * VS_HASH_LEN);
+	if (r < 0) {
+		vs_errno(VS_EXIT_TARGET, ix->path, "read index at entry %llu",
+		    (unsigned long long)first);
+		return -1;
+	}
+	/* A file cut short reads as holes: callers only trust it when the
+	 * header matched, and the header checks the length. */
+	memset((char *)out + r, 0, n * VS_HASH_LEN - (size_t)r);
+	return 0;
+}
+
+int
+idx_write(struct vs_index *ix, uint64_t first, size_t n,
+    const struct vs_hash *old, const struct vs_hash *new)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t j;
+
+		if (vs_hash_eq(&old[i], &new[i])) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < n && !vs_hash_eq(&old[j], &new[j]); j++)
+			;
+		if (vs_pwrite_full(ix->fd, &new[i], (j - i) * VS_HASH_LEN,
+		    IDX_HEADER_SIZE + (first + i) * VS_HASH_LEN) < 0) {
+			vs_errno(VS_EXIT_TARGET, ix->path,
+			    "write index at entry %llu",
+			    (unsigned long long)(first + i));
+			return -1;
+		}
+		i = j;
+	}
+	return 0;
+}
+
+int
+idx_sync(struct vs_index *ix)
+{
+	if (fdatasync(ix->fd) < 0) {
+		vs_errno(VS_EXIT_TARGET, ix->path, "sync index");
+		return -1;
+	}
+	return 0;
+}
+
+void
+idx_close(struct vs_index *ix)
+{
+	if (!ix)
+		return;
+	close(ix->fd);
+	free(ix->path);
+	free(ix);
+}

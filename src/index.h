@@ -1,0 +1,80 @@
+/*
+ * index.h - the target hash index: a sidecar file beside the target.
+ *
+ * On disk: a 4 KiB header, then one 16-byte hash per block (see hash.h for
+ * the reserved "hole" and "unknown" values).  The header records what the
+ * entries describe (block size, virtual size, seed) and which target file
+ * they describe (device, inode, size, mtime, ctime).  A run sets the dirty
+ * flag before it touches the target and clears it only after data and
+ * entries are durable; a dirty or mismatched index is not trusted.
+ */
+#ifndef VS_INDEX_H
+#define VS_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+
+#define IDX_MAGIC "VMSYNCIX"
+#define IDX_VERSION 1
+#define IDX_HEADER_SIZE 4096
+#define IDX_FLAG_DIRTY 0x1u
+#define IDX_MIN_BLOCK (4u << 10)
+#define IDX_MAX_BLOCK (4u << 20)
+
+struct idx_identity {
+	uint64_t dev;		/* st_dev of the target */
+	uint64_t ino;		/* st_ino */
+	uint64_t size;		/* st_size (bytes) */
+	int64_t mtime_sec;	/* st_mtim */
+	int64_t mtime_nsec;
+	int64_t ctime_sec;	/* st_ctim: changes on any write, cannot be set */
+	int64_t ctime_nsec;
+};
+
+struct idx_header {
+	uint32_t version;	/* IDX_VERSION */
+	uint32_t block_size;	/* bytes, power of two, 4 KiB..4 MiB */
+	uint32_t flags;		/* IDX_FLAG_* */
+	uint64_t virtual_size;	/* bytes the entries cover */
+	uint64_t seed;		/* XXH3 seed, random per target */
+	struct idx_identity id;	/* the target file it describes */
+};
+
+/* Blocks needed to cover @size bytes. */
+uint64_t idx_nblocks(uint64_t size, uint32_t block_size);
+/* Serialize @h into @buf (IDX_HEADER_SIZE bytes, checksummed). */
+void idx_header_encode(const struct idx_header *h, uint8_t *buf);
+/* Parse and validate; on failure returns -1 and sets *why. */
+int idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
+    const char **why);
+/* True if the identity recorded in @a is @b's. */
+bool idx_identity_eq(const struct idx_identity *a,
+    const struct idx_identity *b);
+
+struct vs_index;
+
+/* Open the index at @path.  @create: make it if missing.  A missing file
+ * with !create gives *out == NULL and returns 0. */
+int idx_open(const char *path, bool create, struct vs_index **out);
+/* The header as read, or NULL if the file had none or an invalid one
+ * (then *why says why). */
+const struct idx_header *idx_header(const struct vs_index *ix,
+    const char **why);
+/* Write @h (durably: the header is the commit point). */
+int idx_write_header(struct vs_index *ix, const struct idx_header *h);
+/* Size the entry area for @nblocks entries. */
+int idx_resize(struct vs_index *ix, uint64_t nblocks);
+/* Read entries [first, first + n); entries past the file read as hole. */
+int idx_read(struct vs_index *ix, uint64_t first, size_t n,
+    struct vs_hash *out);
+/* Write entries [first, first + n) where @new differs from @old. */
+int idx_write(struct vs_index *ix, uint64_t first, size_t n,
+    const struct vs_hash *old, const struct vs_hash *new);
+/* fdatasync the entries. */
+int idx_sync(struct vs_index *ix);
+void idx_close(struct vs_index *ix);
+
+#endif

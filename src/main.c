@@ -1,0 +1,207 @@
+/*
+ * main.c - vmsync: parse, sync every SRC into DEST, map errors to exit codes.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "engine.h"
+#include "progress.h"
+#include "util.h"
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	vs_interrupted = 1;
+}
+
+static void
+setup_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* DEST/basename(SRC) when DEST is a directory, else DEST. */
+static char *
+target_path(const char *src, const char *dest, bool dest_is_dir)
+{
+	char *copy, *out;
+	size_t n;
+
+	if (!dest_is_dir)
+		return strdup(dest);
+	copy = strdup(src);
+	if (!copy)
+		return NULL;
+	n = strlen(dest) + strlen(copy) + 2;
+	out = malloc(n);
+	if (out) {
+		const char *base = basename(copy);
+		size_t dl = strlen(dest);
+
+		snprintf(out, n, "%s%s%s", dest,
+		    dl && dest[dl - 1] == '/' ? "" : "/", base);
+	}
+	free(copy);
+	return out;
+}
+
+/* Refuse a target that is the source itself. */
+static int
+check_distinct(const struct vs_io *io, const char *target)
+{
+	struct stat s, t;
+
+	if (fstat(io->fd, &s) == 0 && stat(target, &t) == 0 &&
+	    s.st_dev == t.st_dev && s.st_ino == t.st_ino) {
+		vs_err(VS_EXIT_USAGE, target, "target is the source itself");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sync_one(const struct vs_cli *cli, const char *src, const char *dst,
+    bool progress, struct vs_stats *st)
+{
+	struct vs_target_opts topts = {
+		.block_size = cli->block_size,
+		.dry_run = cli->dry_run,
+		.checksum = cli->checksum,
+		.index_path = cli->index,
+		.stats = st,
+	};
+	struct vs_image *img = NULL;
+	struct vs_target *t = NULL;
+	struct vs_progress *p = NULL;
+	struct vs_io *io;
+	int ret = -1;
+
+	if (vs_io_open_file(src, &io) < 0)
+		return -1;
+	topts.src_mode = io->mode;
+	topts.src_mtime_sec = io->mtime_sec;
+	topts.src_mtime_nsec = io->mtime_nsec;
+	if (check_distinct(io, dst) < 0) {
+		vs_io_close(io);
+		return -1;
+	}
+	if (vs_image_open(io, cli->format, &img) < 0)
+		return -1;
+	if (vs_local_open(dst, &topts, &t) < 0)
+		goto out;
+	if (progress && !(p = vs_progress_new(stderr, src))) {
+		vs_errno(VS_EXIT_INTERNAL, src, "progress");
+		goto out;
+	}
+	vs_info(1, "%s -> %s%s", src, dst, cli->dry_run ? " (dry run)" : "");
+	ret = vs_sync(img, t, p);
+out:
+	vs_progress_free(p);
+	if (t)
+		t->ops->close(t);
+	vs_image_close(img);
+	return ret;
+}
+
+static void
+add_stats(struct vs_stats *sum, const struct vs_stats *st)
+{
+	sum->virtual_size += st->virtual_size;
+	sum->data_bytes += st->data_bytes;
+	sum->read_bytes += st->read_bytes;
+	sum->target_read_bytes += st->target_read_bytes;
+	sum->unchanged_bytes += st->unchanged_bytes;
+	sum->written_bytes += st->written_bytes;
+	sum->punched_bytes += st->punched_bytes;
+	sum->elapsed += st->elapsed;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct vs_cli cli;
+	struct vs_stats total = { .index_state = "-" };
+	enum vs_exit first_fail = VS_EXIT_OK;
+	const char *dest;
+	bool dest_is_dir, progress;
+	int nsrc, ok = 0, rc;
+	struct stat st;
+
+	rc = vs_cli_parse(argc, (const char **)argv, &cli);
+	if (rc != 0)
+		return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+	vs_verbose = cli.quiet ? -1 : cli.verbose;
+	progress = cli.progress == VS_AUTO ? (!cli.quiet && isatty(2)) :
+	    cli.progress == VS_ON;
+	setup_signals();
+
+	nsrc = cli.npaths - 1;
+	dest = cli.paths[nsrc];
+	dest_is_dir = (strlen(dest) && dest[strlen(dest) - 1] == '/') ||
+	    (stat(dest, &st) == 0 && S_ISDIR(st.st_mode));
+	if (dest_is_dir && stat(dest, &st) < 0) {
+		vs_errno(VS_EXIT_TARGET, dest, "target directory");
+		vs_cli_free(&cli);
+		return VS_EXIT_TARGET;
+	}
+	if (!dest_is_dir && nsrc > 1) {
+		fprintf(stderr, "vmsync: %s: with several sources, DEST must "
+		    "be a directory\n", dest);
+		vs_cli_free(&cli);
+		return VS_EXIT_USAGE;
+	}
+	if (cli.json)
+		fputs("{\"version\":1,\"images\":[", stdout);
+	for (int i = 0; i < nsrc && !vs_interrupted; i++) {
+		struct vs_stats one = { 0 };
+		char *dst = target_path(cli.paths[i], dest, dest_is_dir);
+		enum vs_exit cat;
+
+		vs_err_reset();
+		if (!dst) {
+			vs_errno(VS_EXIT_INTERNAL, cli.paths[i], "target path");
+		} else if (sync_one(&cli, cli.paths[i], dst, progress,
+		    &one) == 0) {
+			ok++;
+		}
+		cat = vs_err_first();
+		if (cat != VS_EXIT_OK && first_fail == VS_EXIT_OK)
+			first_fail = cat;
+		add_stats(&total, &one);
+		if (cli.stats && cat == VS_EXIT_OK)
+			vs_stats_print(stdout, cli.paths[i], dst, &one,
+			    cli.dry_run);
+		if (cli.json) {
+			if (i)
+				fputc(',', stdout);
+			vs_stats_json(stdout, cli.paths[i], dst ? dst : "",
+			    &one, cat);
+		}
+		free(dst);
+	}
+	if (vs_interrupted && first_fail == VS_EXIT_OK)
+		first_fail = VS_EXIT_PARTIAL;
+	rc = first_fail == VS_EXIT_OK ? VS_EXIT_OK :
+	    ok > 0 || vs_interrupted ? VS_EXIT_PARTIAL : (int)first_fail;
+	if (cli.json) {
+		fputs("],\"totals\":", stdout);
+		vs_stats_json(stdout, "", "", &total, rc);
+		printf(",\"exit_code\":%d}\n", rc);
+	}
+	vs_cli_free(&cli);
+	return rc;
+}

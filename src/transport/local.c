@@ -1,0 +1,703 @@
+/*
+ * local.c - the local target: a regular file or a block device, its index
+ * beside it, and a lock.
+ *
+ * Design notes
+ * - Writes are refined to 4 KiB sectors: the old block is read (unless the
+ *   target is a hole there) and only sectors that differ are written, so a
+ *   btrfs snapshot keeps sharing everything else.  A sector that becomes
+ *   zero is punched, not written, so target allocation never exceeds the
+ *   source's.
+ * - Zeroing steps down, as in nbdcopy: PUNCH_HOLE, then ZERO_RANGE, then
+ *   writing zeros; a method that says ENOTSUP is not tried again.  On a
+ *   block device, BLKDISCARD is used while it reads back as zeros (checked
+ *   after every discard), else BLKZEROOUT.
+ * - Identity (dev, inode, size, mtime, ctime) ties the index to the file;
+ *   ctime cannot be set by a user, so any write behind vmsync's back makes
+ *   the index untrusted and the next run compares with the target.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "transport.h"
+#include "../index.h"
+#include "../util.h"
+
+/* How a range is made to read as zeros. */
+enum zero_method {
+	ZERO_PUNCH,		/* fallocate PUNCH_HOLE | KEEP_SIZE */
+	ZERO_RANGE,		/* fallocate ZERO_RANGE | KEEP_SIZE */
+	ZERO_WRITE,		/* pwrite zeros */
+	ZERO_DISCARD,		/* BLKDISCARD, verified by reading back */
+	ZERO_BLKZEROOUT,	/* BLKZEROOUT */
+};
+
+struct local_target {
+	struct vs_target t;	/* base, first */
+	char *path;		/* target path */
+	char *index_path;	/* index path, NULL for none */
+	int fd;			/* target, -1 in a dry run of a new target */
+	bool is_block;		/* a block device */
+	uint64_t old_size;	/* size at open */
+	struct vs_index *ix;	/* index, NULL for none */
+	struct idx_header hdr;	/* this run's header */
+	struct vs_target_opts opts; /* as given */
+	bool trusted;		/* the index matched the target */
+	bool began;		/* begin() succeeded */
+	bool unsynced;		/* target written since the last fdatasync */
+	enum zero_method zero;	/* current zeroing method */
+	uint8_t *buf;		/* old block / read-back buffer */
+	size_t buf_len;		/* its size */
+	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
+};
+
+#define ZERO_CHUNK (1u << 20)
+
+static void
+log_op(struct local_target *lt, const char *op, uint64_t off, uint64_t len)
+{
+	if (lt->ops_log)
+		fprintf(lt->ops_log, "%s %llu %llu\n", op,
+		    (unsigned long long)off, (unsigned long long)len);
+}
+
+char *
+vs_local_index_path(const char *target)
+{
+	char *d = strdup(target), *b = strdup(target), *out = NULL;
+
+	if (d && b) {
+		const char *dir = dirname(d), *base = basename(b);
+		size_t n = strlen(dir) + strlen(base) + 32;
+
+		out = malloc(n);
+		if (out)
+			snprintf(out, n, "%s/.%s.vmsync-index", dir, base);
+	}
+	free(d);
+	free(b);
+	return out;
+}
+
+static int
+get_identity(struct local_target *lt, struct idx_identity *id)
+{
+	struct stat st;
+
+	if (fstat(lt->fd, &st) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "stat");
+		return -1;
+	}
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = lt->is_block ? lt->old_size : (uint64_t)st.st_size;
+	id->mtime_sec = st.st_mtim.tv_sec;
+	id->mtime_nsec = st.st_mtim.tv_nsec;
+	id->ctime_sec = st.st_ctim.tv_sec;
+	id->ctime_nsec = st.st_ctim.tv_nsec;
+	return 0;
+}
+
+/* Read back a discarded range; false if any byte is not zero. */
+static int
+reads_as_zero(struct local_target *lt, uint64_t off, uint64_t len, bool *zero)
+{
+	*zero = true;
+	while (len && *zero) {
+		size_t n = (size_t)vs_min(len, lt->buf_len);
+
+		if (vs_pread_full(lt->fd, lt->buf, n, off) != (ssize_t)n) {
+			vs_errno(VS_EXIT_TARGET, lt->path,
+			    "read back at offset %llu", (unsigned long long)off);
+			return -1;
+		}
+		*zero = vs_is_zero(lt->buf, n);
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int
+write_zeros(struct local_target *lt, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[ZERO_CHUNK];
+
+	while (len) {
+		size_t n = (size_t)vs_min(len, sizeof(zeros));
+
+		if (vs_pwrite_full(lt->fd, zeros, n, off) < 0)
+			return -1;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Make [off, off + len) read as zeros with the best method that works. */
+static int
+zero_range(struct local_target *lt, uint64_t off, uint64_t len)
+{
+	uint64_t range[2] = { off, len };
+	bool zero;
+
+	log_op(lt, "punch", off, len);
+	lt->t.stats->punched_bytes += len;
+	if (lt->opts.dry_run)
+		return 0;
+	lt->unsynced = true;
+	for (;;) {
+		int r;
+
+		switch (lt->zero) {
+		case ZERO_PUNCH:
+			r = fallocate(lt->fd, FALLOC_FL_PUNCH_HOLE |
+			    FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+			break;
+		case ZERO_RANGE:
+			r = fallocate(lt->fd, FALLOC_FL_ZERO_RANGE |
+			    FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+			break;
+		case ZERO_DISCARD:
+			r = ioctl(lt->fd, BLKDISCARD, range);
+			if (r == 0) {
+				if (reads_as_zero(lt, off, len, &zero) < 0)
+					return -1;
+				if (zero)
+					return 0;
+				vs_info(1, "%s: discard does not read back "
+				    "as zeros; using BLKZEROOUT", lt->path);
+				lt->zero = ZERO_BLKZEROOUT;
+				continue;
+			}
+			break;
+		case ZERO_BLKZEROOUT:
+			r = ioctl(lt->fd, BLKZEROOUT, range);
+			break;
+		default:
+			r = write_zeros(lt, off, len);
+			break;
+		}
+		if (r == 0)
+			return 0;
+		if (errno != EOPNOTSUPP && errno != ENOTSUP && errno != ENOTTY &&
+		    errno != EINVAL) {
+			vs_errno(VS_EXIT_TARGET, lt->path,
+			    "zero %llu bytes at offset %llu",
+			    (unsigned long long)len, (unsigned long long)off);
+			return -1;
+		}
+		/* Step down and never try this method again. */
+		if (lt->zero == ZERO_WRITE) {
+			vs_errno(VS_EXIT_TARGET, lt->path, "write zeros");
+			return -1;
+		}
+		lt->zero = lt->zero == ZERO_DISCARD ? ZERO_BLKZEROOUT :
+		    lt->zero == ZERO_PUNCH ? ZERO_RANGE : ZERO_WRITE;
+		if (lt->zero != ZERO_RANGE)
+			vs_info(1, "%s: cannot punch holes; writing zeros",
+			    lt->path);
+	}
+}
+
+/* Is [off, off + len) of a file target a hole (reads as zeros)? */
+static bool
+is_hole(struct local_target *lt, uint64_t off, uint64_t len)
+{
+	off_t data;
+
+	if (lt->fd < 0)
+		return true;
+	if (lt->is_block)
+		return false;
+	data = lseek(lt->fd, (off_t)off, SEEK_DATA);
+	if (data < 0)
+		return errno == ENXIO;
+	return (uint64_t)data >= off + len;
+}
+
+static int
+local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
+{
+	struct local_target *lt = (struct local_target *)t;
+	const struct idx_header *old = NULL;
+	struct idx_identity id = { 0 };
+	const char *why = "no index";
+	uint64_t old_n, new_n;
+
+	if (lt->is_block && size > lt->old_size) {
+		vs_err(VS_EXIT_TARGET, lt->path, "target device is smaller "
+		    "than the source (%llu < %llu bytes); nothing written",
+		    (unsigned long long)lt->old_size, (unsigned long long)size);
+		return -1;
+	}
+	if (lt->fd >= 0 && get_identity(lt, &id) < 0)
+		return -1;
+	if (lt->ix)
+		old = idx_header(lt->ix, &why);
+	if (old && lt->opts.checksum) {
+		why = "--checksum given";
+		old = NULL;
+	} else if (old && (old->flags & IDX_FLAG_DIRTY)) {
+		why = "an earlier run did not finish";
+		old = NULL;
+	} else if (old && !idx_identity_eq(&old->id, &id)) {
+		why = "the target changed since the last run";
+		old = NULL;
+	} else if (old && old->virtual_size != lt->old_size &&
+	    !lt->is_block) {
+		why = "the index does not match the target's size";
+		old = NULL;
+	} else if (old && lt->is_block && old->virtual_size > lt->old_size) {
+		why = "the index is larger than the device";
+		old = NULL;
+	} else if (old && lt->opts.block_size &&
+	    old->block_size != lt->opts.block_size) {
+		why = "a different --block-size was asked for";
+		old = NULL;
+	}
+	lt->trusted = old != NULL;
+	if (lt->trusted) {
+		lt->hdr = *old;
+		t->stats->index_state = "trusted";
+	} else {
+		lt->hdr.version = IDX_VERSION;
+		lt->hdr.block_size = lt->opts.block_size ? lt->opts.block_size :
+		    VS_DEFAULT_BLOCK;
+		if (vs_random64(&lt->hdr.seed) < 0) {
+			vs_errno(VS_EXIT_INTERNAL, lt->path, "getrandom");
+			return -1;
+		}
+		t->stats->index_state = lt->ix ? "rebuilt" : "none";
+		if (lt->fd >= 0 && (lt->old_size || lt->ix))
+			vs_info(1, "%s: index not used (%s); comparing with the "
+			    "target", lt->path, why);
+	}
+	lt->buf_len = vs_max(lt->hdr.block_size, ZERO_CHUNK);
+	lt->buf = malloc(lt->buf_len);
+	if (!lt->buf) {
+		vs_errno(VS_EXIT_INTERNAL, lt->path, "buffer");
+		return -1;
+	}
+	info->block_size = lt->hdr.block_size;
+	info->seed = lt->hdr.seed;
+	info->trusted = lt->trusted;
+	if (lt->opts.dry_run) {
+		lt->began = true;
+		return 0;
+	}
+
+	/* From here on the target may change: mark the index dirty first. */
+	old_n = idx_nblocks(lt->hdr.virtual_size, lt->hdr.block_size);
+	new_n = idx_nblocks(size, lt->hdr.block_size);
+	lt->hdr.flags |= IDX_FLAG_DIRTY;
+	if (lt->ix) {
+		struct idx_header h = lt->hdr;
+
+		h.virtual_size = size;
+		if (idx_write_header(lt->ix, &h) < 0)
+			return -1;
+		/* Drop stale entries past the old end, then grow with holes. */
+		if (idx_resize(lt->ix, lt->trusted ? vs_min(old_n, new_n) : 0)
+		    < 0 || idx_resize(lt->ix, new_n) < 0)
+			return -1;
+	}
+	if (!lt->is_block && size != lt->old_size &&
+	    ftruncate(lt->fd, (off_t)size) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "resize to %llu bytes",
+		    (unsigned long long)size);
+		return -1;
+	}
+	/* The block that holds the old or new end changed length: its entry
+	 * no longer describes it. */
+	if (lt->ix && lt->trusted && size != lt->hdr.virtual_size) {
+		uint64_t b = vs_min(size, lt->hdr.virtual_size) /
+		    lt->hdr.block_size;
+
+		if (b < new_n && idx_write(lt->ix, b, 1, &vs_hash_hole,
+		    &vs_hash_unknown) < 0)
+			return -1;
+	}
+	lt->hdr.virtual_size = size;
+	lt->began = true;
+	return 0;
+}
+
+static int
+local_summaries(struct vs_target *t, uint64_t first, size_t n,
+    struct vs_hash *out)
+{
+	struct local_target *lt = (struct local_target *)t;
+
+	if (lt->trusted)
+		return idx_read(lt->ix, first, n, out);
+	for (size_t i = 0; i < n; i++)
+		out[i] = vs_hash_unknown;
+	return 0;
+}
+
+/* Write or zero one run of differing sectors. */
+static int
+emit_run(struct local_target *lt, const uint8_t *buf, uint64_t off,
+    size_t len, bool zero)
+{
+	if (zero)
+		return zero_range(lt, off, len);
+	log_op(lt, "write", off, len);
+	lt->t.stats->written_bytes += len;
+	if (lt->opts.dry_run)
+		return 0;
+	lt->unsynced = true;
+	if (vs_pwrite_full(lt->fd, buf, len, off) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "write at offset %llu",
+		    (unsigned long long)off);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
+{
+	struct local_target *lt = (struct local_target *)t;
+	const uint8_t *new = data;
+	size_t run = 0, i;
+	bool run_zero = false, hole;
+
+	if (len > lt->buf_len) {
+		vs_err(VS_EXIT_INTERNAL, lt->path, "write of %zu bytes exceeds "
+		    "the block buffer", len);
+		return -1;
+	}
+	hole = is_hole(lt, off, len);
+	if (hole) {
+		memset(lt->buf, 0, len);
+	} else {
+		ssize_t r = vs_pread_full(lt->fd, lt->buf, len, off);
+
+		if (r < 0) {
+			vs_errno(VS_EXIT_TARGET, lt->path,
+			    "read at offset %llu", (unsigned long long)off);
+			return -1;
+		}
+		memset(lt->buf + r, 0, len - (size_t)r);
+		t->stats->target_read_bytes += len;
+	}
+	/* Walk sectors, grouping neighbours that differ the same way. */
+	for (i = 0; i < len; i += VS_SECTOR) {
+		size_t n = (size_t)vs_min(VS_SECTOR, len - i);
+		bool differs = memcmp(new + i, lt->buf + i, n) != 0;
+		bool zero = differs && vs_is_zero(new + i, n);
+
+		if (run && (!differs || zero != run_zero)) {
+			if (emit_run(lt, new + i - run, off + i - run, run,
+			    run_zero) < 0)
+				return -1;
+			run = 0;
+		}
+		if (differs) {
+			run += n;
+			run_zero = zero;
+		} else {
+			t->stats->unchanged_bytes += n;
+		}
+	}
+	if (run)
+		return emit_run(lt, new + len - run, off + len - run, run,
+		    run_zero);
+	return 0;
+}
+
+/* Zero the parts of [off, off + len) that hold data. */
+static int
+local_punch(struct vs_target *t, uint64_t off, uint64_t len)
+{
+	struct local_target *lt = (struct local_target *)t;
+	uint64_t end = off + len, pos = off;
+
+	if (lt->fd < 0)
+		return 0;
+	if (lt->is_block) {
+		/* No map to ask: zero the blocks that do not read as zero. */
+		uint64_t bs = lt->hdr.block_size, run_off = 0, run_len = 0;
+
+		while (pos < end) {
+			size_t n = (size_t)vs_min(end - pos, lt->buf_len);
+			ssize_t r = vs_pread_full(lt->fd, lt->buf, n, pos);
+
+			if (r != (ssize_t)n) {
+				vs_errno(VS_EXIT_TARGET, lt->path,
+				    "read at offset %llu",
+				    (unsigned long long)pos);
+				return -1;
+			}
+			t->stats->target_read_bytes += n;
+			for (size_t i = 0; i < n; i += bs) {
+				size_t m = (size_t)vs_min(bs, n - i);
+
+				if (vs_is_zero(lt->buf + i, m)) {
+					if (run_len && zero_range(lt, run_off,
+					    run_len) < 0)
+						return -1;
+					run_len = 0;
+					continue;
+				}
+				if (!run_len)
+					run_off = pos + i;
+				run_len += m;
+			}
+			pos += n;
+		}
+		return run_len ? zero_range(lt, run_off, run_len) : 0;
+	}
+	while (pos < end) {
+		off_t data = lseek(lt->fd, (off_t)pos, SEEK_DATA), hole;
+
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data < 0) {
+			/* Cannot tell: zero the whole rest. */
+			return zero_range(lt, pos, end - pos);
+		}
+		if ((uint64_t)data >= end)
+			break;
+		hole = lseek(lt->fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > end)
+			hole = (off_t)end;
+		if (hole <= data)
+			break;
+		if (zero_range(lt, (uint64_t)data, (uint64_t)(hole - data)) < 0)
+			return -1;
+		pos = (uint64_t)hole;
+	}
+	return 0;
+}
+
+static int
+sync_data(struct local_target *lt)
+{
+	if (!lt->unsynced || lt->opts.dry_run)
+		return 0;
+	if (fdatasync(lt->fd) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "sync");
+		return -1;
+	}
+	lt->unsynced = false;
+	return 0;
+}
+
+static int
+local_record(struct vs_target *t, uint64_t first, size_t n,
+    const struct vs_hash *old, const struct vs_hash *new)
+{
+	struct local_target *lt = (struct local_target *)t;
+
+	if (lt->opts.dry_run || !lt->ix)
+		return 0;
+	/* Entries may only describe data that is already durable. */
+	if (sync_data(lt) < 0)
+		return -1;
+	return idx_write(lt->ix, first, n, old, new);
+}
+
+static int
+sync_dir(const char *path)
+{
+	char *d = strdup(path);
+	int fd, r = 0;
+
+	if (!d)
+		return -1;
+	fd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		r = fsync(fd);
+		close(fd);
+	}
+	free(d);
+	return r;
+}
+
+static int
+local_commit(struct vs_target *t)
+{
+	struct local_target *lt = (struct local_target *)t;
+	struct idx_header h = lt->hdr;
+
+	if (lt->opts.dry_run)
+		return 0;
+	if (!lt->is_block) {
+		struct timespec ts[2] = {
+			{ .tv_nsec = UTIME_OMIT },
+			{ .tv_sec = lt->opts.src_mtime_sec,
+			  .tv_nsec = lt->opts.src_mtime_nsec },
+		};
+
+		if (futimens(lt->fd, ts) < 0) {
+			vs_errno(VS_EXIT_TARGET, lt->path, "set times");
+			return -1;
+		}
+	}
+	lt->unsynced = true;
+	if (sync_data(lt) < 0 || sync_dir(lt->path) < 0)
+		return -1;
+	if (!lt->ix)
+		return 0;
+	if (idx_sync(lt->ix) < 0 || get_identity(lt, &h.id) < 0)
+		return -1;
+	h.flags &= ~IDX_FLAG_DIRTY;
+	if (idx_write_header(lt->ix, &h) < 0)
+		return -1;
+	if (sync_dir(lt->index_path) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->index_path, "sync directory");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+local_close(struct vs_target *t)
+{
+	struct local_target *lt = (struct local_target *)t;
+
+	idx_close(lt->ix);
+	if (lt->fd >= 0)
+		close(lt->fd);
+	if (lt->ops_log)
+		fclose(lt->ops_log);
+	free(lt->buf);
+	free(lt->path);
+	free(lt->index_path);
+	free(lt);
+}
+
+static const struct vs_target_ops local_ops = {
+	.name = "local",
+	.begin = local_begin,
+	.summaries = local_summaries,
+	.write = local_write,
+	.punch = local_punch,
+	.record = local_record,
+	.commit = local_commit,
+	.close = local_close,
+};
+
+/* Open the target file or device; fd -1 for a dry run of a new file. */
+static int
+open_target(struct local_target *lt)
+{
+	const char *path = lt->path;
+	bool dry = lt->opts.dry_run;
+	struct stat st;
+	int flags = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
+
+	if (lstat(path, &st) < 0) {
+		if (errno != ENOENT) {
+			vs_errno(VS_EXIT_TARGET, path, "cannot access target");
+			return -1;
+		}
+		if (dry)
+			return 0;
+		lt->fd = open(path, flags | O_RDWR | O_CREAT | O_EXCL,
+		    (mode_t)(lt->opts.src_mode & 0777));
+	} else if (S_ISLNK(st.st_mode)) {
+		vs_err(VS_EXIT_TARGET, path,
+		    "target is a symbolic link; refusing to write through it");
+		return -1;
+	} else if (S_ISREG(st.st_mode)) {
+		lt->fd = open(path, flags | (dry ? O_RDONLY : O_RDWR));
+	} else if (S_ISBLK(st.st_mode)) {
+		/* O_EXCL on a device: refuse one that is mounted or in use. */
+		lt->fd = open(path, flags | (dry ? O_RDONLY : O_RDWR | O_EXCL));
+		lt->is_block = true;
+	} else if (S_ISDIR(st.st_mode)) {
+		vs_err(VS_EXIT_TARGET, path, "target is a directory");
+		return -1;
+	} else {
+		vs_err(VS_EXIT_TARGET, path,
+		    "target is not a regular file or a block device");
+		return -1;
+	}
+	if (lt->fd < 0) {
+		vs_errno(VS_EXIT_TARGET, path, errno == ELOOP ?
+		    "target is a symbolic link; refusing to write through it" :
+		    "cannot open target");
+		return -1;
+	}
+	if (flock(lt->fd, (dry ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			vs_err(VS_EXIT_LOCKED, path,
+			    "target is in use by another vmsync run");
+		else
+			vs_errno(VS_EXIT_TARGET, path, "lock");
+		return -1;
+	}
+	if (fstat(lt->fd, &st) < 0) {
+		vs_errno(VS_EXIT_TARGET, path, "stat");
+		return -1;
+	}
+	/* Opened by name after lstat: make sure it is still what we saw. */
+	if (lt->is_block != !!S_ISBLK(st.st_mode)) {
+		vs_err(VS_EXIT_TARGET, path, "target changed while opening");
+		return -1;
+	}
+	lt->old_size = (uint64_t)st.st_size;
+	if (lt->is_block && ioctl(lt->fd, BLKGETSIZE64, &lt->old_size) < 0) {
+		vs_errno(VS_EXIT_TARGET, path, "BLKGETSIZE64");
+		return -1;
+	}
+	return 0;
+}
+
+int
+vs_local_open(const char *path, const struct vs_target_opts *opts,
+    struct vs_target **out)
+{
+	struct local_target *lt = calloc(1, sizeof(*lt));
+	const char *log = getenv("VMSYNC_DEBUG_OPS");
+
+	if (!lt || !(lt->path = strdup(path))) {
+		free(lt);
+		vs_errno(VS_EXIT_INTERNAL, path, "open target");
+		return -1;
+	}
+	lt->t.ops = &local_ops;
+	lt->t.name = lt->path;
+	lt->t.stats = opts->stats;
+	lt->opts = *opts;
+	lt->fd = -1;
+	if (open_target(lt) < 0)
+		goto fail;
+	lt->zero = lt->is_block ? ZERO_DISCARD : ZERO_PUNCH;
+	if (opts->index_path)
+		lt->index_path = strdup(opts->index_path);
+	else if (!lt->is_block)
+		lt->index_path = vs_local_index_path(path);
+	if ((opts->index_path || !lt->is_block) && !lt->index_path) {
+		vs_errno(VS_EXIT_INTERNAL, path, "index path");
+		goto fail;
+	}
+	if (lt->index_path &&
+	    idx_open(lt->index_path, !opts->dry_run, &lt->ix) < 0)
+		goto fail;
+	if (log && *log && !(lt->ops_log = fopen(log, "ae"))) {
+		vs_errno(VS_EXIT_INTERNAL, log, "VMSYNC_DEBUG_OPS");
+		goto fail;
+	}
+	if (lt->ops_log)
+		setvbuf(lt->ops_log, NULL, _IOLBF, 0);
+	*out = &lt->t;
+	return 0;
+fail:
+	local_close(&lt->t);
+	return -1;
+}

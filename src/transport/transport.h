@@ -1,0 +1,81 @@
+/*
+ * transport.h - the target side of a sync.
+ *
+ * Design notes
+ * - The engine talks to the target only through these ops, so the local
+ *   target (a file or block device with its index) and a remote one (the
+ *   same ops spoken over the wire to "vmsync --server") are interchangeable.
+ * - Order of durability: begin() marks the index dirty before any byte of
+ *   the target changes; record() stores entries only after the data they
+ *   describe is durable; commit() makes the index clean again.  A run that
+ *   stops anywhere in between leaves a dirty index, which is never trusted.
+ */
+#ifndef VS_TRANSPORT_H
+#define VS_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../hash.h"
+#include "../vmsync.h"
+
+/* Sector size of the write refinement: only differing sectors are written. */
+#define VS_SECTOR 4096u
+#define VS_DEFAULT_BLOCK (64u << 10)
+
+struct vs_target;
+
+struct vs_target_info {
+	uint32_t block_size;	/* bytes per index entry */
+	uint64_t seed;		/* hash seed of this target */
+	bool trusted;		/* summaries come from a valid index */
+};
+
+struct vs_target_ops {
+	const char *name;	/* "local", ... */
+	/* Prepare for a source of @size bytes: check room, resize, mark the
+	 * index dirty.  Fills @info. */
+	int (*begin)(struct vs_target *, uint64_t size,
+	    struct vs_target_info *info);
+	/* Index entries [first, first + n): unknown where not trusted. */
+	int (*summaries)(struct vs_target *, uint64_t first, size_t n,
+	    struct vs_hash *out);
+	/* Make [off, off + len) hold @buf, writing only differing sectors. */
+	int (*write)(struct vs_target *, const void *buf, size_t len,
+	    uint64_t off);
+	/* Make [off, off + len) read as zeros, deallocated where possible. */
+	int (*punch)(struct vs_target *, uint64_t off, uint64_t len);
+	/* Store entries that changed from @old to @new (after the data). */
+	int (*record)(struct vs_target *, uint64_t first, size_t n,
+	    const struct vs_hash *old, const struct vs_hash *new);
+	/* Make everything durable and the index clean. */
+	int (*commit)(struct vs_target *);
+	/* Release; without commit() the index stays dirty. */
+	void (*close)(struct vs_target *);
+};
+
+struct vs_target {
+	const struct vs_target_ops *ops;	/* the transport */
+	const char *name;			/* for messages */
+	struct vs_stats *stats;			/* counters to add to */
+};
+
+struct vs_target_opts {
+	uint32_t block_size;	/* wanted block size; 0: the index's or default */
+	bool dry_run;		/* change nothing */
+	bool checksum;		/* ignore the index, compare with the target */
+	const char *index_path;	/* NULL: beside a file target, none for a device */
+	uint32_t src_mode;	/* permissions for a new target */
+	int64_t src_mtime_sec;	/* times to give the target at commit */
+	int64_t src_mtime_nsec;
+	struct vs_stats *stats;	/* counters */
+};
+
+/* Open (or create) the local target @path and lock it. */
+int vs_local_open(const char *path, const struct vs_target_opts *opts,
+    struct vs_target **out);
+/* The index path vmsync uses beside the file @target (malloc'd). */
+char *vs_local_index_path(const char *target);
+
+#endif
