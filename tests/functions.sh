@@ -1,0 +1,134 @@
+# tests/functions.sh - sourced by every tests/sh/NNN-*.sh.
+#
+# requires CMD...       skip unless each command exists
+# requires_root         skip unless root
+# requires_btrfs        skip unless loop devices and btrfs can be used
+# skip "why"            exit 77 (exit 1 under VMSYNC_TEST_STRICT=1)
+# fail "why"            print and exit 1
+# cleanup_fn CMD...     run CMD at exit (last registered runs first)
+# mkbtrfs SIZE          make and mount a btrfs on a loop device; prints the
+#                       mount point; torn down at exit
+# mkloopdev FILE        attach FILE to a loop device; prints it; detached at exit
+# must_fail CODE RE CMD...  run CMD; require exit CODE and stderr matching RE
+# same A B              cmp A B, and qemu-img compare of the two as raw
+# alloc FILE            allocated bytes of FILE (du)
+# data_ranges FILE      "off len" lines of FILE's data (SEEK_DATA), via helper
+# vs ARGS...            run vmsync ($VMSYNC)
+# sync_stats ARGS...    run vmsync --json ARGS; leaves the JSON in $STATS
+# stat_of KEY           a number from the first image of $STATS
+set -eu
+set -o pipefail
+
+: "${VMSYNC:?run through tests/run.sh or set VMSYNC}"
+: "${VMSYNC_HELPERS:?}"
+HOLES="$VMSYNC_HELPERS/holes"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmsync-test.XXXXXX")
+_cleanups="rm -rf '$TMP'"
+
+_run_cleanups() {
+	set +e
+	eval "$_cleanups"
+}
+trap _run_cleanups EXIT
+trap 'exit 130' INT TERM
+
+cleanup_fn() {
+	_cleanups="$*; $_cleanups"
+}
+
+skip() {
+	if [ "${VMSYNC_TEST_STRICT:-0}" = 1 ]; then
+		echo "SKIP not allowed under VMSYNC_TEST_STRICT=1: $*" >&2
+		exit 1
+	fi
+	echo "skipped: $*"
+	exit 77
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+requires() {
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "needs $c"
+	done
+}
+
+requires_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root"
+}
+
+requires_btrfs() {
+	requires_root
+	requires losetup mkfs.btrfs btrfs mount
+	[ -w /dev/loop-control ] || skip "needs /dev/loop-control"
+	grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null ||
+		skip "kernel has no btrfs"
+	grep -qw btrfs /proc/filesystems || skip "kernel has no btrfs"
+}
+
+mkloopdev() {
+	local dev
+	dev=$(losetup -f --show "$1") || fail "losetup $1"
+	cleanup_fn "losetup -d '$dev' 2>/dev/null"
+	echo "$dev"
+}
+
+mkbtrfs() {
+	local size=$1 img mnt dev
+	img=$(mktemp "$TMP/btrfs.XXXXXX.img")
+	mnt=$(mktemp -d "$TMP/mnt.XXXXXX")
+	truncate -s "$size" "$img"
+	mkfs.btrfs -q -f "$img" >/dev/null || fail "mkfs.btrfs"
+	dev=$(losetup -f --show "$img") || fail "losetup"
+	mount "$dev" "$mnt" || { losetup -d "$dev"; fail "mount $dev"; }
+	cleanup_fn "umount -l '$mnt' 2>/dev/null; losetup -d '$dev' 2>/dev/null"
+	echo "$mnt"
+}
+
+must_fail() {
+	local code=$1 re=$2 rc=0
+	shift 2
+	"$@" 2>"$TMP/stderr" >"$TMP/stdout" || rc=$?
+	if [ "$rc" -ne "$code" ]; then
+		cat "$TMP/stderr" >&2
+		fail "expected exit $code, got $rc: $*"
+	fi
+	if ! grep -Eq -- "$re" "$TMP/stderr"; then
+		cat "$TMP/stderr" >&2
+		fail "stderr does not match /$re/: $*"
+	fi
+	if [ "$(wc -l < "$TMP/stderr")" -ne 1 ]; then
+		cat "$TMP/stderr" >&2
+		fail "expected a one-line error: $*"
+	fi
+}
+
+same() {
+	cmp "$1" "$2" || fail "content differs: $1 $2"
+	qemu-img compare -q -f raw -F raw "$1" "$2" ||
+		fail "qemu-img compare: $1 $2"
+}
+
+alloc() {
+	sync "$1"
+	du -B1 "$1" | cut -f1
+}
+
+data_ranges() {
+	"$HOLES" report "$1"
+}
+
+vs() {
+	"$VMSYNC" "$@"
+}
+
+sync_stats() {
+	STATS=$("$VMSYNC" --json --no-progress "$@") || return $?
+}
+
+stat_of() {
+	printf '%s' "$STATS" | jq -r ".images[0].$1"
+}
