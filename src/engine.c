@@ -2,7 +2,7 @@
  * engine.c - walk the source map, hash, compare with the index, write.
  *
  * Design notes
- * - The image is handled one window of VS_WINDOW_BLOCKS index entries at a
+ * - The image is handled one window of VS_WINDOW_BYTES at a
  *   time: map the window (no data read), fetch its index entries, read the
  *   DATA blocks in VS_CHUNK pieces, then record the new entries.  Memory is
  *   one chunk plus two windows of entries, whatever the image size.
@@ -129,7 +129,7 @@ static int
 sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 {
 	uint64_t bs = s->info.block_size, size = s->src->size;
-	uint64_t wlen = vs_min((uint64_t)VS_WINDOW_BLOCKS * bs, size - wstart);
+	uint64_t wlen = vs_min(VS_WINDOW_BYTES, size - wstart);
 	uint64_t first = wstart / bs;
 	size_t nb = (size_t)((wlen + bs - 1) / bs), b = 0;
 
@@ -174,16 +174,15 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p)
 	if (t->ops->begin(t, src->size, &s.info) < 0)
 		return -1;
 	s.buf = malloc(VS_CHUNK);
-	s.isdata = malloc(VS_WINDOW_BLOCKS);
-	s.old = calloc(VS_WINDOW_BLOCKS, sizeof(*s.old));
-	s.new = calloc(VS_WINDOW_BLOCKS, sizeof(*s.new));
+	s.isdata = malloc(VS_WINDOW_BYTES / s.info.block_size);
+	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
+	s.new = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.new));
 	if (!s.buf || !s.isdata || !s.old || !s.new) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		goto out;
 	}
 	vs_progress_start(p, src->size);
-	for (uint64_t w = 0; w < src->size;
-	    w += (uint64_t)VS_WINDOW_BLOCKS * s.info.block_size)
+	for (uint64_t w = 0; w < src->size; w += VS_WINDOW_BYTES)
 		if (sync_window(&s, w, p) < 0)
 			goto out;
 	if (t->ops->commit(t) < 0)

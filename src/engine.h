@@ -11,8 +11,9 @@
 
 /* Source bytes read and hashed per step (a multiple of every block size). */
 #define VS_CHUNK (4u << 20)
-/* Index entries handled per window: bounds memory, not the image size. */
-#define VS_WINDOW_BLOCKS 16384u
+/* Virtual bytes handled per window (map, entries): bounds memory, not the
+ * image size.  A window holds at most VS_WINDOW_BYTES / 4 KiB extents. */
+#define VS_WINDOW_BYTES (256u << 20)
 
 struct vs_progress;
 

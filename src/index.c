@@ -283,14 +283,15 @@ idx_write(struct vs_index *ix, uint64_t first, size_t n,
 {
 	size_t i = 0;
 
+#define OLD(k) (old ? &old[k] : &vs_hash_hole)
 	while (i < n) {
 		size_t j;
 
-		if (vs_hash_eq(&old[i], &new[i])) {
+		if (vs_hash_eq(OLD(i), &new[i])) {
 			i++;
 			continue;
 		}
-		for (j = i + 1; j < n && !vs_hash_eq(&old[j], &new[j]); j++)
+		for (j = i + 1; j < n && !vs_hash_eq(OLD(j), &new[j]); j++)
 			;
 		if (vs_pwrite_full(ix->fd, &new[i], (j - i) * VS_HASH_LEN,
 		    IDX_HEADER_SIZE + (first + i) * VS_HASH_LEN) < 0) {
@@ -301,6 +302,7 @@ idx_write(struct vs_index *ix, uint64_t first, size_t n,
 		}
 		i = j;
 	}
+#undef OLD
 	return 0;
 }
 

@@ -70,7 +70,8 @@ int idx_resize(struct vs_index *ix, uint64_t nblocks);
 /* Read entries [first, first + n); entries past the file read as hole. */
 int idx_read(struct vs_index *ix, uint64_t first, size_t n,
     struct vs_hash *out);
-/* Write entries [first, first + n) where @new differs from @old. */
+/* Write entries [first, first + n) where @new differs from @old; a NULL
+ * @old means the file holds holes there (a freshly sized index). */
 int idx_write(struct vs_index *ix, uint64_t first, size_t n,
     const struct vs_hash *old, const struct vs_hash *new);
 /* fdatasync the entries. */

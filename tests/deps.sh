@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian packages vmsync needs to build and test, when missing.
-# As root: apt-get installs them.  Otherwise: print the apt-get line.
+# As root: apt-get installs them.  Otherwise: print the apt-get line and go
+# on (the build or a test that needs a missing tool says so itself).
 set -eu
 
 PKGS="gcc make pkg-config libc6-dev libpopt-dev libxxhash-dev libcmocka-dev
@@ -19,7 +20,7 @@ done
 if [ "$(id -u)" -ne 0 ]; then
 	echo "vmsync: missing packages; run as root:" >&2
 	echo "  apt-get install -y$missing" >&2
-	exit 1
+	exit 0
 fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive

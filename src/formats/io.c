@@ -48,9 +48,11 @@ file_map(struct vs_io *io, uint64_t off, uint64_t len,
 		if (data < 0 && errno == ENXIO)
 			data = (off_t)end;
 		else if (data < 0 && (errno == EINVAL || errno == ENOTSUP ||
-		    errno == EOPNOTSUPP))
-			return vs_extent_add(out, pos, end - pos, VS_EXT_DATA);
-		else if (data < 0) {
+		    errno == EOPNOTSUPP)) {
+			if (vs_extent_add(out, pos, end - pos, VS_EXT_DATA))
+				goto nomem;
+			break;
+		} else if (data < 0) {
 			vs_errno(VS_EXIT_SOURCE, io->name,
 			    "SEEK_DATA at offset %llu", (unsigned long long)pos);
 			return -1;

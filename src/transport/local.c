@@ -507,7 +507,8 @@ local_record(struct vs_target *t, uint64_t first, size_t n,
 	/* Entries may only describe data that is already durable. */
 	if (sync_data(lt) < 0)
 		return -1;
-	return idx_write(lt->ix, first, n, old, new);
+	/* An untrusted index was emptied by begin(): it holds holes. */
+	return idx_write(lt->ix, first, n, lt->trusted ? old : NULL, new);
 }
 
 static int
