@@ -32,7 +32,7 @@ usage_error(poptContext pc, const char *fmt, const char *arg)
 {
 	fputs("vmsync: ", stderr);
 	fprintf(stderr, fmt, arg);
-	fputs("\nTry 'vmsync --help' for more information.\n", stderr);
+	fputs(" (see vmsync --help)\n", stderr);
 	(void)pc;
 	return -1;
 }
@@ -127,9 +127,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		}
 	}
 	if (rc < -1) {
-		fprintf(stderr, "vmsync: %s: %s\n",
+		fprintf(stderr, "vmsync: %s: %s (see vmsync --help)\n",
 		    poptBadOption(pc, POPT_BADOPTION_NOALIAS), poptStrerror(rc));
-		fputs("Try 'vmsync --help' for more information.\n", stderr);
 		goto out;
 	}
 	cli->dry_run = dry;

@@ -279,9 +279,11 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 			return -1;
 		}
 		t->stats->index_state = lt->ix ? "rebuilt" : "none";
-		if (lt->fd >= 0 && (lt->old_size || lt->ix))
+		if (lt->old_size)
 			vs_info(1, "%s: index not used (%s); comparing with the "
 			    "target", lt->path, why);
+		else
+			vs_info(1, "%s: new target", lt->path);
 	}
 	lt->buf_len = vs_max(lt->hdr.block_size, ZERO_CHUNK);
 	lt->buf = malloc(lt->buf_len);
