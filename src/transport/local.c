@@ -56,8 +56,9 @@ struct local_target {
 	bool began;		/* begin() succeeded */
 	bool unsynced;		/* target written since the last fdatasync */
 	enum zero_method zero;	/* current zeroing method */
-	uint8_t *buf;		/* old block / read-back buffer */
+	uint8_t *buf;		/* old bytes of a write or punch scan */
 	size_t buf_len;		/* its size */
+	uint8_t *check;		/* discard read-back; never aliases buf */
 	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
 };
 
@@ -113,15 +114,19 @@ static int
 reads_as_zero(struct local_target *lt, uint64_t off, uint64_t len, bool *zero)
 {
 	*zero = true;
+	if (!lt->check && !(lt->check = malloc(ZERO_CHUNK))) {
+		vs_errno(VS_EXIT_INTERNAL, lt->path, "buffer");
+		return -1;
+	}
 	while (len && *zero) {
-		size_t n = (size_t)vs_min(len, lt->buf_len);
+		size_t n = (size_t)vs_min(len, ZERO_CHUNK);
 
-		if (vs_pread_full(lt->fd, lt->buf, n, off) != (ssize_t)n) {
+		if (vs_pread_full(lt->fd, lt->check, n, off) != (ssize_t)n) {
 			vs_errno(VS_EXIT_TARGET, lt->path,
 			    "read back at offset %llu", (unsigned long long)off);
 			return -1;
 		}
-		*zero = vs_is_zero(lt->buf, n);
+		*zero = vs_is_zero(lt->check, n);
 		off += n;
 		len -= n;
 	}
@@ -578,6 +583,7 @@ local_close(struct vs_target *t)
 	if (lt->ops_log)
 		fclose(lt->ops_log);
 	free(lt->buf);
+	free(lt->check);
 	free(lt->path);
 	free(lt->index_path);
 	free(lt);
