@@ -23,17 +23,26 @@ set -o pipefail
 : "${VMSYNC_HELPERS:?}"
 HOLES="$VMSYNC_HELPERS/holes"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vmsync-test.XXXXXX")
-_cleanups="rm -rf '$TMP'"
+# Cleanups live in a file, so that helpers called as $(mkbtrfs ...) -- in a
+# subshell -- can register them too.  They run last-registered first.
+_CLEANUPS=$TMP/.cleanups
+: > "$_CLEANUPS"
 
 _run_cleanups() {
 	set +e
-	eval "$_cleanups"
+	if [ -f "$_CLEANUPS" ]; then
+		tac "$_CLEANUPS" > "$_CLEANUPS.run"
+		while IFS= read -r _c; do
+			eval "$_c"
+		done < "$_CLEANUPS.run"
+	fi
+	rm -rf "$TMP"
 }
 trap _run_cleanups EXIT
 trap 'exit 130' INT TERM
 
 cleanup_fn() {
-	_cleanups="$*; $_cleanups"
+	printf '%s\n' "$*" >> "$_CLEANUPS"
 }
 
 skip() {
