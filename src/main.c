@@ -185,6 +185,12 @@ main(int argc, char **argv)
 		if (cli.stats && cat == VS_EXIT_OK)
 			vs_stats_print(stdout, cli.paths[i], dst, &one,
 			    cli.dry_run);
+		else if (cli.dry_run && !cli.json && !cli.quiet &&
+		    cat == VS_EXIT_OK)
+			printf("%s -> %s: would write %llu bytes, punch %llu "
+			    "bytes (dry run)\n", cli.paths[i], dst,
+			    (unsigned long long)one.written_bytes,
+			    (unsigned long long)one.punched_bytes);
 		if (cli.json) {
 			if (i)
 				fputc(',', stdout);

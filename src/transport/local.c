@@ -64,12 +64,16 @@ struct local_target {
 
 #define ZERO_CHUNK (1u << 20)
 
+/* The operation log (VMSYNC_DEBUG_OPS) and, for -n -v, the user's list. */
 static void
 log_op(struct local_target *lt, const char *op, uint64_t off, uint64_t len)
 {
 	if (lt->ops_log)
 		fprintf(lt->ops_log, "%s %llu %llu\n", op,
 		    (unsigned long long)off, (unsigned long long)len);
+	if (lt->opts.dry_run && vs_verbose >= 1)
+		printf("would %s %llu bytes at offset %llu\n", op,
+		    (unsigned long long)len, (unsigned long long)off);
 }
 
 char *
