@@ -611,8 +611,9 @@ open_target(struct local_target *lt)
 	const char *path = lt->path;
 	bool dry = lt->opts.dry_run;
 	struct stat st;
-	int flags = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
+	int flags = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, tries = 0;
 
+again:
 	if (lstat(path, &st) < 0) {
 		if (errno != ENOENT) {
 			vs_errno(VS_EXIT_TARGET, path, "cannot access target");
@@ -622,6 +623,10 @@ open_target(struct local_target *lt)
 			return 0;
 		lt->fd = open(path, flags | O_RDWR | O_CREAT | O_EXCL,
 		    (mode_t)(lt->opts.src_mode & 0777));
+		/* Another run created it first: open it as existing, so the
+		 * lock below answers. */
+		if (lt->fd < 0 && errno == EEXIST && tries++ < 3)
+			goto again;
 	} else if (S_ISLNK(st.st_mode)) {
 		vs_err(VS_EXIT_TARGET, path,
 		    "target is a symbolic link; refusing to write through it");
