@@ -114,7 +114,7 @@ check-sh: all-tests
 all-tests: $(BUILD)/vmsync $(UNIT_BINS) $(HELPER_BINS)
 
 demo: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all-tests
 	$(Q)BUILD=$(BUILD) sh tests/demo.sh
 
 bench: deps

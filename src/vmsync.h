@@ -50,7 +50,7 @@ struct vs_stats {
 	uint64_t written_bytes;	/* written to the target */
 	uint64_t punched_bytes;	/* deallocated or zeroed on the target */
 	double elapsed;		/* seconds */
-	const char *index_state; /* "trusted", "rebuilt", "none" */
+	const char *index_state; /* "trusted", "rebuilt", "new", "none" */
 };
 
 /* Verbosity and output options shared by every module. */

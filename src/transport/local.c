@@ -287,7 +287,8 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 			vs_errno(VS_EXIT_INTERNAL, lt->path, "getrandom");
 			return -1;
 		}
-		t->stats->index_state = lt->ix ? "rebuilt" : "none";
+		t->stats->index_state = !lt->ix ? "none" :
+		    lt->old_size ? "rebuilt" : "new";
 		if (lt->old_size)
 			vs_info(1, "%s: index not used (%s); comparing with the "
 			    "target", lt->path, why);
