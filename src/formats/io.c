@@ -105,7 +105,9 @@ vs_io_open_file(const char *path, struct vs_io **out)
 	struct stat st;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is
+	 * refused below and cleared for what is accepted. */
+	fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		vs_errno(VS_EXIT_SOURCE, path, "cannot open source");
 		return -1;
@@ -139,6 +141,10 @@ vs_io_open_file(const char *path, struct vs_io **out)
 	} else {
 		vs_err(VS_EXIT_SOURCE, path,
 		    "source is not a regular file or a block device");
+		goto fail;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		vs_errno(VS_EXIT_SOURCE, path, "fcntl");
 		goto fail;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
