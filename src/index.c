@@ -164,18 +164,26 @@ idx_open(const char *path, bool create, struct vs_index **out)
 	int fd;
 
 	*out = NULL;
+	/* O_NONBLOCK: a FIFO planted as the index must not block open(). */
 	fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
+	    O_CLOEXEC | O_NONBLOCK, 0600);
 	if (fd < 0 && errno == ENOENT && !create)
 		return 0;
+	if (fd < 0 && errno == ELOOP) {
+		vs_err(VS_EXIT_TARGET, path,
+		    "index is a symbolic link; refusing it");
+		return -1;
+	}
 	if (fd < 0) {
-		vs_errno(VS_EXIT_TARGET, path,
-		    errno == ELOOP ? "index is a symbolic link; refusing it"
-		    : "cannot open index");
+		vs_errno(VS_EXIT_TARGET, path, "cannot open index");
 		return -1;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		vs_err(VS_EXIT_TARGET, path, "index is not a regular file");
+		goto fail;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		vs_errno(VS_EXIT_TARGET, path, "fcntl");
 		goto fail;
 	}
 	ix = calloc(1, sizeof(*ix));
