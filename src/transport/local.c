@@ -235,6 +235,24 @@ is_hole(struct local_target *lt, uint64_t off, uint64_t len)
 	return (uint64_t)data >= off + len;
 }
 
+/* Set index entries [first, end) to "unknown": compare with the target. */
+static int
+mark_unknown(struct local_target *lt, uint64_t first, uint64_t end)
+{
+	struct vs_hash unknown[256];
+
+	for (size_t i = 0; i < 256; i++)
+		unknown[i] = vs_hash_unknown;
+	while (first < end) {
+		size_t n = (size_t)vs_min(end - first, 256);
+
+		if (idx_write(lt->ix, first, n, NULL, unknown) < 0)
+			return -1;
+		first += n;
+	}
+	return 0;
+}
+
 static int
 local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
@@ -331,13 +349,15 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		return -1;
 	}
 	/* The block that holds the old or new end changed length: its entry
-	 * no longer describes it. */
+	 * no longer describes it.  A file grows with a hole, which the new
+	 * entries say; a device keeps whatever it held past the old end, so
+	 * there the entries must say "unknown". */
 	if (lt->ix && lt->trusted && size != lt->hdr.virtual_size) {
 		uint64_t b = vs_min(size, lt->hdr.virtual_size) /
 		    lt->hdr.block_size;
+		uint64_t end = lt->is_block ? new_n : vs_min(b + 1, new_n);
 
-		if (b < new_n && idx_write(lt->ix, b, 1, &vs_hash_hole,
-		    &vs_hash_unknown) < 0)
+		if (mark_unknown(lt, b, end) < 0)
 			return -1;
 	}
 	lt->hdr.virtual_size = size;
