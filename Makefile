@@ -6,7 +6,6 @@
 #   check-unit  cmocka unit tests (tests/unit/test-*.c)
 #   check-sh    integration tests (tests/sh/NNN-*.sh; root, loop devices, btrfs)
 #   demo        sync a generated 1 GiB sparse image twice into ./demo-backup/
-#   bench       benchmarks (tests/bench/)
 #   deps        install the Debian build and test packages that are missing
 #   install     install the binary and man page (PREFIX, DESTDIR)
 #   uninstall   remove them
@@ -71,7 +70,7 @@ MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
 HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all check check-unit check-sh demo bench deps install uninstall clean
+.PHONY: all check check-unit check-sh demo deps install uninstall clean
 
 all: $(BUILD)/vmsync
 
@@ -116,10 +115,6 @@ all-tests: $(BUILD)/vmsync $(UNIT_BINS) $(HELPER_BINS)
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all-tests
 	$(Q)BUILD=$(BUILD) sh tests/demo.sh
-
-bench: deps
-	$(Q)$(MAKE) --no-print-directory all-tests
-	$(Q)BUILD=$(BUILD) sh tests/bench/run.sh
 
 install: $(BUILD)/vmsync
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
