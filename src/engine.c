@@ -173,6 +173,9 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p)
 	s.st->virtual_size = src->size;
 	if (t->ops->begin(t, src->size, &s.info) < 0)
 		return -1;
+	vs_info(2, "%s: %s, %llu bytes, block size %u, index %s", src->name,
+	    src->ops->name, (unsigned long long)src->size, s.info.block_size,
+	    s.st->index_state);
 	s.buf = malloc(VS_CHUNK);
 	s.isdata = malloc(VS_WINDOW_BYTES / s.info.block_size);
 	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
