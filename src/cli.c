@@ -13,8 +13,16 @@
 
 enum {
 	OPT_VERBOSE = 1, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION,
-	OPT_BLOCK_SIZE, OPT_FORMAT,
+	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX,
 };
+
+/* Take a string option's value; a repeated option replaces the earlier. */
+static void
+take_arg(poptContext pc, char **slot)
+{
+	free(*slot);
+	*slot = poptGetOptArg(pc);
+}
 
 /* Pairs that make no sense together. */
 static const struct {
@@ -69,14 +77,14 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "print statistics of each image", NULL },
 		{ "json", '\0', POPT_ARG_NONE, &json, 0,
 		  "print statistics as one JSON object on stdout", NULL },
-		{ "block-size", 'B', POPT_ARG_STRING, &block, OPT_BLOCK_SIZE,
+		{ "block-size", 'B', POPT_ARG_STRING, NULL, OPT_BLOCK_SIZE,
 		  "index block size, a power of two from 4K to 4M "
 		  "(default 64K)", "SIZE" },
 		{ "checksum", 'c', POPT_ARG_NONE, &checksum, 0,
 		  "ignore the index: read and compare the target", NULL },
-		{ "format", 'f', POPT_ARG_STRING, &format, OPT_FORMAT,
+		{ "format", 'f', POPT_ARG_STRING, NULL, OPT_FORMAT,
 		  "source format: auto or raw (default auto)", "FMT" },
-		{ "index", '\0', POPT_ARG_STRING, &index, 0,
+		{ "index", '\0', POPT_ARG_STRING, NULL, OPT_INDEX,
 		  "index file (needed to keep an index for a block device)",
 		  "PATH" },
 		{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION,
@@ -104,9 +112,13 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 			printf("vmsync %s\n", VS_VERSION);
 			ret = 1;
 			goto out;
+		case OPT_INDEX:
+			take_arg(pc, &index);
+			break;
 		case OPT_BLOCK_SIZE: {
 			uint64_t v;
 
+			take_arg(pc, &block);
 			if (!vs_parse_size(block, &v) || !vs_is_pow2(v) ||
 			    v < IDX_MIN_BLOCK || v > IDX_MAX_BLOCK) {
 				usage_error(pc, "--block-size '%s': want a power "
@@ -117,6 +129,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 			break;
 		}
 		case OPT_FORMAT:
+			take_arg(pc, &format);
 			if (strcmp(format, "auto") != 0 &&
 			    strcmp(format, "raw") != 0) {
 				usage_error(pc, "--format '%s': supported "

@@ -257,7 +257,12 @@ idx_resize(struct vs_index *ix, uint64_t nblocks)
 
 	if (!vs_mul_ok(nblocks, VS_HASH_LEN, &bytes) ||
 	    !vs_add_ok(bytes, IDX_HEADER_SIZE, &bytes) ||
-	    ftruncate(ix->fd, (off_t)bytes) < 0) {
+	    bytes > INT64_MAX) {
+		vs_err(VS_EXIT_TARGET, ix->path, "index of %llu entries is "
+		    "too large", (unsigned long long)nblocks);
+		return -1;
+	}
+	if (ftruncate(ix->fd, (off_t)bytes) < 0) {
 		vs_errno(VS_EXIT_TARGET, ix->path, "resize index");
 		return -1;
 	}

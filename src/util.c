@@ -74,7 +74,8 @@ vs_parse_size(const char *s, uint64_t *out)
 	unsigned long long v;
 	unsigned shift = 0;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* Digits first: strtoull would skip blanks and accept a sign. */
+	if (!s || *s < '0' || *s > '9')
 		return false;
 	errno = 0;
 	v = strtoull(s, &end, 10);

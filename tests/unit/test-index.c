@@ -1,0 +1,867 @@
+/*
+ * test-index.c - the target hash index (src/index.c): header encoding and
+ * every validation branch of the decoder, entry counts, and the file
+ * operations on a temporary index (holes past the end, writes of changed
+ * entries only, missing files, symbolic links).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "index.h"
+#include "vmsync.h"
+
+/* ---- utilities ---- */
+
+static void
+le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t
+rd64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* Recompute the header checksum (XXH3-64 of bytes 0..103 at 104). */
+static void
+reseal(uint8_t *buf)
+{
+	le64(buf + 104, XXH3_64bits(buf, 104));
+}
+
+static struct idx_header
+sample_header(void)
+{
+	struct idx_header h = {
+		.version = IDX_VERSION,
+		.block_size = 65536,
+		.flags = IDX_FLAG_DIRTY,
+		.virtual_size = (1ull << 30) + 4096,
+		.seed = 0x0123456789abcdefull,
+		.id = {
+			.dev = 0x801, .ino = 123456789, .size = (1ull << 30) + 4096,
+			.mtime_sec = 1700000000, .mtime_nsec = 123456789,
+			.ctime_sec = -5, .ctime_nsec = 999999999,
+		},
+	};
+
+	return h;
+}
+
+/* Decode @buf; expect failure with a reason containing @want. */
+static void
+decode_fails(const uint8_t *buf, size_t len, const char *want)
+{
+	struct idx_header h;
+	const char *why = NULL;
+
+	if (idx_header_decode(buf, len, &h, &why) != -1)
+		fail_msg("decode accepted a header that should fail with "
+		    "\"%s\"", want);
+	assert_non_null(why);
+	if (!strstr(why, want))
+		fail_msg("decode said \"%s\", want a reason with \"%s\"", why,
+		    want);
+}
+
+static struct vs_hash
+mkhash(unsigned k)
+{
+	struct vs_hash h;
+
+	for (size_t i = 0; i < VS_HASH_LEN; i++)
+		h.b[i] = (uint8_t)(k * 31 + i + 1);
+	return h;
+}
+
+static char tmpdir[4096];
+
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st, (void)flag, (void)f;
+	return remove(p);
+}
+
+static int
+setup_tmp(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	(void)state;
+	vs_err_reset();
+	snprintf(tmpdir, sizeof(tmpdir), "%s/vs-test-index.XXXXXX",
+	    base && *base ? base : "/tmp");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int
+teardown_tmp(void **state)
+{
+	(void)state;
+	vs_err_reset();
+	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static const char *
+tpath(const char *name)
+{
+	static char p[16][4200];
+	static int k;
+
+	k = (k + 1) % 16;
+	snprintf(p[k], sizeof(p[k]), "%s/%s", tmpdir, name);
+	return p[k];
+}
+
+/* Read @len bytes of @path at @off into @buf; returns bytes read. */
+static ssize_t
+file_read(const char *path, void *buf, size_t len, off_t off)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t r;
+
+	assert_true(fd >= 0);
+	r = pread(fd, buf, len, off);
+	close(fd);
+	return r;
+}
+
+static off_t
+file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* ---- header encoding ---- */
+
+static void
+test_header_round_trip(void **state)
+{
+	struct idx_header h = sample_header(), d;
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	memset(buf, 0xa5, sizeof(buf));
+	idx_header_encode(&h, buf);
+	memset(&d, 0x5a, sizeof(d));
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &d, &why), 0);
+	assert_int_equal(d.version, h.version);
+	assert_int_equal(d.block_size, h.block_size);
+	assert_int_equal(d.flags, h.flags);
+	assert_true(d.virtual_size == h.virtual_size);
+	assert_true(d.seed == h.seed);
+	assert_true(idx_identity_eq(&d.id, &h.id));
+	assert_true(d.id.ctime_sec == -5);
+
+	/* Clean header, smallest and largest block sizes. */
+	h.flags = 0;
+	h.block_size = IDX_MIN_BLOCK;
+	idx_header_encode(&h, buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &d, &why), 0);
+	assert_int_equal(d.flags, 0);
+	assert_int_equal(d.block_size, IDX_MIN_BLOCK);
+	h.block_size = IDX_MAX_BLOCK;
+	h.virtual_size = 0;
+	idx_header_encode(&h, buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &d, &why), 0);
+	assert_int_equal(d.block_size, IDX_MAX_BLOCK);
+	assert_true(d.virtual_size == 0);
+}
+
+static void
+test_header_layout(void **state)
+{
+	struct idx_header h = sample_header();
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	assert_memory_equal(buf, "VMSYNCIX", 8);
+	assert_int_equal(rd32(buf + 8), IDX_VERSION);
+	assert_int_equal(rd32(buf + 12), IDX_HEADER_SIZE);
+	assert_int_equal(rd32(buf + 16), 65536);
+	assert_int_equal(rd32(buf + 20), IDX_FLAG_DIRTY);
+	assert_true(rd64(buf + 24) == h.virtual_size);
+	assert_true(rd64(buf + 32) == h.seed);
+	assert_true(rd64(buf + 40) == h.id.dev);
+	assert_true(rd64(buf + 48) == h.id.ino);
+	assert_true(rd64(buf + 56) == h.id.size);
+	assert_true(rd64(buf + 64) == (uint64_t)h.id.mtime_sec);
+	assert_true(rd64(buf + 72) == (uint64_t)h.id.mtime_nsec);
+	assert_true(rd64(buf + 80) == (uint64_t)h.id.ctime_sec);
+	assert_true(rd64(buf + 88) == (uint64_t)h.id.ctime_nsec);
+	assert_true(rd64(buf + 96) == (1ull << 14) + 1);	/* entries */
+	assert_true(rd64(buf + 104) == XXH3_64bits(buf, 104));
+	for (size_t i = 112; i < sizeof(buf); i++)
+		if (buf[i])
+			fail_msg("byte %zu of the header is not zero", i);
+}
+
+static void
+test_decode_truncated(void **state)
+{
+	struct idx_header h = sample_header();
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	decode_fails(buf, 0, "truncated");
+	decode_fails(buf, 112, "truncated");
+	decode_fails(buf, IDX_HEADER_SIZE - 1, "truncated");
+}
+
+static void
+test_decode_bad_magic(void **state)
+{
+	struct idx_header h = sample_header();
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	buf[0] = 'v';
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "magic");
+	memset(buf, 0, sizeof(buf));
+	decode_fails(buf, sizeof(buf), "magic");
+}
+
+static void
+test_decode_checksum(void **state)
+{
+	struct idx_header h = sample_header();
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	buf[33] ^= 0x10;		/* seed */
+	decode_fails(buf, sizeof(buf), "checksum");
+	buf[33] ^= 0x10;
+	buf[105] ^= 1;			/* the checksum itself */
+	decode_fails(buf, sizeof(buf), "checksum");
+	buf[105] ^= 1;
+	buf[103] ^= 0x80;		/* last covered byte */
+	decode_fails(buf, sizeof(buf), "checksum");
+}
+
+static void
+test_decode_version(void **state)
+{
+	struct idx_header h = sample_header();
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	le32(buf + 8, 2);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "version");
+	le32(buf + 8, 0);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "version");
+}
+
+static void
+test_decode_header_size(void **state)
+{
+	struct idx_header h = sample_header();
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	le32(buf + 12, 512);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "header size");
+	le32(buf + 12, 8192);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "header size");
+}
+
+/* A header with block size @bs (entry count made to match). */
+static void
+with_block_size(uint8_t *buf, uint32_t bs)
+{
+	struct idx_header h = sample_header();
+
+	idx_header_encode(&h, buf);
+	le32(buf + 16, bs);
+	if (bs)
+		le64(buf + 96, h.virtual_size / bs + !!(h.virtual_size % bs));
+	reseal(buf);
+}
+
+static void
+test_decode_block_size(void **state)
+{
+	uint8_t buf[IDX_HEADER_SIZE];
+	struct idx_header d;
+	const char *why;
+
+	(void)state;
+	with_block_size(buf, 3 * 4096);		/* not a power of two */
+	decode_fails(buf, sizeof(buf), "block size");
+	with_block_size(buf, 65537);
+	decode_fails(buf, sizeof(buf), "block size");
+	with_block_size(buf, 2048);		/* too small */
+	decode_fails(buf, sizeof(buf), "block size");
+	with_block_size(buf, 0);
+	decode_fails(buf, sizeof(buf), "block size");
+	with_block_size(buf, 8u << 20);		/* too large */
+	decode_fails(buf, sizeof(buf), "block size");
+	with_block_size(buf, 1u << 31);
+	decode_fails(buf, sizeof(buf), "block size");
+	/* with_block_size() itself makes valid headers. */
+	with_block_size(buf, 1u << 20);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &d, &why), 0);
+	assert_int_equal(d.block_size, 1u << 20);
+}
+
+static void
+test_decode_flags(void **state)
+{
+	struct idx_header h = sample_header(), d;
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why;
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	le32(buf + 20, IDX_FLAG_DIRTY | 0x2);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "flags");
+	le32(buf + 20, 0x80000000u);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "flags");
+	le32(buf + 20, IDX_FLAG_DIRTY);
+	reseal(buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &d, &why), 0);
+	assert_int_equal(d.flags, IDX_FLAG_DIRTY);
+}
+
+static void
+test_decode_entry_count(void **state)
+{
+	struct idx_header h = sample_header();
+	uint8_t buf[IDX_HEADER_SIZE];
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	le64(buf + 96, rd64(buf + 96) + 1);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "entry count");
+	le64(buf + 96, 0);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "entry count");
+	/* The virtual size grows past what the count covers. */
+	idx_header_encode(&h, buf);
+	le64(buf + 24, h.virtual_size + 65536);
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "entry count");
+}
+
+static void
+test_nblocks(void **state)
+{
+	(void)state;
+	assert_true(idx_nblocks(0, 4096) == 0);
+	assert_true(idx_nblocks(1, 4096) == 1);
+	assert_true(idx_nblocks(4095, 4096) == 1);
+	assert_true(idx_nblocks(4096, 4096) == 1);
+	assert_true(idx_nblocks(4097, 4096) == 2);
+	assert_true(idx_nblocks(1ull << 30, 65536) == 16384);
+	assert_true(idx_nblocks((1ull << 30) + 1, 65536) == 16385);
+	assert_true(idx_nblocks(UINT64_MAX, 4096) == 1ull << 52);
+	assert_true(idx_nblocks(UINT64_MAX, IDX_MAX_BLOCK) == 1ull << 42);
+	assert_true(idx_nblocks(UINT64_MAX - 4095, 4096) == (1ull << 52) - 1);
+	assert_true(idx_nblocks(UINT64_MAX - 4094, 4096) == 1ull << 52);
+}
+
+static void
+test_identity_eq(void **state)
+{
+	struct idx_header h = sample_header();
+	struct idx_identity a = h.id, b = h.id;
+
+	(void)state;
+	assert_true(idx_identity_eq(&a, &b));
+	b.dev++;
+	assert_false(idx_identity_eq(&a, &b));
+	b = a, b.ino++;
+	assert_false(idx_identity_eq(&a, &b));
+	b = a, b.size++;
+	assert_false(idx_identity_eq(&a, &b));
+	b = a, b.mtime_sec++;
+	assert_false(idx_identity_eq(&a, &b));
+	b = a, b.mtime_nsec++;
+	assert_false(idx_identity_eq(&a, &b));
+	b = a, b.ctime_sec++;
+	assert_false(idx_identity_eq(&a, &b));
+	b = a, b.ctime_nsec++;
+	assert_false(idx_identity_eq(&a, &b));
+}
+
+/* ---- files ---- */
+
+static void
+test_open_missing(void **state)
+{
+	struct vs_index *ix = (struct vs_index *)&ix;
+
+	(void)state;
+	assert_int_equal(idx_open(tpath("nothing"), false, &ix), 0);
+	assert_null(ix);
+	assert_int_equal(access(tpath("nothing"), F_OK), -1);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+	/* Missing directory, create=false: still no index, no error. */
+	assert_int_equal(idx_open(tpath("no/such"), false, &ix), 0);
+	assert_null(ix);
+	/* Missing directory, create=true: an error of the target. */
+	assert_int_equal(idx_open(tpath("no/such"), true, &ix), -1);
+	assert_null(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+}
+
+static void
+test_open_create_empty(void **state)
+{
+	const char *p = tpath("ix");
+	struct vs_index *ix = NULL;
+	const char *why = NULL;
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_non_null(ix);
+	assert_null(idx_header(ix, &why));
+	assert_non_null(why);
+	assert_non_null(strstr(why, "empty"));
+	assert_int_equal(stat(p, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	idx_close(ix);
+	idx_close(NULL);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+}
+
+static void
+test_write_header_reopen(void **state)
+{
+	const char *p = tpath("ix");
+	struct idx_header h = sample_header();
+	const struct idx_header *got;
+	struct vs_index *ix = NULL;
+	uint8_t disk[IDX_HEADER_SIZE], want[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	h.virtual_size = h.id.size = 10 * 65536 + 1;
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_write_header(ix, &h), 0);
+	/* The header is now the in-memory one too. */
+	got = idx_header(ix, &why);
+	assert_non_null(got);
+	assert_true(got->seed == h.seed);
+	assert_int_equal(idx_resize(ix, 11), 0);
+	idx_close(ix);
+
+	assert_int_equal(file_size(p), IDX_HEADER_SIZE + 11 * VS_HASH_LEN);
+	assert_int_equal(file_read(p, disk, sizeof(disk), 0), sizeof(disk));
+	idx_header_encode(&h, want);
+	assert_memory_equal(disk, want, sizeof(disk));
+
+	assert_int_equal(idx_open(p, false, &ix), 0);
+	assert_non_null(ix);
+	got = idx_header(ix, &why);
+	assert_non_null(got);
+	assert_int_equal(got->block_size, 65536);
+	assert_true(got->virtual_size == h.virtual_size);
+	assert_true(got->seed == h.seed);
+	assert_int_equal(got->flags, IDX_FLAG_DIRTY);
+	assert_true(idx_identity_eq(&got->id, &h.id));
+	idx_close(ix);
+}
+
+static void
+test_open_short_file(void **state)
+{
+	const char *p = tpath("ix");
+	struct idx_header h = sample_header();
+	struct vs_index *ix = NULL;
+	const char *why = NULL;
+
+	(void)state;
+	h.virtual_size = 10 * 65536;
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_write_header(ix, &h), 0);
+	assert_int_equal(idx_resize(ix, 9), 0);		/* one short */
+	idx_close(ix);
+	assert_int_equal(idx_open(p, false, &ix), 0);
+	assert_null(idx_header(ix, &why));
+	assert_non_null(strstr(why, "shorter"));
+	idx_close(ix);
+
+	/* A header cut in the middle. */
+	assert_int_equal(truncate(p, 100), 0);
+	assert_int_equal(idx_open(p, false, &ix), 0);
+	assert_null(idx_header(ix, &why));
+	assert_non_null(strstr(why, "truncated"));
+	idx_close(ix);
+
+	/* Garbage. */
+	{
+		int fd = open(p, O_WRONLY | O_TRUNC);
+		char junk[IDX_HEADER_SIZE + 64];
+
+		memset(junk, 'x', sizeof(junk));
+		assert_int_equal(write(fd, junk, sizeof(junk)), sizeof(junk));
+		close(fd);
+	}
+	assert_int_equal(idx_open(p, false, &ix), 0);
+	assert_null(idx_header(ix, &why));
+	assert_non_null(strstr(why, "magic"));
+	idx_close(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+}
+
+static void
+test_read_past_end_is_hole(void **state)
+{
+	const char *p = tpath("ix");
+	struct vs_index *ix = NULL;
+	struct vs_hash e[8], got[6];
+
+	(void)state;
+	for (unsigned i = 0; i < 8; i++)
+		e[i] = mkhash(i);
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_resize(ix, 4), 0);
+	assert_int_equal(idx_write(ix, 0, 4, NULL, e), 0);
+
+	memset(got, 0x77, sizeof(got));
+	assert_int_equal(idx_read(ix, 2, 6, got), 0);
+	assert_memory_equal(&got[0], &e[2], VS_HASH_LEN);
+	assert_memory_equal(&got[1], &e[3], VS_HASH_LEN);
+	for (int i = 2; i < 6; i++)
+		assert_true(vs_hash_eq(&got[i], &vs_hash_hole));
+
+	/* Wholly past the end, and far past it. */
+	memset(got, 0x77, sizeof(got));
+	assert_int_equal(idx_read(ix, 4, 3, got), 0);
+	for (int i = 0; i < 3; i++)
+		assert_true(vs_hash_eq(&got[i], &vs_hash_hole));
+	memset(got, 0x77, sizeof(got));
+	assert_int_equal(idx_read(ix, 1ull << 40, 2, got), 0);
+	assert_true(vs_hash_eq(&got[0], &vs_hash_hole));
+	assert_true(vs_hash_eq(&got[1], &vs_hash_hole));
+
+	/* A freshly grown index reads as holes. */
+	assert_int_equal(idx_resize(ix, 8), 0);
+	memset(got, 0x77, sizeof(got));
+	assert_int_equal(idx_read(ix, 3, 3, got), 0);
+	assert_memory_equal(&got[0], &e[3], VS_HASH_LEN);
+	assert_true(vs_hash_eq(&got[1], &vs_hash_hole));
+	assert_true(vs_hash_eq(&got[2], &vs_hash_hole));
+	idx_close(ix);
+}
+
+static void
+test_resize_drops_entries(void **state)
+{
+	const char *p = tpath("ix");
+	struct vs_index *ix = NULL;
+	struct vs_hash e[8], got[8];
+
+	(void)state;
+	for (unsigned i = 0; i < 8; i++)
+		e[i] = mkhash(i + 100);
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_resize(ix, 8), 0);
+	assert_int_equal(idx_write(ix, 0, 8, NULL, e), 0);
+	assert_int_equal(idx_resize(ix, 2), 0);
+	assert_int_equal(file_size(p), IDX_HEADER_SIZE + 2 * VS_HASH_LEN);
+	assert_int_equal(idx_resize(ix, 8), 0);
+	assert_int_equal(file_size(p), IDX_HEADER_SIZE + 8 * VS_HASH_LEN);
+	assert_int_equal(idx_read(ix, 0, 8, got), 0);
+	assert_memory_equal(got, e, 2 * VS_HASH_LEN);
+	for (int i = 2; i < 8; i++)
+		assert_true(vs_hash_eq(&got[i], &vs_hash_hole));
+	assert_int_equal(idx_resize(ix, 0), 0);
+	assert_int_equal(file_size(p), IDX_HEADER_SIZE);
+	/* A size whose byte count overflows is refused. */
+	assert_int_equal(idx_resize(ix, UINT64_MAX / 8), -1);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+	idx_close(ix);
+}
+
+static void
+test_write_only_changes(void **state)
+{
+	const char *p = tpath("ix");
+	struct vs_index *ix = NULL;
+	struct vs_hash old[8], new[8], disk[8], marker;
+	int fd;
+
+	(void)state;
+	for (unsigned i = 0; i < 8; i++)
+		old[i] = new[i] = mkhash(i);
+	new[1] = mkhash(201);
+	new[2] = mkhash(202);
+	new[6] = vs_hash_unknown;
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_resize(ix, 8), 0);
+	assert_int_equal(idx_write(ix, 0, 8, NULL, old), 0);
+
+	/* Overwrite every entry on disk behind the index's back: whatever
+	 * idx_write leaves alone keeps the marker. */
+	memset(&marker, 0xcc, sizeof(marker));
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pwrite(fd, &marker, VS_HASH_LEN,
+		    IDX_HEADER_SIZE + i * VS_HASH_LEN), VS_HASH_LEN);
+	close(fd);
+
+	assert_int_equal(idx_write(ix, 0, 8, old, new), 0);
+	idx_close(ix);
+	assert_int_equal(file_read(p, disk, sizeof(disk), IDX_HEADER_SIZE),
+	    sizeof(disk));
+	for (int i = 0; i < 8; i++) {
+		const struct vs_hash *want = (i == 1 || i == 2 || i == 6) ?
+		    &new[i] : &marker;
+
+		if (!vs_hash_eq(&disk[i], want))
+			fail_msg("entry %d: %s", i, want == &marker ?
+			    "written although unchanged" : "not written");
+	}
+}
+
+static void
+test_write_offset(void **state)
+{
+	const char *p = tpath("ix");
+	struct vs_index *ix = NULL;
+	struct vs_hash old[3], new[3], got[10];
+
+	(void)state;
+	for (unsigned i = 0; i < 3; i++) {
+		old[i] = mkhash(i);
+		new[i] = mkhash(i + 50);
+	}
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_resize(ix, 10), 0);
+	assert_int_equal(idx_write(ix, 5, 3, old, new), 0);
+	assert_int_equal(idx_read(ix, 0, 10, got), 0);
+	for (int i = 0; i < 10; i++) {
+		if (i >= 5 && i < 8)
+			assert_memory_equal(&got[i], &new[i - 5], VS_HASH_LEN);
+		else
+			assert_true(vs_hash_eq(&got[i], &vs_hash_hole));
+	}
+	/* Nothing to write: no change at all. */
+	assert_int_equal(idx_write(ix, 5, 3, new, new), 0);
+	assert_int_equal(idx_write(ix, 0, 0, NULL, new), 0);
+	assert_int_equal(file_size(p), IDX_HEADER_SIZE + 10 * VS_HASH_LEN);
+	idx_close(ix);
+}
+
+static void
+test_write_null_old_skips_holes(void **state)
+{
+	const char *p = tpath("ix");
+	struct vs_index *ix = NULL;
+	struct vs_hash new[4], disk[4];
+	uint8_t fill[4 * VS_HASH_LEN];
+	int fd;
+
+	(void)state;
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_resize(ix, 4), 0);
+	memset(fill, 0xaa, sizeof(fill));
+	fd = open(p, O_WRONLY);
+	assert_int_equal(pwrite(fd, fill, sizeof(fill), IDX_HEADER_SIZE),
+	    sizeof(fill));
+	close(fd);
+	new[0] = mkhash(1);
+	new[1] = vs_hash_hole;
+	new[2] = vs_hash_hole;
+	new[3] = mkhash(3);
+	/* NULL old means "the file holds holes": hole entries are skipped. */
+	assert_int_equal(idx_write(ix, 0, 4, NULL, new), 0);
+	idx_close(ix);
+	assert_int_equal(file_read(p, disk, sizeof(disk), IDX_HEADER_SIZE),
+	    sizeof(disk));
+	assert_true(vs_hash_eq(&disk[0], &new[0]));
+	assert_memory_equal(&disk[1], fill, VS_HASH_LEN);
+	assert_memory_equal(&disk[2], fill, VS_HASH_LEN);
+	assert_true(vs_hash_eq(&disk[3], &new[3]));
+}
+
+static void
+test_symlink_refused(void **state)
+{
+	const char *real = tpath("real"), *link = tpath("link");
+	struct idx_header h = sample_header();
+	struct vs_index *ix = NULL;
+	uint8_t before[IDX_HEADER_SIZE], after[IDX_HEADER_SIZE];
+
+	(void)state;
+	assert_int_equal(idx_open(real, true, &ix), 0);
+	assert_int_equal(idx_write_header(ix, &h), 0);
+	idx_close(ix);
+	assert_int_equal(file_read(real, before, sizeof(before), 0),
+	    sizeof(before));
+	assert_int_equal(symlink("real", link), 0);
+
+	ix = (struct vs_index *)&ix;
+	assert_int_equal(idx_open(link, false, &ix), -1);
+	assert_null(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+	vs_err_reset();
+	assert_int_equal(idx_open(link, true, &ix), -1);
+	assert_null(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+	/* A dangling link is not followed to create its target either. */
+	vs_err_reset();
+	assert_int_equal(symlink("absent", tpath("dangling")), 0);
+	assert_int_equal(idx_open(tpath("dangling"), true, &ix), -1);
+	assert_int_equal(access(tpath("absent"), F_OK), -1);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+
+	assert_int_equal(file_read(real, after, sizeof(after), 0),
+	    sizeof(after));
+	assert_memory_equal(before, after, sizeof(before));
+}
+
+static volatile sig_atomic_t alarmed;
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	alarmed = 1;
+}
+
+/* Run idx_open(@path, @create) with a one-second alarm: an open that
+ * blocks is interrupted (EINTR) and the case fails instead of hanging. */
+static int
+open_guarded(const char *path, bool create, struct vs_index **ix)
+{
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	int r;
+
+	alarmed = 0;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	alarm(1);
+	r = idx_open(path, create, ix);
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	if (alarmed)
+		fail_msg("idx_open(%s, create=%d) blocked", path, (int)create);
+	return r;
+}
+
+static void
+test_directory_refused(void **state)
+{
+	struct vs_index *ix = NULL;
+
+	(void)state;
+	assert_int_equal(mkdir(tpath("dir"), 0700), 0);
+	assert_int_equal(idx_open(tpath("dir"), false, &ix), -1);
+	assert_null(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+	vs_err_reset();
+	assert_int_equal(idx_open(tpath("dir"), true, &ix), -1);
+	assert_null(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+}
+
+static void
+test_fifo_refused(void **state)
+{
+	struct vs_index *ix = NULL;
+
+	(void)state;
+	assert_int_equal(mkfifo(tpath("fifo"), 0600), 0);
+	assert_int_equal(open_guarded(tpath("fifo"), true, &ix), -1);
+	assert_null(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+	vs_err_reset();
+	/* Read-only (a dry run): must not wait for a writer. */
+	assert_int_equal(open_guarded(tpath("fifo"), false, &ix), -1);
+	assert_null(ix);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+}
+
+int
+main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_tmp, teardown_tmp)
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_round_trip),
+		cmocka_unit_test(test_header_layout),
+		cmocka_unit_test(test_decode_truncated),
+		cmocka_unit_test(test_decode_bad_magic),
+		cmocka_unit_test(test_decode_checksum),
+		cmocka_unit_test(test_decode_version),
+		cmocka_unit_test(test_decode_header_size),
+		cmocka_unit_test(test_decode_block_size),
+		cmocka_unit_test(test_decode_flags),
+		cmocka_unit_test(test_decode_entry_count),
+		cmocka_unit_test(test_nblocks),
+		cmocka_unit_test(test_identity_eq),
+		T(test_open_missing),
+		T(test_open_create_empty),
+		T(test_write_header_reopen),
+		T(test_open_short_file),
+		T(test_read_past_end_is_hole),
+		T(test_resize_drops_entries),
+		T(test_write_only_changes),
+		T(test_write_offset),
+		T(test_write_null_old_skips_holes),
+		T(test_symlink_refused),
+		T(test_directory_refused),
+		T(test_fifo_refused),
+	};
+#undef T
+
+	return cmocka_run_group_tests_name("index", tests, NULL, NULL);
+}
