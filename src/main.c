@@ -88,6 +88,7 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dst,
 	struct vs_target *t = NULL;
 	struct vs_progress *p = NULL;
 	struct vs_io *io;
+	struct stat sst;
 	int ret = -1;
 
 	if (vs_io_open_file(src, &io) < 0)
@@ -95,6 +96,10 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dst,
 	topts.src_mode = io->mode;
 	topts.src_mtime_sec = io->mtime_sec;
 	topts.src_mtime_nsec = io->mtime_nsec;
+	if (fstat(io->fd, &sst) == 0) {
+		topts.src_dev = sst.st_dev;
+		topts.src_ino = sst.st_ino;
+	}
 	if (check_distinct(io, dst) < 0) {
 		vs_io_close(io);
 		return -1;

@@ -53,6 +53,8 @@ struct local_target {
 	struct idx_header hdr;	/* this run's header */
 	struct vs_target_opts opts; /* as given */
 	bool trusted;		/* the index matched the target */
+	bool created;		/* this run created the target file */
+	bool index_created;	/* this run created the index file */
 	bool began;		/* begin() succeeded */
 	bool unsynced;		/* target written since the last fdatasync */
 	enum zero_method zero;	/* current zeroing method */
@@ -602,6 +604,11 @@ local_close(struct vs_target *t)
 {
 	struct local_target *lt = (struct local_target *)t;
 
+	/* Refused before anything was written: leave no empty files. */
+	if (!lt->began && lt->created)
+		unlink(lt->path);
+	if (!lt->began && lt->index_created)
+		unlink(lt->index_path);
 	idx_close(lt->ix);
 	if (lt->fd >= 0)
 		close(lt->fd);
@@ -644,6 +651,7 @@ again:
 			return 0;
 		lt->fd = open(path, flags | O_RDWR | O_CREAT | O_EXCL,
 		    (mode_t)(lt->opts.src_mode & 0777));
+		lt->created = lt->fd >= 0;
 		/* Another run created it first: open it as existing, so the
 		 * lock below answers. */
 		if (lt->fd < 0 && errno == EEXIST && tries++ < 3)
@@ -697,6 +705,48 @@ again:
 	return 0;
 }
 
+/* The index must never be the source or the target, nor an unrelated file
+ * that --index named by mistake. */
+static int
+check_index_path(struct local_target *lt)
+{
+	const char *ipath = lt->index_path;
+	struct stat st, tst;
+	char magic[8];
+	int fd;
+
+	if (lstat(ipath, &st) < 0) {
+		if (errno != ENOENT) {
+			vs_errno(VS_EXIT_TARGET, ipath, "cannot access index");
+			return -1;
+		}
+		lt->index_created = !lt->opts.dry_run;
+		return 0;
+	}
+	if ((lt->fd >= 0 && fstat(lt->fd, &tst) == 0 &&
+	    tst.st_dev == st.st_dev && tst.st_ino == st.st_ino) ||
+	    (lt->opts.src_dev == st.st_dev && lt->opts.src_ino == st.st_ino)) {
+		vs_err(VS_EXIT_USAGE, ipath, "index would be the %s itself; "
+		    "refusing it", lt->opts.src_ino == st.st_ino &&
+		    lt->opts.src_dev == st.st_dev ? "source" : "target");
+		return -1;
+	}
+	if (!lt->opts.index_path || !S_ISREG(st.st_mode) || st.st_size == 0)
+		return 0;
+	fd = open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return 0;	/* idx_open reports it */
+	if (vs_pread_full(fd, magic, sizeof(magic), 0) != sizeof(magic) ||
+	    memcmp(magic, IDX_MAGIC, sizeof(magic)) != 0) {
+		close(fd);
+		vs_err(VS_EXIT_USAGE, ipath,
+		    "not a vmsync index; refusing to overwrite it");
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 int
 vs_local_open(const char *path, const struct vs_target_opts *opts,
     struct vs_target **out)
@@ -725,8 +775,8 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 		vs_errno(VS_EXIT_INTERNAL, path, "index path");
 		goto fail;
 	}
-	if (lt->index_path &&
-	    idx_open(lt->index_path, !opts->dry_run, &lt->ix) < 0)
+	if (lt->index_path && (check_index_path(lt) < 0 ||
+	    idx_open(lt->index_path, !opts->dry_run, &lt->ix) < 0))
 		goto fail;
 	if (log && *log && !(lt->ops_log = fopen(log, "ae"))) {
 		vs_errno(VS_EXIT_INTERNAL, log, "VMSYNC_DEBUG_OPS");

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Proves: a source that cannot be synced exits 2 with a one-line error
+# naming it, and neither creates a target nor touches an existing one (its
+# index stays clean, so the next real run trusts it and writes nothing):
+#  - a missing source, a directory, a character device (/dev/null);
+#  - a source the user cannot read (mode 600, run as nobody), while the
+#    same run on a readable source works;
+#  - a qcow2 or vmdk image, refused by name; --format=raw copies it as
+#    plain bytes instead.
+# With several sources, one bad source makes the run partial (exit 4) and
+# the good one is still synced; when every source is bad the exit is 2.
+. "$VMSYNC_TOP/tests/functions.sh"
+requires_root
+requires qemu-img jq setpriv
+
+src=$TMP/disk.img
+"$HOLES" make "$src" 64M 0:1M:1 20M:64K:2 63M:1M:3
+dir=$TMP/backup
+mkdir "$dir"
+tgt=$dir/disk.img
+idx=$dir/.disk.img.vmsync-index
+vs -q "$src" "$tgt"
+same "$src" "$tgt"
+tsum=$(md5sum < "$tgt")
+isum=$(md5sum < "$idx")
+export VMSYNC_DEBUG_OPS=$TMP/ops
+
+# The backup is as it was and the next run trusts its index, doing nothing.
+untouched() {
+	[ "$(md5sum < "$tgt")" = "$tsum" ] || fail "$1: target changed"
+	[ "$(md5sum < "$idx")" = "$isum" ] || fail "$1: index changed"
+	[ "$(ls -A "$dir" | sort | tr '\n' ' ')" = ".disk.img.vmsync-index disk.img " ] ||
+		fail "$1: something was created: $(ls -A "$dir")"
+	: > "$TMP/ops"
+	sync_stats "$src" "$tgt"
+	[ "$(stat_of index)" = trusted ] || fail "$1: index no longer trusted"
+	[ ! -s "$TMP/ops" ] || fail "$1: the next run wrote: $(cat "$TMP/ops")"
+	tsum=$(md5sum < "$tgt")
+	isum=$(md5sum < "$idx")	# that run rewrote the header (times)
+}
+
+# Missing: into the directory (a new name) and onto the existing target.
+must_fail 2 "^vmsync: $TMP/nosuch.img: .*No such file or directory$" \
+	vs "$TMP/nosuch.img" "$dir/"
+must_fail 2 "^vmsync: $TMP/nosuch.img: .*No such file or directory$" \
+	vs "$TMP/nosuch.img" "$tgt"
+untouched missing
+
+# A directory.
+mkdir "$TMP/vm"
+must_fail 2 "^vmsync: $TMP/vm: .*directory" vs "$TMP/vm" "$tgt"
+must_fail 2 "^vmsync: $TMP/vm/: .*directory" vs "$TMP/vm/" "$dir/"
+untouched directory
+
+# A character device.
+must_fail 2 "^vmsync: /dev/null: .*not a regular file or a block device" \
+	vs /dev/null "$tgt"
+must_fail 2 "^vmsync: /dev/null: " vs /dev/null "$dir/"
+untouched chardev
+
+# Unreadable: root's file with mode 600, synced by nobody into a directory
+# nobody may write.  The same run on a readable copy works, so the refusal
+# is the file's mode, not the path.
+chmod 711 "$TMP"
+drop=$TMP/drop
+mkdir "$drop"
+chmod 777 "$drop"
+cp --sparse=always "$src" "$TMP/secret.img"
+cp --sparse=always "$src" "$TMP/public.img"
+chmod 600 "$TMP/secret.img"
+chmod 644 "$TMP/public.img"
+as_nobody() {
+	env -u VMSYNC_DEBUG_OPS \
+	    setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$@"
+}
+as_nobody test -w "$drop" || skip "nobody cannot reach $drop"
+as_nobody test -r "$TMP/secret.img" && fail "nobody can read a mode 600 file"
+must_fail 2 "^vmsync: $TMP/secret.img: .*Permission denied$" \
+	as_nobody "$VMSYNC" "$TMP/secret.img" "$drop/"
+[ -z "$(ls -A "$drop")" ] || fail "unreadable source: created $(ls -A "$drop")"
+as_nobody "$VMSYNC" -q "$TMP/public.img" "$drop/" ||
+	fail "nobody cannot sync a readable source"
+same "$src" "$drop/public.img"
+[ "$(stat -c %U "$drop/public.img")" = nobody ] || fail "target not owned by nobody"
+
+# Image formats that are not read yet are refused by name, not copied raw.
+qemu-img create -q -f qcow2 "$TMP/vm.qcow2" 1G
+qemu-img create -q -f vmdk "$TMP/vm.vmdk" 1G
+for f in qcow2 vmdk; do
+	must_fail 2 "^vmsync: $TMP/vm.$f: $f image: .*not supported" \
+		vs "$TMP/vm.$f" "$tgt"
+	must_fail 2 "^vmsync: $TMP/vm.$f: $f image" vs "$TMP/vm.$f" "$dir/"
+	untouched "$f"
+	# --format=raw: the file's bytes, as they are.
+	sync_stats --format=raw "$TMP/vm.$f" "$TMP/vm.$f.copy"
+	[ "$(stat_of status)" -eq 0 ] || fail "--format=raw $f: status"
+	same "$TMP/vm.$f" "$TMP/vm.$f.copy"
+	sync_stats -f raw "$TMP/vm.$f" "$TMP/vm.$f.copy"
+	[ "$(stat_of index)" = trusted ] || fail "--format=raw $f: second run"
+	[ "$(stat_of written_bytes)" -eq 0 ] || fail "--format=raw $f: rewritten"
+done
+# The probe is for what the file holds, not its name.
+cp "$TMP/vm.qcow2" "$TMP/renamed.img"
+must_fail 2 "^vmsync: $TMP/renamed.img: qcow2 image" vs "$TMP/renamed.img" "$dir/"
+[ ! -e "$dir/renamed.img" ] || fail "qcow2 under another name: target created"
+
+# Several sources: the good one is synced, the run is partial.
+multi=$TMP/multi
+mkdir "$multi"
+must_fail 4 "^vmsync: $TMP/nosuch.img: " vs "$src" "$TMP/nosuch.img" "$multi/"
+same "$src" "$multi/disk.img"
+must_fail 4 "^vmsync: $TMP/vm.qcow2: qcow2 image" \
+	vs "$TMP/vm.qcow2" "$TMP/public.img" "$multi/"
+same "$src" "$multi/public.img"
+[ ! -e "$multi/vm.qcow2" ] || fail "a refused source got a target"
+# Every source bad: the source error itself.
+rc=0
+vs "$TMP/nosuch.img" "$TMP/vm.qcow2" "$multi/" 2> "$TMP/err" || rc=$?
+[ "$rc" -eq 2 ] || fail "all sources bad: exit $rc, want 2"
+[ "$(wc -l < "$TMP/err")" -eq 2 ] || fail "want one line per bad source: $(cat "$TMP/err")"
+if [ -e "$multi/nosuch.img" ] || [ -e "$multi/vm.qcow2" ]; then
+	fail "all sources bad: target created"
+fi

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Proves: two runs never work on one target at once.  While another process
+# holds flock(2) on the target, vmsync exits 6 with a one-line message
+# naming the target, for a real run, a --checksum run and a dry run, and
+# neither the target nor its index changes; once the lock is released the
+# next run trusts the index.  Two real runs started together on a new
+# target each either complete or exit 6 (never another error, never both
+# at once), and the target ends equal to the source with a clean index.
+. "$VMSYNC_TOP/tests/functions.sh"
+requires_btrfs
+requires qemu-img jq flock
+
+mnt=$(mkbtrfs 2G)
+src=$TMP/disk.img
+"$HOLES" make "$src" 256M 0:1M:1 128M:1M:2
+mkdir "$mnt/backup"
+tgt=$mnt/backup/disk.img
+idx=$mnt/backup/.disk.img.vmsync-index
+vs -q "$src" "$mnt/backup/"
+"$HOLES" fill "$src" 0:4K:3 64M:64K:4
+cp --sparse=always "$tgt" "$TMP/backup.copy"
+isum=$(md5sum < "$idx")
+export VMSYNC_DEBUG_OPS=$TMP/ops
+: > "$TMP/ops"
+
+# Hold an exclusive lock on the target until killed (one process, so that
+# killing it releases the lock).
+( exec 9< "$tgt"; flock -x 9; echo locked > "$TMP/holder"; exec sleep 30 ) &
+holder=$!
+cleanup_fn "kill $holder 2>/dev/null"
+for _ in $(seq 500); do
+	[ -s "$TMP/holder" ] && break
+	sleep 0.01
+done
+[ -s "$TMP/holder" ] || fail "flock did not take the lock"
+
+for opt in "" -c -n -q; do
+	# shellcheck disable=SC2086
+	must_fail 6 "^vmsync: $tgt: .*in use by another vmsync run$" \
+		vs $opt "$src" "$mnt/backup/"
+done
+must_fail 6 "^vmsync: $tgt: .*in use" vs "$src" "$tgt"
+# --json still prints its object, with the lock's status.
+rc=0
+out=$(vs --json "$src" "$tgt" 2> "$TMP/err") || rc=$?
+[ "$rc" -eq 6 ] || fail "--json: exit $rc, want 6"
+[ "$(printf '%s' "$out" | jq -r '.exit_code, .images[0].status' | tr '\n' ' ')" = "6 6 " ] ||
+	fail "--json under a lock: $out"
+kill "$holder"
+wait "$holder" 2>/dev/null || true
+[ ! -s "$TMP/ops" ] || fail "locked runs did: $(cat "$TMP/ops")"
+cmp "$TMP/backup.copy" "$tgt" || fail "locked target changed"
+[ "$(md5sum < "$idx")" = "$isum" ] || fail "index changed by a locked run"
+sync_stats "$src" "$tgt"
+[ "$(stat_of index)" = trusted ] || fail "index not trusted after the locked runs"
+[ "$(stat_of written_bytes)" -eq $((4096 + 65536)) ] ||
+	fail "wrote $(stat_of written_bytes) bytes after the lock was released"
+same "$src" "$tgt"
+
+# Two real runs at once, on a new target with enough data to overlap.
+unset VMSYNC_DEBUG_OPS
+big=$TMP/big.img
+"$HOLES" make "$big" 1G 0:48M:5 300M:48M:6 900M:48M:7
+overlapped=0
+for _ in 1 2 3; do
+	rm -f "$mnt/backup/big.img" "$mnt/backup/.big.img.vmsync-index"
+	"$VMSYNC" --no-progress "$big" "$mnt/backup/" 2> "$TMP/err1" & p1=$!
+	"$VMSYNC" --no-progress "$big" "$mnt/backup/" 2> "$TMP/err2" & p2=$!
+	rc1=0 rc2=0
+	wait "$p1" || rc1=$?
+	wait "$p2" || rc2=$?
+	for r in "1 $rc1" "2 $rc2"; do
+		# shellcheck disable=SC2086
+		set -- $r
+		case $2 in
+		0) [ ! -s "$TMP/err$1" ] || fail "run $1 succeeded with: $(cat "$TMP/err$1")" ;;
+		6) grep -q "^vmsync: $mnt/backup/big.img: .*in use by another vmsync run$" "$TMP/err$1" ||
+			fail "run $1: $(cat "$TMP/err$1")"
+		   [ "$(wc -l < "$TMP/err$1")" -eq 1 ] || fail "run $1: more than one line"
+		   overlapped=1 ;;
+		*) fail "concurrent run $1: exit $2: $(cat "$TMP/err$1")" ;;
+		esac
+	done
+	[ "$rc1" -eq 0 ] || [ "$rc2" -eq 0 ] || fail "both concurrent runs failed"
+	same "$big" "$mnt/backup/big.img"
+	sync_stats "$big" "$mnt/backup/"
+	[ "$(stat_of index)" = trusted ] || fail "after concurrent runs: index $(stat_of index)"
+	[ "$(stat_of written_bytes)" -eq 0 ] || fail "after concurrent runs: rewrote"
+	[ "$overlapped" -eq 1 ] && break
+done
+echo "concurrent runs overlapped: $overlapped"
