@@ -32,6 +32,16 @@ struct sync_state {
 	uint64_t punch_off, punch_len;	/* pending punch, coalesced */
 };
 
+/* Stop at the next check after SIGINT/SIGTERM/SIGHUP. */
+static int
+check_interrupt(struct sync_state *s)
+{
+	if (!vs_interrupted)
+		return 0;
+	vs_err(VS_EXIT_PARTIAL, s->src->name, "interrupted");
+	return -1;
+}
+
 static int
 flush_punch(struct sync_state *s)
 {
@@ -72,10 +82,8 @@ data_run(struct sync_state *s, uint64_t wstart, size_t b0, size_t b1,
 	while (off < end) {
 		size_t n = (size_t)vs_min(end - off, VS_CHUNK);
 
-		if (vs_interrupted) {
-			vs_err(VS_EXIT_PARTIAL, s->src->name, "interrupted");
+		if (check_interrupt(s) < 0)
 			return -1;
-		}
 		if (s->src->ops->read(s->src, s->buf, n, off) < 0)
 			return -1;
 		s->st->read_bytes += n;
@@ -133,6 +141,8 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	uint64_t first = wstart / bs;
 	size_t nb = (size_t)((wlen + bs - 1) / bs), b = 0;
 
+	if (check_interrupt(s) < 0)
+		return -1;
 	if (vs_image_map(s->src, wstart, wlen, &s->map) < 0 ||
 	    s->t->ops->summaries(s->t, first, nb, s->old) < 0)
 		return -1;
