@@ -5,8 +5,8 @@
  *   0 magic "VMSYNCIX"   8 version u32   12 header size u32
  *  16 block size u32    20 flags u32    24 virtual size u64   32 seed u64
  *  40 dev u64  48 ino u64  56 size u64  64 mtime s i64  72 mtime ns i64
- *  80 ctime s i64  88 ctime ns i64  96 entry count u64
- * 104 XXH3-64 of bytes 0..103.  The rest of the 4 KiB is zero.
+ *  80 ctime s i64  88 ctime ns i64  96 entry count u64  104 medium u64
+ * 112 XXH3-64 of bytes 0..111.  The rest of the 4 KiB is zero.
  */
 #include <endian.h>
 #include <errno.h>
@@ -20,7 +20,7 @@
 #include "util.h"
 #include "vmsync.h"
 
-#define OFF_CSUM 104
+#define OFF_CSUM 112
 
 struct vs_index {
 	int fd;			/* the index file */
@@ -88,6 +88,7 @@ idx_header_encode(const struct idx_header *h, uint8_t *buf)
 	put64(buf + 80, (uint64_t)h->id.ctime_sec);
 	put64(buf + 88, (uint64_t)h->id.ctime_nsec);
 	put64(buf + 96, idx_nblocks(h->virtual_size, h->block_size));
+	put64(buf + 104, h->id.medium);
 	put64(buf + OFF_CSUM, vs_hash64(buf, OFF_CSUM));
 }
 
@@ -138,6 +139,7 @@ idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
 	h->id.mtime_nsec = (int64_t)get64(buf + 72);
 	h->id.ctime_sec = (int64_t)get64(buf + 80);
 	h->id.ctime_nsec = (int64_t)get64(buf + 88);
+	h->id.medium = get64(buf + 104);
 	entries = get64(buf + 96);
 	if (entries != idx_nblocks(h->virtual_size, h->block_size)) {
 		*why = "index entry count does not match its size";
@@ -151,7 +153,8 @@ idx_identity_eq(const struct idx_identity *a, const struct idx_identity *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	    a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec &&
-	    a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec;
+	    a->ctime_sec == b->ctime_sec && a->ctime_nsec == b->ctime_nsec &&
+	    a->medium == b->medium;
 }
 
 int

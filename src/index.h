@@ -32,6 +32,7 @@ struct idx_identity {
 	int64_t mtime_nsec;
 	int64_t ctime_sec;	/* st_ctim: changes on any write, cannot be set */
 	int64_t ctime_nsec;
+	uint64_t medium;	/* block devices: disk sequence number, else 0 */
 };
 
 struct idx_header {

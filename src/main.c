@@ -122,6 +122,27 @@ out:
 	return ret;
 }
 
+/* Two sources that would land on one target: refuse before doing any. */
+static bool
+same_basenames(const struct vs_cli *cli, int nsrc)
+{
+	for (int i = 0; i < nsrc; i++)
+		for (int j = i + 1; j < nsrc; j++) {
+			char *a = strdup(cli->paths[i]), *b = strdup(cli->paths[j]);
+			bool same = a && b && strcmp(basename(a), basename(b)) == 0;
+
+			if (same)
+				fprintf(stderr, "vmsync: %s and %s would both be "
+				    "synced to the same target %s\n",
+				    cli->paths[i], cli->paths[j], basename(a));
+			free(a);
+			free(b);
+			if (same)
+				return true;
+		}
+	return false;
+}
+
 static void
 add_stats(struct vs_stats *sum, const struct vs_stats *st)
 {
@@ -166,6 +187,10 @@ main(int argc, char **argv)
 	if (!dest_is_dir && nsrc > 1) {
 		fprintf(stderr, "vmsync: %s: with several sources, DEST must "
 		    "be a directory\n", dest);
+		vs_cli_free(&cli);
+		return VS_EXIT_USAGE;
+	}
+	if (dest_is_dir && same_basenames(&cli, nsrc)) {
 		vs_cli_free(&cli);
 		return VS_EXIT_USAGE;
 	}

@@ -53,6 +53,8 @@ struct local_target {
 	struct idx_header hdr;	/* this run's header */
 	struct vs_target_opts opts; /* as given */
 	bool trusted;		/* the index matched the target */
+	uint64_t unknown_lo;	/* index entries [lo, hi) are stale after a */
+	uint64_t unknown_hi;	/* size change: compare with the target */
 	bool created;		/* this run created the target file */
 	bool index_created;	/* this run created the index file */
 	bool began;		/* begin() succeeded */
@@ -112,6 +114,12 @@ get_identity(struct local_target *lt, struct idx_identity *id)
 	id->mtime_nsec = st.st_mtim.tv_nsec;
 	id->ctime_sec = st.st_ctim.tv_sec;
 	id->ctime_nsec = st.st_ctim.tv_nsec;
+	/* A device node keeps its inode and times when another disk is put
+	 * behind it (a loop device re-attached): the kernel's disk sequence
+	 * number tells them apart.  0 where the kernel has none. */
+	id->medium = 0;
+	if (lt->is_block && ioctl(lt->fd, BLKGETDISKSEQ, &id->medium) < 0)
+		id->medium = 0;
 	return 0;
 }
 
@@ -237,24 +245,6 @@ is_hole(struct local_target *lt, uint64_t off, uint64_t len)
 	return (uint64_t)data >= off + len;
 }
 
-/* Set index entries [first, end) to "unknown": compare with the target. */
-static int
-mark_unknown(struct local_target *lt, uint64_t first, uint64_t end)
-{
-	struct vs_hash unknown[256];
-
-	for (size_t i = 0; i < 256; i++)
-		unknown[i] = vs_hash_unknown;
-	while (first < end) {
-		size_t n = (size_t)vs_min(end - first, 256);
-
-		if (idx_write(lt->ix, first, n, NULL, unknown) < 0)
-			return -1;
-		first += n;
-	}
-	return 0;
-}
-
 static int
 local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
@@ -299,6 +289,16 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	if (lt->trusted) {
 		lt->hdr = *old;
 		t->stats->index_state = "trusted";
+		/* The block that holds the old or new end changed length: its
+		 * entry no longer describes it.  A file grows with a hole,
+		 * which the new entries say; a device keeps whatever it held
+		 * past the old end, so there nothing is known. */
+		if (size != old->virtual_size) {
+			lt->unknown_lo = vs_min(size, old->virtual_size) /
+			    old->block_size;
+			lt->unknown_hi = lt->is_block ? UINT64_MAX :
+			    lt->unknown_lo + 1;
+		}
 	} else {
 		lt->hdr.version = IDX_VERSION;
 		lt->hdr.block_size = lt->opts.block_size ? lt->opts.block_size :
@@ -307,7 +307,7 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 			vs_errno(VS_EXIT_INTERNAL, lt->path, "getrandom");
 			return -1;
 		}
-		t->stats->index_state = !lt->ix ? "none" :
+		t->stats->index_state = !lt->index_path ? "none" :
 		    lt->old_size ? "rebuilt" : "new";
 		if (lt->old_size)
 			vs_info(1, "%s: index not used (%s); comparing with the "
@@ -350,18 +350,6 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		    (unsigned long long)size);
 		return -1;
 	}
-	/* The block that holds the old or new end changed length: its entry
-	 * no longer describes it.  A file grows with a hole, which the new
-	 * entries say; a device keeps whatever it held past the old end, so
-	 * there the entries must say "unknown". */
-	if (lt->ix && lt->trusted && size != lt->hdr.virtual_size) {
-		uint64_t b = vs_min(size, lt->hdr.virtual_size) /
-		    lt->hdr.block_size;
-		uint64_t end = lt->is_block ? new_n : vs_min(b + 1, new_n);
-
-		if (mark_unknown(lt, b, end) < 0)
-			return -1;
-	}
 	lt->hdr.virtual_size = size;
 	lt->began = true;
 	return 0;
@@ -373,10 +361,12 @@ local_summaries(struct vs_target *t, uint64_t first, size_t n,
 {
 	struct local_target *lt = (struct local_target *)t;
 
-	if (lt->trusted)
-		return idx_read(lt->ix, first, n, out);
+	if (lt->trusted && idx_read(lt->ix, first, n, out) < 0)
+		return -1;
 	for (size_t i = 0; i < n; i++)
-		out[i] = vs_hash_unknown;
+		if (!lt->trusted || (first + i >= lt->unknown_lo &&
+		    first + i < lt->unknown_hi))
+			out[i] = vs_hash_unknown;
 	return 0;
 }
 

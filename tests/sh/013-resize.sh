@@ -80,6 +80,14 @@ sync_stats "$src" "$tgt"
 [ "$(stat_of written_bytes)" -eq $((M + 100)) ] || fail "grow 2: wrote $(stat_of written_bytes)"
 check "grow to 200M+100"
 
+# Grow inside the last sector, with data in the new bytes.
+truncate -s $((200 * M + 3000)) "$src"
+"$HOLES" fill "$src" $((200 * M + 100)):2900:7
+: > "$TMP/ops"
+sync_stats "$src" "$tgt"
+echo "write $((200 * M)) 3000" | diff - "$TMP/ops" || fail "grow 3: wrong operations"
+check "grow to 200M+3000"
+
 # And back to the first size.
 truncate -s 64M "$src"
 sync_stats "$src" "$tgt"

@@ -2,7 +2,8 @@
 # Proves: --index never overwrites a file that is not a vmsync index (a
 # mistyped path naming another image is refused, exit 1, unchanged), and a
 # run refused after opening its target leaves no empty files behind (a new
-# target with a planted index symlink; a too-small device with a new index).
+# target with a planted index symlink; a too-small device with a new index);
+# two sources with one basename are refused before anything is synced.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_root
 requires losetup
@@ -32,3 +33,12 @@ truncate -s 32M "$TMP/small.img"
 dev=$(mkloopdev "$TMP/small.img")
 must_fail 3 "smaller than the source" vs --index "$TMP/new.idx" "$TMP/src.img" "$dev"
 [ ! -e "$TMP/new.idx" ] || fail "refused run left an empty index"
+
+# Two sources with one basename would land on one target: refused, nothing
+# synced.
+mkdir "$TMP/a" "$TMP/b" "$TMP/out"
+"$HOLES" make "$TMP/a/x.img" 1M 0:4K:3
+"$HOLES" make "$TMP/b/x.img" 1M 0:4K:4
+must_fail 1 "$TMP/a/x.img and $TMP/b/x.img would both be synced to the same target x.img" \
+	vs "$TMP/a/x.img" "$TMP/b/x.img" "$TMP/out/"
+[ -z "$(ls -A "$TMP/out")" ] || fail "synced despite the clash"

@@ -57,11 +57,11 @@ rd32(const uint8_t *p)
 	    (uint32_t)p[3] << 24;
 }
 
-/* Recompute the header checksum (XXH3-64 of bytes 0..103 at 104). */
+/* Recompute the header checksum (XXH3-64 of bytes 0..111 at 112). */
 static void
 reseal(uint8_t *buf)
 {
-	le64(buf + 104, XXH3_64bits(buf, 104));
+	le64(buf + 112, XXH3_64bits(buf, 112));
 }
 
 static struct idx_header
@@ -77,6 +77,7 @@ sample_header(void)
 			.dev = 0x801, .ino = 123456789, .size = (1ull << 30) + 4096,
 			.mtime_sec = 1700000000, .mtime_nsec = 123456789,
 			.ctime_sec = -5, .ctime_nsec = 999999999,
+			.medium = 0x1122334455667788ull,
 		},
 	};
 
@@ -231,8 +232,9 @@ test_header_layout(void **state)
 	assert_true(rd64(buf + 80) == (uint64_t)h.id.ctime_sec);
 	assert_true(rd64(buf + 88) == (uint64_t)h.id.ctime_nsec);
 	assert_true(rd64(buf + 96) == (1ull << 14) + 1);	/* entries */
-	assert_true(rd64(buf + 104) == XXH3_64bits(buf, 104));
-	for (size_t i = 112; i < sizeof(buf); i++)
+	assert_true(rd64(buf + 104) == h.id.medium);
+	assert_true(rd64(buf + 112) == XXH3_64bits(buf, 112));
+	for (size_t i = 120; i < sizeof(buf); i++)
 		if (buf[i])
 			fail_msg("byte %zu of the header is not zero", i);
 }
@@ -434,6 +436,8 @@ test_identity_eq(void **state)
 	b = a, b.ctime_sec++;
 	assert_false(idx_identity_eq(&a, &b));
 	b = a, b.ctime_nsec++;
+	assert_false(idx_identity_eq(&a, &b));
+	b = a, b.medium++;
 	assert_false(idx_identity_eq(&a, &b));
 }
 
