@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
@@ -24,20 +26,6 @@
 #define BUFSZ 8192
 
 static uint8_t buf[BUFSZ];
-
-static void
-fill(uint8_t *p, size_t len, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
-
 static int
 reset(void **state)
 {
@@ -245,24 +233,11 @@ test_forced_unknown(void **state)
 
 /* ---- files ---- */
 
-static char tmpdir[4096];
-
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	return remove(p);
-}
-
 static int
 setup_tmp(void **state)
 {
-	const char *base = getenv("TMPDIR");
-
 	reset(state);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/vs-test-format.XXXXXX",
-	    base && *base ? base : "/tmp");
-	return mkdtemp(tmpdir) ? 0 : -1;
+	return unit_mktmp("format");
 }
 
 static int
@@ -270,18 +245,8 @@ teardown_tmp(void **state)
 {
 	(void)state;
 	vs_err_reset();
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return unit_rmtmp();
 }
-
-static const char *
-tpath(const char *name)
-{
-	static char p[4200];
-
-	snprintf(p, sizeof(p), "%s/%s", tmpdir, name);
-	return p;
-}
-
 static void
 test_file_missing(void **state)
 {

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -17,20 +19,6 @@
 #define BLK 65536
 
 static uint8_t block[BLK];
-
-/* Fill @buf with a reproducible pattern from @seed. */
-static void
-fill(uint8_t *buf, size_t len, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		buf[i] = (uint8_t)x;
-	}
-}
 
 static int
 setup(void **state)

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -110,25 +112,12 @@ mkhash(unsigned k)
 	return h;
 }
 
-static char tmpdir[4096];
-
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st, (void)flag, (void)f;
-	return remove(p);
-}
-
 static int
 setup_tmp(void **state)
 {
-	const char *base = getenv("TMPDIR");
-
 	(void)state;
 	vs_err_reset();
-	snprintf(tmpdir, sizeof(tmpdir), "%s/vs-test-index.XXXXXX",
-	    base && *base ? base : "/tmp");
-	return mkdtemp(tmpdir) ? 0 : -1;
+	return unit_mktmp("index");
 }
 
 static int
@@ -136,20 +125,8 @@ teardown_tmp(void **state)
 {
 	(void)state;
 	vs_err_reset();
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return unit_rmtmp();
 }
-
-static const char *
-tpath(const char *name)
-{
-	static char p[16][4200];
-	static int k;
-
-	k = (k + 1) % 16;
-	snprintf(p[k], sizeof(p[k]), "%s/%s", tmpdir, name);
-	return p[k];
-}
-
 /* Read @len bytes of @path at @off into @buf; returns bytes read. */
 static ssize_t
 file_read(const char *path, void *buf, size_t len, off_t off)

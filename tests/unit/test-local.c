@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -30,43 +32,15 @@
 #define BS (64 * K)
 #define SECTOR 4096
 
-static char tmpdir[4096];
 static char logpath[4200];
 static struct vs_stats st;
-
-/* ---- utilities ---- */
-
-static void
-fill(uint8_t *p, size_t len, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		p[i] = (uint8_t)x;
-	}
-}
-
-static int
-rm_one(const char *p, const struct stat *s, int flag, struct FTW *f)
-{
-	(void)s, (void)flag, (void)f;
-	return remove(p);
-}
-
 static int
 setup(void **state)
 {
-	const char *base = getenv("TMPDIR");
-
 	(void)state;
 	vs_err_reset();
 	memset(&st, 0, sizeof(st));
-	snprintf(tmpdir, sizeof(tmpdir), "%s/vs-test-local.XXXXXX",
-	    base && *base ? base : "/tmp");
-	if (!mkdtemp(tmpdir))
+	if (unit_mktmp("local") < 0)
 		return -1;
 	/* Every case logs its operations to its own file. */
 	snprintf(logpath, sizeof(logpath), "%s/ops.log", tmpdir);
@@ -79,20 +53,8 @@ teardown(void **state)
 	(void)state;
 	unsetenv("VMSYNC_DEBUG_OPS");
 	vs_err_reset();
-	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return unit_rmtmp();
 }
-
-static const char *
-tpath(const char *name)
-{
-	static char p[8][4200];
-	static int k;
-
-	k = (k + 1) % 8;
-	snprintf(p[k], sizeof(p[k]), "%s/%s", tmpdir, name);
-	return p[k];
-}
-
 static struct vs_target_opts
 opts(void)
 {

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "unit.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,17 +241,11 @@ test_fmt_bytes(void **state)
 	assert_string_equal(small, "1.50 ");
 }
 
-static char tmpdir[4096];
-
 static int
 setup_tmp(void **state)
 {
-	const char *base = getenv("TMPDIR");
-
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/vs-test-util.XXXXXX",
-	    base && *base ? base : "/tmp");
-	return mkdtemp(tmpdir) ? 0 : -1;
+	return unit_mktmp("util");
 }
 
 static int
