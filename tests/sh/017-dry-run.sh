@@ -25,7 +25,8 @@ fallocate -p -o $((100 * M)) -l $M "$src"
 snapshot() {	# what a dry run must not change
 	sha256sum "$tgt" "$idx" | cut -d' ' -f1
 	stat -c '%n %s %y %z %i' "$tgt" "$idx"
-	ls -la "$mnt"
+	ls -lA --time-style=full-iso "$mnt"
+	stat -c '%n %y' "$mnt"
 }
 snapshot > "$TMP/before"
 
