@@ -229,8 +229,12 @@ main(int argc, char **argv)
 		}
 		free(dst);
 	}
-	if (vs_interrupted && first_fail == VS_EXIT_OK)
+	/* A signal after the last check: what finished is complete, but say
+	 * why the run stops here. */
+	if (vs_interrupted && first_fail == VS_EXIT_OK) {
+		fputs("vmsync: interrupted\n", stderr);
 		first_fail = VS_EXIT_PARTIAL;
+	}
 	rc = first_fail == VS_EXIT_OK ? VS_EXIT_OK :
 	    ok > 0 || vs_interrupted ? VS_EXIT_PARTIAL : (int)first_fail;
 	if (cli.json) {
