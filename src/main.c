@@ -59,20 +59,6 @@ target_path(const char *src, const char *dest, bool dest_is_dir)
 	return out;
 }
 
-/* Refuse a target that is the source itself. */
-static int
-check_distinct(const struct vs_io *io, const char *target)
-{
-	struct stat s, t;
-
-	if (fstat(io->fd, &s) == 0 && stat(target, &t) == 0 &&
-	    s.st_dev == t.st_dev && s.st_ino == t.st_ino) {
-		vs_err(VS_EXIT_USAGE, target, "target is the source itself");
-		return -1;
-	}
-	return 0;
-}
-
 static int
 sync_one(const struct vs_cli *cli, const char *src, const char *dst,
     bool progress, struct vs_stats *st)
@@ -88,7 +74,6 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dst,
 	struct vs_target *t = NULL;
 	struct vs_progress *p = NULL;
 	struct vs_io *io;
-	struct stat sst;
 	int ret = -1;
 
 	if (vs_io_open_file(src, &io) < 0)
@@ -96,14 +81,8 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dst,
 	topts.src_mode = io->mode;
 	topts.src_mtime_sec = io->mtime_sec;
 	topts.src_mtime_nsec = io->mtime_nsec;
-	if (fstat(io->fd, &sst) == 0) {
-		topts.src_dev = sst.st_dev;
-		topts.src_ino = sst.st_ino;
-	}
-	if (check_distinct(io, dst) < 0) {
-		vs_io_close(io);
-		return -1;
-	}
+	topts.src_dev = io->dev;
+	topts.src_ino = io->ino;
 	if (vs_image_open(io, cli->format, &img) < 0)
 		return -1;
 	if (vs_local_open(dst, &topts, &t) < 0)

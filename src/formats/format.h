@@ -41,6 +41,7 @@ struct vs_io {
 	bool is_block;			/* a block device */
 	int fd;				/* file descriptor, or -1 */
 	uint32_t mode;			/* st_mode of the file, 0 if none */
+	uint64_t dev, ino;		/* st_dev, st_ino; 0 if none */
 	int64_t mtime_sec;		/* st_mtime, for the target's times */
 	int64_t mtime_nsec;		/* st_mtime nanoseconds */
 };

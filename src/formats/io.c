@@ -124,6 +124,8 @@ vs_io_open_file(const char *path, struct vs_io **out)
 	io->ops = &file_io_ops;
 	io->fd = fd;
 	io->mode = st.st_mode;
+	io->dev = st.st_dev;
+	io->ino = st.st_ino;
 	io->mtime_sec = st.st_mtim.tv_sec;
 	io->mtime_nsec = st.st_mtim.tv_nsec;
 	if (S_ISREG(st.st_mode)) {

@@ -623,6 +623,14 @@ static const struct vs_target_ops local_ops = {
 };
 
 /* Open the target file or device; fd -1 for a dry run of a new file. */
+/* Is @st the source file itself? */
+static bool
+is_source(const struct local_target *lt, const struct stat *st)
+{
+	return lt->opts.src_ino && lt->opts.src_dev == st->st_dev &&
+	    lt->opts.src_ino == st->st_ino;
+}
+
 static int
 open_target(struct local_target *lt)
 {
@@ -649,6 +657,9 @@ again:
 	} else if (S_ISLNK(st.st_mode)) {
 		vs_err(VS_EXIT_TARGET, path,
 		    "target is a symbolic link; refusing to write through it");
+		return -1;
+	} else if (is_source(lt, &st)) {
+		vs_err(VS_EXIT_USAGE, path, "target is the source itself");
 		return -1;
 	} else if (S_ISREG(st.st_mode)) {
 		lt->fd = open(path, flags | (dry ? O_RDONLY : O_RDWR));
@@ -713,12 +724,10 @@ check_index_path(struct local_target *lt)
 		lt->index_created = !lt->opts.dry_run;
 		return 0;
 	}
-	if ((lt->fd >= 0 && fstat(lt->fd, &tst) == 0 &&
-	    tst.st_dev == st.st_dev && tst.st_ino == st.st_ino) ||
-	    (lt->opts.src_dev == st.st_dev && lt->opts.src_ino == st.st_ino)) {
+	if (is_source(lt, &st) || (lt->fd >= 0 && fstat(lt->fd, &tst) == 0 &&
+	    tst.st_dev == st.st_dev && tst.st_ino == st.st_ino)) {
 		vs_err(VS_EXIT_USAGE, ipath, "index would be the %s itself; "
-		    "refusing it", lt->opts.src_ino == st.st_ino &&
-		    lt->opts.src_dev == st.st_dev ? "source" : "target");
+		    "refusing it", is_source(lt, &st) ? "source" : "target");
 		return -1;
 	}
 	if (!lt->opts.index_path || !S_ISREG(st.st_mode) || st.st_size == 0)

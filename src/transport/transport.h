@@ -70,7 +70,7 @@ struct vs_target_opts {
 	int64_t src_mtime_sec;	/* times to give the target at commit */
 	int64_t src_mtime_nsec;
 	uint64_t src_dev;	/* the source's st_dev and st_ino, so that the */
-	uint64_t src_ino;	/* index can never be the source (0: unknown) */
+	uint64_t src_ino;	/* target and index are never the source */
 	struct vs_stats *stats;	/* counters */
 };
 
