@@ -38,9 +38,9 @@ else
 Q = @
 endif
 
-PKGS      = popt libxxhash
+PKGS      = popt libxxhash zlib libzstd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 CFLAGS  ?= -O2 -g
@@ -59,6 +59,11 @@ LIB_SRCS = \
 	src/formats/io.c \
 	src/formats/format.c \
 	src/formats/raw.c \
+	src/formats/decompress.c \
+	src/formats/qcow2_open.c \
+	src/formats/qcow2.c \
+	src/formats/qcow2_live.c \
+	src/formats/fileview.c \
 	src/transport/local.c
 
 MAIN_SRCS = src/main.c

@@ -13,7 +13,7 @@
 
 enum {
 	OPT_VERBOSE = 1, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION,
-	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX,
+	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX, OPT_OUTPUT,
 };
 
 /* Take a string option's value; a repeated option replaces the earlier. */
@@ -23,6 +23,19 @@ take_arg(poptContext pc, char **slot)
 	free(*slot);
 	*slot = poptGetOptArg(pc);
 }
+
+/* A format name from @allowed (NULL-terminated), as a static string. */
+static const char *
+known_format(const char *name, const char *const *allowed)
+{
+	for (size_t i = 0; allowed[i]; i++)
+		if (strcmp(name, allowed[i]) == 0)
+			return allowed[i];
+	return NULL;
+}
+
+static const char *const source_formats[] = { "auto", "raw", "qcow2", NULL };
+static const char *const output_formats[] = { "raw", "qcow2", NULL };
 
 /* Pairs that make no sense together. */
 static const struct {
@@ -57,7 +70,7 @@ int
 vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 {
 	int dry = 0, quiet = 0, stats = 0, json = 0, checksum = 0;
-	char *block = NULL, *format = NULL, *index = NULL;
+	char *block = NULL, *format = NULL, *index = NULL, *output = NULL;
 	const char **rest;
 	poptContext pc;
 	int rc, ret = -1;
@@ -83,7 +96,11 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		{ "checksum", 'c', POPT_ARG_NONE, &checksum, 0,
 		  "ignore the index: read and compare the target", NULL },
 		{ "format", 'f', POPT_ARG_STRING, NULL, OPT_FORMAT,
-		  "source format: auto or raw (default auto)", "FMT" },
+		  "source format: auto, raw or qcow2 (default auto)", "FMT" },
+		{ "output-format", 'O', POPT_ARG_STRING, NULL, OPT_OUTPUT,
+		  "raw: sync the guest disk of a qcow2 image to a raw image "
+		  "(NAME.raw); qcow2: sync the qcow2 file itself (the default)",
+		  "FMT" },
 		{ "index", '\0', POPT_ARG_STRING, NULL, OPT_INDEX,
 		  "index file (needed to keep an index for a block device)",
 		  "PATH" },
@@ -130,10 +147,18 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		}
 		case OPT_FORMAT:
 			take_arg(pc, &format);
-			if (strcmp(format, "auto") != 0 &&
-			    strcmp(format, "raw") != 0) {
+			if (!known_format(format, source_formats)) {
 				usage_error(pc, "--format '%s': supported "
-				    "formats are auto and raw", format);
+				    "formats are auto, raw and qcow2", format);
+				goto out;
+			}
+			break;
+		case OPT_OUTPUT:
+			take_arg(pc, &output);
+			if (!(cli->output = known_format(output,
+			    output_formats))) {
+				usage_error(pc, "--output-format '%s': supported "
+				    "formats are raw and qcow2", output);
 				goto out;
 			}
 			break;
@@ -150,7 +175,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	cli->json = json;
 	cli->checksum = checksum;
 	if (format && strcmp(format, "auto") != 0)
-		cli->format = "raw";
+		cli->format = known_format(format, source_formats);
 	for (size_t i = 0; i < sizeof(excl) / sizeof(excl[0]); i++)
 		if (field_set(cli, excl[i].a) && field_set(cli, excl[i].b)) {
 			usage_error(pc, "%s cannot be used together",
@@ -187,6 +212,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 out:
 	free(block);
 	free(format);
+	free(output);
 	free(index);
 	poptFreeContext(pc);
 	if (ret < 0)

@@ -19,6 +19,7 @@ struct vs_cli {
 	uint32_t block_size;	/* --block-size, 0 if not given */
 	bool checksum;		/* -c */
 	const char *format;	/* -f, NULL for auto */
+	const char *output;	/* -O: "raw", "qcow2", NULL for the same */
 	const char *index;	/* --index */
 	const char **paths;	/* SRC... DEST (malloc'd array) */
 	int npaths;		/* entries in paths */

@@ -34,34 +34,86 @@ setup_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* DEST/basename(SRC) when DEST is a directory, else DEST. */
+/* The target's file name for @src: its basename, with the extension
+ * replaced by ".raw" when a qcow2 image is synced as its guest disk. */
 static char *
-target_path(const char *src, const char *dest, bool dest_is_dir)
+target_name(const char *src, bool to_raw)
 {
-	char *copy, *out;
-	size_t n;
+	char *copy = strdup(src), *out = NULL;
+	const char *base;
+	const char *dot;
 
-	if (!dest_is_dir)
-		return strdup(dest);
-	copy = strdup(src);
 	if (!copy)
 		return NULL;
-	n = strlen(dest) + strlen(copy) + 2;
-	out = malloc(n);
-	if (out) {
-		const char *base = basename(copy);
-		size_t dl = strlen(dest);
-
-		snprintf(out, n, "%s%s%s", dest,
-		    dl && dest[dl - 1] == '/' ? "" : "/", base);
-	}
+	base = basename(copy);
+	dot = strrchr(base, '.');
+	if (!to_raw)
+		out = strdup(base);
+	else if (asprintf(&out, "%.*s.raw", (int)(dot && dot != base ?
+	    dot - base : (int)strlen(base)), base) < 0)
+		out = NULL;
 	free(copy);
 	return out;
 }
 
+/* DEST/NAME when DEST is a directory, else DEST. */
+static char *
+target_path(const char *src, const char *dest, bool dest_is_dir, bool to_raw)
+{
+	char *name, *out = NULL;
+	size_t dl = strlen(dest);
+
+	if (!dest_is_dir)
+		return strdup(dest);
+	if (!(name = target_name(src, to_raw)))
+		return NULL;
+	if (asprintf(&out, "%s%s%s", dest, dl && dest[dl - 1] == '/' ? "" :
+	    "/", name) < 0)
+		out = NULL;
+	free(name);
+	return out;
+}
+
+/* Open @src and choose the view to sync: the guest disk for -O raw (and
+ * raw images), the file itself otherwise. */
 static int
-sync_one(const struct vs_cli *cli, const char *src, const char *dst,
-    bool progress, struct vs_stats *st)
+open_source(const struct vs_cli *cli, const char *src,
+    struct vs_target_opts *topts, struct vs_image **out, bool *to_raw)
+{
+	struct vs_image *img;
+	struct vs_io *io;
+	bool is_raw;
+
+	if (vs_io_open_file(src, &io) < 0)
+		return -1;
+	topts->src_mode = io->mode;
+	topts->src_mtime_sec = io->mtime_sec;
+	topts->src_mtime_nsec = io->mtime_nsec;
+	topts->src_dev = io->dev;
+	topts->src_ino = io->ino;
+	if (vs_image_open(io, cli->format, &img) < 0)
+		return -1;
+	is_raw = img->ops == &vs_format_raw;
+	*to_raw = !is_raw && cli->output && strcmp(cli->output, "raw") == 0;
+	if (is_raw && cli->output && strcmp(cli->output, "raw") != 0) {
+		vs_err(VS_EXIT_USAGE, src, "a raw image cannot be synced as "
+		    "%s", cli->output);
+		vs_image_close(img);
+		return -1;
+	}
+	if (*to_raw) {
+		vs_info(1, "%s: %s image, syncing its guest disk", src,
+		    img->ops->name);
+		*out = img;
+		return 0;
+	}
+	return vs_fileview_open(img, out);
+}
+
+static int
+sync_one(const struct vs_cli *cli, const char *src, const char *dest,
+    bool dest_is_dir, char *const *taken, char **dstp, bool progress,
+    struct vs_stats *st)
 {
 	struct vs_target_opts topts = {
 		.block_size = cli->block_size,
@@ -73,18 +125,22 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dst,
 	struct vs_image *img = NULL;
 	struct vs_target *t = NULL;
 	struct vs_progress *p = NULL;
-	struct vs_io *io;
+	bool to_raw = false;
+	char *dst;
 	int ret = -1;
 
-	if (vs_io_open_file(src, &io) < 0)
+	if (open_source(cli, src, &topts, &img, &to_raw) < 0)
 		return -1;
-	topts.src_mode = io->mode;
-	topts.src_mtime_sec = io->mtime_sec;
-	topts.src_mtime_nsec = io->mtime_nsec;
-	topts.src_dev = io->dev;
-	topts.src_ino = io->ino;
-	if (vs_image_open(io, cli->format, &img) < 0)
-		return -1;
+	if (!(*dstp = dst = target_path(src, dest, dest_is_dir, to_raw))) {
+		vs_errno(VS_EXIT_INTERNAL, src, "target path");
+		goto out;
+	}
+	for (; taken && *taken; taken++)
+		if (strcmp(*taken, dst) == 0) {
+			vs_err(VS_EXIT_USAGE, src, "another source of this run "
+			    "was synced to the same target %s", dst);
+			goto out;
+		}
 	if (vs_local_open(dst, &topts, &t) < 0)
 		goto out;
 	if (progress && !(p = vs_progress_new(stderr, src))) {
@@ -143,7 +199,8 @@ main(int argc, char **argv)
 	enum vs_exit first_fail = VS_EXIT_OK;
 	const char *dest;
 	bool dest_is_dir, progress;
-	int nsrc, ok = 0, rc;
+	int nsrc, ok = 0, rc, ntaken = 0;
+	char **taken;
 	struct stat st;
 
 	rc = vs_cli_parse(argc, (const char **)argv, &cli);
@@ -173,31 +230,35 @@ main(int argc, char **argv)
 		vs_cli_free(&cli);
 		return VS_EXIT_USAGE;
 	}
+	if (!(taken = calloc((size_t)nsrc + 1, sizeof(*taken)))) {
+		perror("vmsync");
+		vs_cli_free(&cli);
+		return VS_EXIT_INTERNAL;
+	}
 	if (cli.json)
 		fputs("{\"version\":1,\"images\":[", stdout);
 	for (int i = 0; i < nsrc && !vs_interrupted; i++) {
 		struct vs_stats one = { 0 };
-		char *dst = target_path(cli.paths[i], dest, dest_is_dir);
+		char *dst = NULL;
 		enum vs_exit cat;
 
 		vs_err_reset();
-		if (!dst) {
-			vs_errno(VS_EXIT_INTERNAL, cli.paths[i], "target path");
-		} else if (sync_one(&cli, cli.paths[i], dst, progress,
-		    &one) == 0) {
+		if (sync_one(&cli, cli.paths[i], dest, dest_is_dir, taken,
+		    &dst, progress, &one) == 0)
 			ok++;
-		}
+		if (dst)
+			taken[ntaken++] = strdup(dst);
 		cat = vs_err_first();
 		if (cat != VS_EXIT_OK && first_fail == VS_EXIT_OK)
 			first_fail = cat;
 		add_stats(&total, &one);
 		if (cli.stats && cat == VS_EXIT_OK)
-			vs_stats_print(stdout, cli.paths[i], dst, &one,
-			    cli.dry_run);
+			vs_stats_print(stdout, cli.paths[i], dst ? dst : "",
+			    &one, cli.dry_run);
 		else if (cli.dry_run && !cli.json && !cli.quiet &&
 		    cat == VS_EXIT_OK)
 			printf("%s -> %s: would write %llu bytes, punch %llu "
-			    "bytes (dry run)\n", cli.paths[i], dst,
+			    "bytes (dry run)\n", cli.paths[i], dst ? dst : "",
 			    (unsigned long long)one.written_bytes,
 			    (unsigned long long)one.punched_bytes);
 		if (cli.json) {
@@ -208,6 +269,9 @@ main(int argc, char **argv)
 		}
 		free(dst);
 	}
+	while (ntaken > 0)
+		free(taken[--ntaken]);
+	free(taken);
 	/* A signal after the last check: what finished is complete, but say
 	 * why the run stops here. */
 	if (vs_interrupted && first_fail == VS_EXIT_OK) {

@@ -15,6 +15,7 @@
 
 /* Every format vmsync reads, most specific first; raw comes last. */
 static const struct vs_format_ops *const formats[] = {
+	&vs_format_qcow2,
 	&vs_format_raw,
 };
 
@@ -24,7 +25,6 @@ static const struct {
 	const char *magic;	/* bytes at offset 0 */
 	size_t len;		/* magic length */
 } foreign[] = {
-	{ "qcow2", "QFI\xfb", 4 },
 	{ "qed", "QED\0", 4 },
 	{ "vmdk", "KDMV", 4 },
 	{ "vmdk", "# Disk DescriptorFile", 21 },
@@ -46,6 +46,13 @@ probe_foreign(const uint8_t *head, size_t len)
 
 int
 vs_image_open(struct vs_io *io, const char *forced, struct vs_image **out)
+{
+	return vs_image_open_chain(io, forced, NULL, out);
+}
+
+int
+vs_image_open_chain(struct vs_io *io, const char *forced,
+    const struct vs_chain *chain, struct vs_image **out)
 {
 	const struct vs_format_ops *fmt = NULL;
 	uint8_t head[PROBE_LEN];
@@ -77,7 +84,7 @@ vs_image_open(struct vs_io *io, const char *forced, struct vs_image **out)
 		goto fail;
 	}
 open:
-	if (fmt->open(io, out) < 0)
+	if (fmt->open(io, chain, out) < 0)
 		goto fail;
 	return 0;
 fail:

@@ -55,11 +55,20 @@ void vs_io_close(struct vs_io *io);
 
 struct vs_image;
 
+/* The images above one being opened as a backing file: for loops and depth. */
+struct vs_chain {
+	uint64_t dev, ino;		/* the image above */
+	unsigned depth;			/* 1 for the top image's backing file */
+	const struct vs_chain *up;	/* further up, or NULL */
+};
+
 struct vs_format_ops {
 	const char *name;	/* "raw", ... */
 	/* Pure: does this header belong to the format?  No I/O. */
 	bool (*probe)(const uint8_t *head, size_t len);
-	int (*open)(struct vs_io *, struct vs_image **);
+	/* @chain is NULL for the image named by the user. */
+	int (*open)(struct vs_io *, const struct vs_chain *chain,
+	    struct vs_image **);
 	void (*close)(struct vs_image *);
 	/* Never reads data; covers [off, off + len) exactly. */
 	int (*map)(struct vs_image *, uint64_t off, uint64_t len,
@@ -68,6 +77,14 @@ struct vs_format_ops {
 	int (*read)(struct vs_image *, void *buf, size_t len, uint64_t off);
 	/* Hint: guest bytes [off, off + len) will not be read again. */
 	void (*drop_cache)(struct vs_image *, uint64_t off, uint64_t len);
+	/* File view, for formats with metadata: which bytes of the container
+	 * are live (DATA) or dead (ZERO) in [off, off + len).  NULL when the
+	 * container is the disk itself (raw). */
+	int (*host_live)(struct vs_image *, uint64_t off, uint64_t len,
+	    struct vs_extent_vec *out);
+	/* An external file the image needs besides its container (a data
+	 * file), or NULL. */
+	const char *(*external)(struct vs_image *);
 };
 
 struct vs_image {
@@ -80,6 +97,12 @@ struct vs_image {
 /* Probe @io (or use @forced, a format name, if not NULL) and open it.
  * Takes ownership of @io, also on failure. */
 int vs_image_open(struct vs_io *io, const char *forced, struct vs_image **out);
+/* The same for a backing file of the image described by @chain. */
+int vs_image_open_chain(struct vs_io *io, const char *forced,
+    const struct vs_chain *chain, struct vs_image **out);
+/* The file view of @img: its container's live bytes, dead ones as holes.
+ * Takes ownership of @img, also on failure. */
+int vs_fileview_open(struct vs_image *img, struct vs_image **out);
 void vs_image_close(struct vs_image *img);
 /* Map through the format and check the reply (contiguous, exact cover). */
 int vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
@@ -93,5 +116,6 @@ int vs_extent_check(const struct vs_extent_vec *vec, uint64_t off,
     uint64_t len);
 
 extern const struct vs_format_ops vs_format_raw;
+extern const struct vs_format_ops vs_format_qcow2;
 
 #endif

@@ -16,10 +16,12 @@ raw_probe(const uint8_t *head, size_t len)
 }
 
 static int
-raw_open(struct vs_io *io, struct vs_image **out)
+raw_open(struct vs_io *io, const struct vs_chain *chain,
+    struct vs_image **out)
 {
 	struct vs_image *img = calloc(1, sizeof(*img));
 
+	(void)chain;
 	if (!img) {
 		vs_errno(VS_EXIT_INTERNAL, io->name, "open");
 		return -1;
