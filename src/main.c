@@ -101,6 +101,10 @@ open_source(const struct vs_cli *cli, const char *src,
 		vs_image_close(img);
 		return -1;
 	}
+	if (!is_raw && vs_image_validate(img) < 0) {
+		vs_image_close(img);
+		return -1;
+	}
 	if (*to_raw) {
 		vs_info(1, "%s: %s image, syncing its guest disk", src,
 		    img->ops->name);

@@ -116,6 +116,20 @@ vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
 }
 
 int
+vs_image_validate(struct vs_image *img)
+{
+	struct vs_extent_vec map = { 0 };
+	const uint64_t step = 256ull << 20;
+	int rc = 0;
+
+	for (uint64_t off = 0; off < img->size && rc == 0; off += step)
+		rc = vs_image_map(img, off, vs_min(step, img->size - off),
+		    &map);
+	vs_extent_vec_free(&map);
+	return rc;
+}
+
+int
 vs_extent_add(struct vs_extent_vec *vec, uint64_t off, uint64_t len,
     enum vs_extent_type type)
 {

@@ -108,6 +108,10 @@ void vs_image_close(struct vs_image *img);
 int vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
     struct vs_extent_vec *out);
 
+/* Map the whole image once, so that damaged metadata is refused before a
+ * target is touched.  Reads no guest data. */
+int vs_image_validate(struct vs_image *img);
+
 /* Append an extent, merging with the previous one when it continues it. */
 int vs_extent_add(struct vs_extent_vec *vec, uint64_t off, uint64_t len,
     enum vs_extent_type type);

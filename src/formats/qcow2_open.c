@@ -471,7 +471,6 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 
 	if (!q) {
 		vs_errno(VS_EXIT_INTERNAL, io->name, "open");
-		vs_io_close(io);
 		return -1;
 	}
 	q->img.ops = &vs_format_qcow2;
@@ -521,7 +520,11 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 	*out = &q->img;
 	return 0;
 fail:
+	/* The caller closes @io on failure. */
 	free(h.c0);
+	if (q->data == io)
+		q->data = NULL;
+	q->img.io = NULL;
 	qcow2_free(q);
 	return -1;
 }

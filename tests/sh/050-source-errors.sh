@@ -5,8 +5,8 @@
 #  - a missing source, a directory, a character device (/dev/null);
 #  - a source the user cannot read (mode 600, run as nobody), while the
 #    same run on a readable source works;
-#  - a qcow2 or vmdk image, refused by name; --format=raw copies it as
-#    plain bytes instead.
+#  - a vmdk image, refused by name; --format=raw copies it (or a qcow2)
+#    as plain bytes instead.
 # With several sources, one bad source makes the run partial (exit 4) and
 # the good one is still synced; when every source is bad the exit is 2.
 . "$VMSYNC_TOP/tests/functions.sh"
@@ -86,11 +86,11 @@ same "$src" "$drop/public.img"
 # Image formats that are not read yet are refused by name, not copied raw.
 qemu-img create -q -f qcow2 "$TMP/vm.qcow2" 1G
 qemu-img create -q -f vmdk "$TMP/vm.vmdk" 1G
+must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image: .*not supported" \
+	vs "$TMP/vm.vmdk" "$tgt"
+must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image" vs "$TMP/vm.vmdk" "$dir/"
+untouched vmdk
 for f in qcow2 vmdk; do
-	must_fail 2 "^vmsync: $TMP/vm.$f: $f image: .*not supported" \
-		vs "$TMP/vm.$f" "$tgt"
-	must_fail 2 "^vmsync: $TMP/vm.$f: $f image" vs "$TMP/vm.$f" "$dir/"
-	untouched "$f"
 	# --format=raw: the file's bytes, as they are.
 	sync_stats --format=raw "$TMP/vm.$f" "$TMP/vm.$f.copy"
 	[ "$(stat_of status)" -eq 0 ] || fail "--format=raw $f: status"
@@ -100,24 +100,24 @@ for f in qcow2 vmdk; do
 	[ "$(stat_of written_bytes)" -eq 0 ] || fail "--format=raw $f: rewritten"
 done
 # The probe is for what the file holds, not its name.
-cp "$TMP/vm.qcow2" "$TMP/renamed.img"
-must_fail 2 "^vmsync: $TMP/renamed.img: qcow2 image" vs "$TMP/renamed.img" "$dir/"
-[ ! -e "$dir/renamed.img" ] || fail "qcow2 under another name: target created"
+cp "$TMP/vm.vmdk" "$TMP/renamed.img"
+must_fail 2 "^vmsync: $TMP/renamed.img: vmdk image" vs "$TMP/renamed.img" "$dir/"
+[ ! -e "$dir/renamed.img" ] || fail "vmdk under another name: target created"
 
 # Several sources: the good one is synced, the run is partial.
 multi=$TMP/multi
 mkdir "$multi"
 must_fail 4 "^vmsync: $TMP/nosuch.img: " vs "$src" "$TMP/nosuch.img" "$multi/"
 same "$src" "$multi/disk.img"
-must_fail 4 "^vmsync: $TMP/vm.qcow2: qcow2 image" \
-	vs "$TMP/vm.qcow2" "$TMP/public.img" "$multi/"
+must_fail 4 "^vmsync: $TMP/vm.vmdk: vmdk image" \
+	vs "$TMP/vm.vmdk" "$TMP/public.img" "$multi/"
 same "$src" "$multi/public.img"
-[ ! -e "$multi/vm.qcow2" ] || fail "a refused source got a target"
+[ ! -e "$multi/vm.vmdk" ] || fail "a refused source got a target"
 # Every source bad: the source error itself.
 rc=0
-vs "$TMP/nosuch.img" "$TMP/vm.qcow2" "$multi/" 2> "$TMP/err" || rc=$?
+vs "$TMP/nosuch.img" "$TMP/vm.vmdk" "$multi/" 2> "$TMP/err" || rc=$?
 [ "$rc" -eq 2 ] || fail "all sources bad: exit $rc, want 2"
 [ "$(wc -l < "$TMP/err")" -eq 2 ] || fail "want one line per bad source: $(cat "$TMP/err")"
-if [ -e "$multi/nosuch.img" ] || [ -e "$multi/vm.qcow2" ]; then
+if [ -e "$multi/nosuch.img" ] || [ -e "$multi/vm.vmdk" ]; then
 	fail "all sources bad: target created"
 fi

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Proves: sources that are not disk images are refused at once, with a
 # one-line error naming them, and no target is created:
-#  - --format with anything but auto or raw is a usage error (exit 1);
+#  - --format with anything but auto, raw or qcow2 is a usage error
+#    (exit 1);
 #  - a FIFO is refused (exit 2) without waiting for a writer, and also when
 #    a writer holds it open; a UNIX socket is refused (exit 2);
 #  - a FIFO, socket or character device as the target is refused (exit 3)
 #    and left as it was.
-# --format=auto is the default: a raw image syncs, a qcow2 is refused.
+# --format=auto is the default: a raw image syncs, a vmdk is refused.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires qemu-img jq mkfifo timeout
 
@@ -18,7 +19,7 @@ nothing_made() {
 	[ -z "$(ls -A "$out")" ] || fail "$1: created $(ls -A "$out")"
 }
 
-for f in foo qcow2 vmdk RAW "" "raw,auto"; do
+for f in foo vmdk QCOW2 RAW "" "raw,auto"; do
 	must_fail 1 "^vmsync: --format '$f': " vs --format="$f" "$src" "$out/"
 	nothing_made "--format=$f"
 done
@@ -28,8 +29,10 @@ nothing_made "-f foo"
 # --format=auto, spelled out.
 sync_stats --format=auto "$src" "$out/"
 same "$src" "$out/disk.img"
-qemu-img create -q -f qcow2 "$TMP/vm.qcow2" 64M
-must_fail 2 "^vmsync: $TMP/vm.qcow2: qcow2 image" vs --format=auto "$TMP/vm.qcow2" "$out/"
+qemu-img create -q -f vmdk "$TMP/vm.vmdk" 64M
+must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image" vs --format=auto "$TMP/vm.vmdk" "$out/"
+# A format forced on a file that is not in it.
+must_fail 2 "^vmsync: $src: not a qcow2 image" vs --format=qcow2 "$src" "$out/x.img"
 rm "$out/disk.img" "$out/.disk.img.vmsync-index"
 nothing_made "--format=auto"
 

@@ -332,11 +332,36 @@ test_format(void **state)
 	PARSE_OK(&c, "--format", "auto", "s", "d");
 	assert_null(c.format);
 	vs_cli_free(&c);
-	PARSE_BAD("-f", "qcow2", "s", "d");
+	PARSE_OK(&c, "-f", "qcow2", "s", "d");
+	assert_string_equal(c.format, "qcow2");
+	vs_cli_free(&c);
 	PARSE_BAD("--format", "vmdk", "s", "d");
 	PARSE_BAD("--format", "RAW", "s", "d");
 	PARSE_BAD("--format", "", "s", "d");
 	PARSE_BAD("-f");
+}
+
+static void
+test_output_format(void **state)
+{
+	struct vs_cli c;
+
+	(void)state;
+	PARSE_OK(&c, "s", "d");
+	assert_null(c.output);
+	vs_cli_free(&c);
+	PARSE_OK(&c, "-O", "raw", "s", "d");
+	assert_string_equal(c.output, "raw");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "--output-format=qcow2", "s", "d");
+	assert_string_equal(c.output, "qcow2");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "-O", "qcow2", "-O", "raw", "s", "d");
+	assert_string_equal(c.output, "raw");
+	vs_cli_free(&c);
+	PARSE_BAD("-O", "vmdk", "s", "d");
+	PARSE_BAD("--output-format", "", "s", "d");
+	PARSE_BAD("-O");
 }
 
 static void
@@ -385,6 +410,7 @@ main(void)
 		cmocka_unit_test(test_unknown_option),
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_output_format),
 		cmocka_unit_test(test_repeated_options),
 		cmocka_unit_test(test_version),
 	};

@@ -73,8 +73,9 @@ refused(const char *magic, size_t len)
 	vs_err_reset();
 }
 
+/* The qcow2 magic alone, without a valid header, is a damaged qcow2. */
 static void
-test_qcow2_refused(void **state)
+test_bare_qcow2_magic(void **state)
 {
 	(void)state;
 	refused("QFI\xfb", 4);
@@ -325,8 +326,9 @@ test_file_raw_reads(void **state)
 	vs_image_close(img);
 }
 
+/* A file with the qcow2 magic and no valid header is refused. */
 static void
-test_file_qcow2_refused(void **state)
+test_file_bare_qcow2_magic(void **state)
 {
 	struct vs_image *img = NULL;
 	struct vs_io *io = NULL;
@@ -449,7 +451,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, reset, NULL)
 #define F(f) cmocka_unit_test_setup_teardown(f, setup_tmp, teardown_tmp)
 	const struct CMUnitTest tests[] = {
-		T(test_qcow2_refused),
+		T(test_bare_qcow2_magic),
 		T(test_vmdk_refused),
 		T(test_other_foreign_refused),
 		T(test_magic_prefix_or_elsewhere_is_raw),
@@ -463,7 +465,7 @@ main(void)
 		F(test_file_directory),
 		F(test_file_fifo),
 		F(test_file_raw_reads),
-		F(test_file_qcow2_refused),
+		F(test_file_bare_qcow2_magic),
 		F(test_file_sparse_map),
 		F(test_file_all_hole),
 	};
