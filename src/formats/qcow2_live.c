@@ -72,6 +72,8 @@ walk_l2(struct walk *w, uint64_t l2_off)
 	bool dfile = q->data != q->img.io;
 	const uint8_t *tbl;
 
+	if (qcow2_check_table(q, l2_off, q->cluster_size, "L2 table") < 0)
+		return -1;
 	if (w->seen) {
 		uint64_t c = l2_off >> q->cluster_bits;
 
