@@ -64,7 +64,8 @@ LIB_SRCS = \
 	src/formats/qcow2.c \
 	src/formats/qcow2_live.c \
 	src/formats/fileview.c \
-	src/transport/local.c
+	src/transport/local.c \
+	src/transport/wire.c
 
 MAIN_SRCS = src/main.c
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)

@@ -1,0 +1,248 @@
+/*
+ * wire.c - frames: length bounds, checksums, buffering and rate limit.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "wire.h"
+#include "../util.h"
+
+#define HDR		8
+#define TRAILER		4
+#define OUT_CAP		(256u << 10)
+#define SUM_SEED	0x766d7379u	/* "vmsy" */
+
+static void
+le32(uint8_t *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		b[i] = (uint8_t)v;
+}
+
+static uint32_t
+rd32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	    (uint32_t)b[3] << 24;
+}
+
+void
+vs_wire_init(struct vs_wire *w, int rfd, int wfd, const char *peer,
+    enum vs_exit cat)
+{
+	memset(w, 0, sizeof(*w));
+	w->rfd = rfd;
+	w->wfd = wfd;
+	w->peer = peer;
+	w->cat = cat;
+}
+
+void
+vs_wire_free(struct vs_wire *w)
+{
+	free(w->in);
+	free(w->out);
+	w->in = w->out = NULL;
+}
+
+static int
+fail(struct vs_wire *w, const char *what)
+{
+	if (!w->failed)
+		vs_err(w->cat, w->peer, "%s", what);
+	w->failed = true;
+	return -1;
+}
+
+/* Sleep as needed to keep the average rate under the limit. */
+static void
+throttle(struct vs_wire *w, size_t n)
+{
+	double now = vs_now(), due;
+
+	if (!w->bwlimit)
+		return;
+	if (w->bw_start == 0)
+		w->bw_start = now;
+	due = w->bw_start + (double)(w->sent + n) / (double)w->bwlimit;
+	if (due > now) {
+		struct timespec ts = {
+			.tv_sec = (time_t)(due - now),
+			.tv_nsec = (long)(((due - now) - (double)(time_t)(due -
+			    now)) * 1e9),
+		};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR &&
+		    !vs_interrupted)
+			;
+	}
+}
+
+int
+vs_wire_flush(struct vs_wire *w)
+{
+	size_t done = 0;
+
+	if (w->failed)
+		return -1;
+	while (done < w->out_len) {
+		size_t n = w->out_len - done;
+		ssize_t r;
+
+		if (w->bwlimit && n > 65536)
+			n = 65536;
+		throttle(w, n);
+		r = write(w->wfd, w->out + done, n);
+		if (r < 0 && errno == EINTR && !vs_interrupted)
+			continue;
+		if (r <= 0) {
+			w->out_len = 0;
+			if (r < 0 && errno == EINTR)
+				return fail(w, "interrupted");
+			return fail(w, r < 0 && errno != EPIPE ?
+			    strerror(errno) : "connection lost");
+		}
+		done += (size_t)r;
+		w->sent += (uint64_t)r;
+	}
+	w->out_len = 0;
+	return 0;
+}
+
+int
+vs_wire_send2(struct vs_wire *w, uint32_t type, const void *a, size_t alen,
+    const void *b, size_t blen)
+{
+	size_t len = alen + blen, frame = HDR + len + TRAILER;
+	uint8_t *f;
+
+	if (w->failed)
+		return -1;
+	if (len > VS_WIRE_MAX)
+		return fail(w, "message too long to send");
+	if (w->out_len + frame > w->out_cap) {
+		size_t cap = vs_max(OUT_CAP, frame);
+
+		if (vs_wire_flush(w) < 0)
+			return -1;
+		if (cap > w->out_cap) {
+			uint8_t *n = realloc(w->out, cap);
+
+			if (!n) {
+				vs_errno(VS_EXIT_INTERNAL, w->peer, "send");
+				w->failed = true;
+				return -1;
+			}
+			w->out = n;
+			w->out_cap = cap;
+		}
+	}
+	f = w->out + w->out_len;
+	le32(f, type);
+	le32(f + 4, (uint32_t)len);
+	if (alen)
+		memcpy(f + HDR, a, alen);
+	if (blen)
+		memcpy(f + HDR + alen, b, blen);
+	le32(f + HDR + len, XXH32(f, HDR + len, SUM_SEED));
+	w->out_len += frame;
+	return 0;
+}
+
+int
+vs_wire_send(struct vs_wire *w, uint32_t type, const void *p, size_t len)
+{
+	return vs_wire_send2(w, type, p, len, NULL, 0);
+}
+
+/* Read exactly @len bytes; 1 on a clean end of stream before any byte. */
+static int
+read_full(struct vs_wire *w, uint8_t *buf, size_t len, bool eof_ok)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t r = read(w->rfd, buf + done, len - done);
+
+		if (r < 0 && errno == EINTR && !vs_interrupted)
+			continue;
+		if (r < 0 && errno == EINTR)
+			return fail(w, "interrupted");
+		if (r < 0)
+			return fail(w, strerror(errno));
+		if (r == 0) {
+			if (done == 0 && eof_ok)
+				return 1;
+			return fail(w, "connection lost");
+		}
+		done += (size_t)r;
+		w->received += (uint64_t)r;
+	}
+	return 0;
+}
+
+int
+vs_wire_recv(struct vs_wire *w, struct vs_msg *m)
+{
+	uint8_t hdr[HDR], sum[TRAILER];
+	uint32_t len;
+	int r;
+
+	if (vs_wire_flush(w) < 0)
+		return -1;
+	r = read_full(w, hdr, HDR, true);
+	if (r == 1)
+		return fail(w, "connection closed");
+	if (r < 0)
+		return -1;
+	len = rd32(hdr + 4);
+	if (len > VS_WIRE_MAX)
+		return fail(w, "garbage on the wire (message too long)");
+	/* The header is kept in front of the payload for the checksum. */
+	if (HDR + (size_t)len > w->in_cap) {
+		uint8_t *n = realloc(w->in, HDR + (size_t)len);
+
+		if (!n) {
+			vs_errno(VS_EXIT_INTERNAL, w->peer, "receive");
+			w->failed = true;
+			return -1;
+		}
+		w->in = n;
+		w->in_cap = HDR + (size_t)len;
+	}
+	memcpy(w->in, hdr, HDR);
+	if (read_full(w, w->in + HDR, len, false) < 0 ||
+	    read_full(w, sum, TRAILER, false) < 0)
+		return -1;
+	if (XXH32(w->in, HDR + (size_t)len, SUM_SEED) != rd32(sum))
+		return fail(w, "garbage on the wire (bad checksum)");
+	m->type = rd32(hdr);
+	m->len = len;
+	m->p = w->in + HDR;
+	return 0;
+}
+
+int
+vs_wire_parse(const uint8_t *buf, size_t len, struct vs_msg *m, size_t *used)
+{
+	uint32_t plen;
+
+	if (len < HDR)
+		return 1;
+	plen = rd32(buf + 4);
+	if (plen > VS_WIRE_MAX)
+		return -1;
+	if (len - HDR < (size_t)plen + TRAILER)
+		return 1;
+	if (XXH32(buf, HDR + plen, SUM_SEED) != rd32(buf + HDR + plen))
+		return -1;
+	m->type = rd32(buf);
+	m->len = plen;
+	m->p = buf + HDR;
+	*used = HDR + plen + TRAILER;
+	return 0;
+}
