@@ -90,15 +90,22 @@ qcow2_compressed_span(const struct qcow2 *q, uint64_t entry, uint64_t *host,
 	*csize = sectors * 512 - (*host & 511);
 }
 
-/* A data cluster at @host: check it and fill @r. */
+/* A data cluster at @host whose first @need bytes hold guest data: check
+ * it and fill @r. */
 static int
 data_at(struct qcow2 *q, uint64_t off, uint64_t in, uint64_t host,
-    struct qcow2_run *r)
+    uint64_t need, struct qcow2_run *r)
 {
+	uint64_t end;
+
 	if (q->data != q->img.io && host != off - in)
 		return corrupt(q, off, "data file cluster not at its guest "
 		    "offset");
-	if (host >= q->data->size)
+	/* A data file may end early (it is read as zeros, as QEMU does); a
+	 * qcow2 file cut short has lost guest data. */
+	need = vs_min(need, q->img.size - (off - in));
+	if (host >= q->data->size || (q->data == q->img.io &&
+	    (!vs_add_ok(host, need, &end) || end > q->data->size)))
 		return corrupt(q, off, "data cluster past the end of the file");
 	r->kind = Q2_DATA;
 	r->host = host + in;
@@ -144,7 +151,9 @@ lookup_ext(struct qcow2 *q, uint64_t off, uint64_t in, uint64_t entry,
 		r->kind = k;
 		return 0;
 	}
-	return data_at(q, off, in, host, r);
+	/* The host cluster must hold up to the last allocated subcluster. */
+	return data_at(q, off, in, host,
+	    (uint64_t)(32 - __builtin_clz(alloc)) << sc_bits, r);
 }
 
 int
@@ -205,7 +214,7 @@ qcow2_lookup(struct qcow2 *q, uint64_t off, uint64_t max, struct qcow2_run *r)
 	}
 	if (!host && !(q->data != q->img.io && (entry & QCOW2_COPIED)))
 		return 0;
-	return data_at(q, off, in, host, r);
+	return data_at(q, off, in, host, cs, r);
 }
 
 /* Is host byte @host (of the data file) allocated?  *@n: for how long. */

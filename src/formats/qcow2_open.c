@@ -318,8 +318,10 @@ load_snapshots(struct qcow2 *q)
 		extra = qcow2_be32(e + 36);
 		if (extra > 1024)
 			return bad(q, "invalid snapshot table entry");
-		len = vs_align_up(40ull + extra + id_len + name_len, 8);
-		pos += len;
+		/* Entries are padded to 8 bytes between each other, not after
+		 * the last one, which often ends the file. */
+		len = 40ull + extra + id_len + name_len;
+		pos += i + 1 < q->nb_snapshots ? vs_align_up(len, 8) : len;
 		if (pos - q->snap_off > QCOW2_MAX_SNAP_TABLE)
 			return bad(q, "snapshot table too large");
 		if ((uint64_t)r.size * 8 > QCOW2_MAX_L1_BYTES ||
