@@ -55,6 +55,10 @@ LIB_SRCS = \
 	src/index.c \
 	src/cli.c \
 	src/engine.c \
+	src/confine.c \
+	src/server.c \
+	src/client.c \
+	src/source.c \
 	src/progress.c \
 	src/formats/io.c \
 	src/formats/format.c \
@@ -65,7 +69,12 @@ LIB_SRCS = \
 	src/formats/qcow2_live.c \
 	src/formats/fileview.c \
 	src/transport/local.c \
-	src/transport/wire.c
+	src/transport/wire.c \
+	src/transport/proto.c \
+	src/transport/wirecomp.c \
+	src/transport/remote.c \
+	src/transport/serve.c \
+	src/transport/ssh.c
 
 MAIN_SRCS = src/main.c
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)

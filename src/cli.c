@@ -13,7 +13,9 @@
 
 enum {
 	OPT_VERBOSE = 1, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION,
-	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX, OPT_OUTPUT,
+	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX, OPT_OUTPUT, OPT_RSH,
+	OPT_REMOTE_VMSYNC, OPT_COMPRESS, OPT_COMPRESS_LEVEL, OPT_BWLIMIT,
+	OPT_ROOT,
 };
 
 /* Take a string option's value; a repeated option replaces the earlier. */
@@ -36,6 +38,7 @@ known_format(const char *name, const char *const *allowed)
 
 static const char *const source_formats[] = { "auto", "raw", "qcow2", NULL };
 static const char *const output_formats[] = { "raw", "qcow2", NULL };
+static const char *const codecs[] = { "none", "zlib", "zstd", NULL };
 
 /* Pairs that make no sense together. */
 static const struct {
@@ -71,6 +74,9 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 {
 	int dry = 0, quiet = 0, stats = 0, json = 0, checksum = 0;
 	char *block = NULL, *format = NULL, *index = NULL, *output = NULL;
+	char *rsh = NULL, *rvm = NULL, *comp = NULL, *level = NULL;
+	char *bw = NULL, *root = NULL;
+	int server = 0;
 	const char **rest;
 	poptContext pc;
 	int rc, ret = -1;
@@ -104,6 +110,25 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		{ "index", '\0', POPT_ARG_STRING, NULL, OPT_INDEX,
 		  "index file (needed to keep an index for a block device)",
 		  "PATH" },
+		{ "rsh", 'e', POPT_ARG_STRING, NULL, OPT_RSH,
+		  "remote shell command (default ssh, or $VMSYNC_RSH)", "CMD" },
+		{ "remote-vmsync", '\0', POPT_ARG_STRING, NULL,
+		  OPT_REMOTE_VMSYNC, "vmsync program on the remote host",
+		  "PATH" },
+		{ "compress", '\0', POPT_ARG_STRING, NULL, OPT_COMPRESS,
+		  "compression on the wire: none, zlib or zstd (default: zstd "
+		  "if both sides have it)", "CODEC" },
+		{ "compress-level", '\0', POPT_ARG_STRING, NULL,
+		  OPT_COMPRESS_LEVEL, "compression level (zlib 1-9, zstd "
+		  "1-19)", "N" },
+		{ "bwlimit", '\0', POPT_ARG_STRING, NULL, OPT_BWLIMIT,
+		  "limit the data sent to RATE bytes per second (K, M, G)",
+		  "RATE" },
+		{ "server", '\0', POPT_ARG_NONE | POPT_ARGFLAG_DOC_HIDDEN,
+		  &server, 0, "the remote end of a session (started by vmsync)",
+		  NULL },
+		{ "root", '\0', POPT_ARG_STRING, NULL, OPT_ROOT,
+		  "with --server: open nothing outside DIR", "DIR" },
 		{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION,
 		  "print the version and exit", NULL },
 		POPT_AUTOHELP
@@ -153,6 +178,46 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 				goto out;
 			}
 			break;
+		case OPT_RSH:
+			take_arg(pc, &rsh);
+			break;
+		case OPT_REMOTE_VMSYNC:
+			take_arg(pc, &rvm);
+			break;
+		case OPT_ROOT:
+			take_arg(pc, &root);
+			break;
+		case OPT_COMPRESS:
+			take_arg(pc, &comp);
+			if (!known_format(comp, codecs)) {
+				usage_error(pc, "--compress '%s': want none, "
+				    "zlib or zstd", comp);
+				goto out;
+			}
+			break;
+		case OPT_COMPRESS_LEVEL: {
+			char *end;
+			long v;
+
+			take_arg(pc, &level);
+			v = strtol(level, &end, 10);
+			if (!*level || *end || v < 1 || v > 19) {
+				usage_error(pc, "--compress-level '%s': want a "
+				    "number from 1 to 19", level);
+				goto out;
+			}
+			cli->compress_level = (int)v;
+			break;
+		}
+		case OPT_BWLIMIT:
+			take_arg(pc, &bw);
+			if (!vs_parse_size(bw, &cli->bwlimit) ||
+			    cli->bwlimit == 0) {
+				usage_error(pc, "--bwlimit '%s': want a rate in "
+				    "bytes per second, such as 10M", bw);
+				goto out;
+			}
+			break;
 		case OPT_OUTPUT:
 			take_arg(pc, &output);
 			if (!(cli->output = known_format(output,
@@ -167,6 +232,28 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	if (rc < -1) {
 		fprintf(stderr, "vmsync: %s: %s (see vmsync --help)\n",
 		    poptBadOption(pc, POPT_BADOPTION_NOALIAS), poptStrerror(rc));
+		goto out;
+	}
+	cli->server = server;
+	cli->compress = -1;
+	if (comp)
+		cli->compress = strcmp(comp, "none") == 0 ? 0 :
+		    strcmp(comp, "zlib") == 0 ? 1 : 2;
+	if (cli->compress_level && cli->compress == 1 &&
+	    cli->compress_level > 9) {
+		usage_error(pc, "%s", "--compress-level: zlib levels are 1 to 9");
+		goto out;
+	}
+	if (root && !server) {
+		usage_error(pc, "%s", "--root is an option of --server");
+		goto out;
+	}
+	if ((rsh && !(cli->rsh = strdup(rsh))) ||
+	    (rvm && !(cli->remote_vmsync = strdup(rvm))) ||
+	    (root && !(cli->root = strdup(root))))
+		goto out;
+	if (server) {
+		ret = 0;
 		goto out;
 	}
 	cli->dry_run = dry;
@@ -213,6 +300,12 @@ out:
 	free(block);
 	free(format);
 	free(output);
+	free(rsh);
+	free(rvm);
+	free(comp);
+	free(level);
+	free(bw);
+	free(root);
 	free(index);
 	poptFreeContext(pc);
 	if (ret < 0)
@@ -227,7 +320,11 @@ vs_cli_free(struct vs_cli *cli)
 		free((char *)cli->paths[i]);
 	free(cli->paths);
 	free((char *)cli->index);
+	free((char *)cli->rsh);
+	free((char *)cli->remote_vmsync);
+	free((char *)cli->root);
 	cli->paths = NULL;
 	cli->index = NULL;
+	cli->rsh = cli->remote_vmsync = cli->root = NULL;
 	cli->npaths = 0;
 }

@@ -21,6 +21,13 @@ struct vs_cli {
 	const char *format;	/* -f, NULL for auto */
 	const char *output;	/* -O: "raw", "qcow2", NULL for the same */
 	const char *index;	/* --index */
+	const char *rsh;	/* -e: remote shell command, NULL for ssh */
+	const char *remote_vmsync; /* --remote-vmsync, NULL for "vmsync" */
+	int compress;		/* --compress: -1 auto, else enum vs_codec_id */
+	int compress_level;	/* --compress-level, 0: the codec's default */
+	uint64_t bwlimit;	/* --bwlimit, bytes per second, 0: none */
+	bool server;		/* --server: the remote end, on stdin/stdout */
+	const char *root;	/* --root: confine the server to this directory */
 	const char **paths;	/* SRC... DEST (malloc'd array) */
 	int npaths;		/* entries in paths */
 };

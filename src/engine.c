@@ -28,6 +28,8 @@ struct sync_state {
 	uint8_t *buf;			/* one chunk of source data */
 	uint8_t *isdata;		/* per block of the window */
 	struct vs_hash *old, *new;	/* entries of the window */
+	struct vs_hash *digests;	/* per group, or NULL: no digests */
+	size_t group;			/* blocks per group (one chunk) */
 	struct vs_extent_vec map;	/* the window's extents */
 	uint64_t punch_off, punch_len;	/* pending punch, coalesced */
 };
@@ -71,45 +73,91 @@ hole_block(struct sync_state *s, size_t i, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Read, hash and send blocks [b0, b1) of the window at @wstart. */
+/* Read the data blocks of group [g0, g1) of the window into s->buf (holes
+ * between them are not read) and hash every block of the group. */
 static int
-data_run(struct sync_state *s, uint64_t wstart, size_t b0, size_t b1,
-    struct vs_progress *p)
+hash_group(struct sync_state *s, uint64_t wstart, size_t g0, size_t g1)
 {
 	uint64_t bs = s->info.block_size, size = s->src->size;
-	uint64_t off = wstart + b0 * bs, end = vs_min(wstart + b1 * bs, size);
 
-	while (off < end) {
-		size_t n = (size_t)vs_min(end - off, VS_CHUNK);
+	for (size_t b = g0; b < g1;) {
+		size_t e = b;
+		uint64_t off = wstart + b * bs, end;
 
-		if (check_interrupt(s) < 0)
-			return -1;
-		if (s->src->ops->read(s->src, s->buf, n, off) < 0)
-			return -1;
-		s->st->read_bytes += n;
-		for (size_t pos = 0; pos < n; pos += bs) {
-			size_t len = (size_t)vs_min(bs, n - pos);
-			size_t i = (size_t)((off + pos - wstart) / bs);
-			const uint8_t *blk = s->buf + pos;
-
-			if (vs_is_zero(blk, len)) {
-				if (hole_block(s, i, off + pos, len) < 0)
-					return -1;
-				continue;
-			}
-			vs_hash_block(blk, len, s->info.seed, &s->new[i]);
-			if (vs_hash_eq(&s->new[i], &s->old[i])) {
-				s->st->unchanged_bytes += len;
-				continue;
-			}
-			if (flush_punch(s) < 0 ||
-			    s->t->ops->write(s->t, blk, len, off + pos) < 0)
+		while (e < g1 && s->isdata[e] == s->isdata[b])
+			e++;
+		end = vs_min(wstart + e * bs, size);
+		if (s->isdata[b]) {
+			if (check_interrupt(s) < 0 ||
+			    s->src->ops->read(s->src, s->buf + (b - g0) * bs,
+			    end - off, off) < 0)
 				return -1;
+			s->st->read_bytes += end - off;
 		}
-		if (s->src->ops->drop_cache)
-			s->src->ops->drop_cache(s->src, off, n);
-		off += n;
-		vs_progress_update(p, off, s->st);
+		for (size_t i = b; i < e; i++) {
+			uint64_t boff = wstart + i * bs;
+			size_t len = (size_t)vs_min(bs, size - boff);
+			const uint8_t *blk = s->buf + (i - g0) * bs;
+
+			if (!s->isdata[i] || vs_is_zero(blk, len))
+				s->new[i] = vs_hash_hole;
+			else
+				vs_hash_block(blk, len, s->info.seed, &s->new[i]);
+		}
+		if (s->isdata[b] && s->src->ops->drop_cache)
+			s->src->ops->drop_cache(s->src, off, end - off);
+		b = e;
+	}
+	return 0;
+}
+
+/* The target's entries for group [g0, g1): from its digest when they all
+ * match, else asked for.  Returns 1 if the whole group is unchanged. */
+static int
+old_entries(struct sync_state *s, uint64_t first, size_t g0, size_t g1)
+{
+	struct vs_hash d;
+
+	if (!s->digests)
+		return 0;		/* fetched for the whole window */
+	vs_hash_block(s->new + g0, (g1 - g0) * sizeof(*s->new),
+	    s->info.seed, &d);
+	if (vs_hash_eq(&d, &s->digests[g0 / s->group])) {
+		memcpy(s->old + g0, s->new + g0, (g1 - g0) * sizeof(*s->new));
+		return 1;
+	}
+	return s->t->ops->summaries(s->t, first + g0, g1 - g0,
+	    s->old + g0) < 0 ? -1 : 0;
+}
+
+/* Blocks [g0, g1) of the window: hash, compare, write and punch. */
+static int
+sync_group(struct sync_state *s, uint64_t wstart, uint64_t first,
+    size_t g0, size_t g1)
+{
+	uint64_t bs = s->info.block_size, size = s->src->size;
+	int same;
+
+	if (hash_group(s, wstart, g0, g1) < 0)
+		return -1;
+	if ((same = old_entries(s, first, g0, g1)) < 0)
+		return -1;
+	for (size_t i = g0; i < g1; i++) {
+		uint64_t off = wstart + i * bs;
+		size_t len = (size_t)vs_min(bs, size - off);
+
+		if (vs_hash_eq(&s->new[i], &vs_hash_hole)) {
+			if (hole_block(s, i, off, len) < 0)
+				return -1;
+			continue;
+		}
+		if (same || vs_hash_eq(&s->new[i], &s->old[i])) {
+			s->st->unchanged_bytes += len;
+			continue;
+		}
+		if (flush_punch(s) < 0 || s->t->ops->write(s->t,
+		    s->buf + (i - g0) * bs, len, off) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -139,34 +187,33 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	uint64_t bs = s->info.block_size, size = s->src->size;
 	uint64_t wlen = vs_min(VS_WINDOW_BYTES, size - wstart);
 	uint64_t first = wstart / bs;
-	size_t nb = (size_t)((wlen + bs - 1) / bs), b = 0;
+	size_t nb = (size_t)((wlen + bs - 1) / bs);
 
 	if (check_interrupt(s) < 0)
 		return -1;
-	if (vs_image_map(s->src, wstart, wlen, &s->map) < 0 ||
-	    s->t->ops->summaries(s->t, first, nb, s->old) < 0)
+	if (vs_image_map(s->src, wstart, wlen, &s->map) < 0)
 		return -1;
+	/* A trusted target that can digest its entries is asked for one
+	 * digest per group; otherwise for every entry of the window. */
+	if (s->digests) {
+		if (s->t->ops->digests(s->t, first, nb, s->group,
+		    s->digests) < 0)
+			return -1;
+	} else if (!s->info.trusted && s->t->ops->digests) {
+		/* A far target without a valid index knows nothing: do not
+		 * ask it, every block is compared on its side. */
+		for (size_t i = 0; i < nb; i++)
+			s->old[i] = vs_hash_unknown;
+	} else if (s->t->ops->summaries(s->t, first, nb, s->old) < 0) {
+		return -1;
+	}
 	mark_data(s, wstart, nb);
-	while (b < nb) {
-		size_t e = b;
+	for (size_t g = 0; g < nb; g += s->group) {
+		size_t g1 = g + s->group < nb ? g + s->group : nb;
 
-		while (e < nb && s->isdata[e] == s->isdata[b])
-			e++;
-		if (s->isdata[b]) {
-			if (data_run(s, wstart, b, e, p) < 0)
-				return -1;
-		} else {
-			for (size_t i = b; i < e; i++) {
-				uint64_t off = wstart + i * bs;
-
-				if (hole_block(s, i, off,
-				    vs_min(bs, size - off)) < 0)
-					return -1;
-			}
-			vs_progress_update(p, wstart + vs_min(e * bs, wlen),
-			    s->st);
-		}
-		b = e;
+		if (sync_group(s, wstart, first, g, g1) < 0)
+			return -1;
+		vs_progress_update(p, wstart + vs_min(g1 * bs, wlen), s->st);
 	}
 	if (flush_punch(s) < 0)
 		return -1;
@@ -190,7 +237,11 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p)
 	s.isdata = malloc(VS_WINDOW_BYTES / s.info.block_size);
 	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
 	s.new = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.new));
-	if (!s.buf || !s.isdata || !s.old || !s.new) {
+	s.group = VS_CHUNK / s.info.block_size;
+	if (t->ops->digests && s.info.trusted)
+		s.digests = calloc(VS_WINDOW_BYTES / VS_CHUNK, sizeof(*s.digests));
+	if (!s.buf || !s.isdata || !s.old || !s.new ||
+	    (t->ops->digests && s.info.trusted && !s.digests)) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		goto out;
 	}
@@ -209,5 +260,6 @@ out:
 	free(s.isdata);
 	free(s.old);
 	free(s.new);
+	free(s.digests);
 	return ret;
 }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,18 +15,24 @@
 
 int vs_verbose;
 volatile int vs_interrupted;
+bool vs_err_quiet;
 static enum vs_exit first_error = VS_EXIT_OK;
+static char first_text[1200];
 
 static void
 emit(const char *prefix, const char *what, const char *fmt, va_list ap,
-    int errnum)
+    int errnum, bool is_error)
 {
-	char msg[1024];
+	char msg[1024], line[1200];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	fprintf(stderr, "vmsync: %s%s%s%s%s%s\n", prefix,
+	snprintf(line, sizeof(line), "%s%s%s%s%s%s", prefix,
 	    what ? what : "", what ? ": " : "", msg,
 	    errnum ? ": " : "", errnum ? strerror(errnum) : "");
+	if (is_error && first_error == VS_EXIT_OK)
+		snprintf(first_text, sizeof(first_text), "%s", line);
+	if (!is_error || !vs_err_quiet)
+		fprintf(stderr, "vmsync: %s\n", line);
 }
 
 static void
@@ -35,13 +42,19 @@ record(enum vs_exit cat)
 		first_error = cat;
 }
 
+const char *
+vs_err_text(void)
+{
+	return first_error == VS_EXIT_OK ? "" : first_text;
+}
+
 void
 vs_err(enum vs_exit cat, const char *what, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	emit("", what, fmt, ap, 0);
+	emit("", what, fmt, ap, 0, true);
 	va_end(ap);
 	record(cat);
 }
@@ -53,7 +66,7 @@ vs_errno(enum vs_exit cat, const char *what, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	emit("", what, fmt, ap, saved);
+	emit("", what, fmt, ap, saved, true);
 	va_end(ap);
 	record(cat);
 	errno = saved;
@@ -67,7 +80,7 @@ vs_warn(const char *what, const char *fmt, ...)
 	if (vs_verbose < 0)
 		return;
 	va_start(ap, fmt);
-	emit("warning: ", what, fmt, ap, 0);
+	emit("warning: ", what, fmt, ap, 0, false);
 	va_end(ap);
 }
 
@@ -95,4 +108,5 @@ void
 vs_err_reset(void)
 {
 	first_error = VS_EXIT_OK;
+	first_text[0] = 0;
 }

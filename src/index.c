@@ -18,6 +18,7 @@
 
 #include "index.h"
 #include "util.h"
+#include "confine.h"
 #include "vmsync.h"
 
 #define OFF_CSUM 112
@@ -168,7 +169,7 @@ idx_open(const char *path, bool create, struct vs_index **out)
 
 	*out = NULL;
 	/* O_NONBLOCK: a FIFO planted as the index must not block open(). */
-	fd = open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW |
+	fd = vs_open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW |
 	    O_CLOEXEC | O_NONBLOCK, 0600);
 	if (fd < 0 && errno == ENOENT && !create)
 		return 0;

@@ -13,6 +13,10 @@
 #include "cli.h"
 #include "engine.h"
 #include "progress.h"
+#include "client.h"
+#include "server.h"
+#include "source.h"
+#include "transport/ssh.h"
 #include "util.h"
 
 static void
@@ -34,28 +38,6 @@ setup_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* The target's file name for @src: its basename, with the extension
- * replaced by ".raw" when a qcow2 image is synced as its guest disk. */
-static char *
-target_name(const char *src, bool to_raw)
-{
-	char *copy = strdup(src), *out = NULL;
-	const char *base;
-	const char *dot;
-
-	if (!copy)
-		return NULL;
-	base = basename(copy);
-	dot = strrchr(base, '.');
-	if (!to_raw)
-		out = strdup(base);
-	else if (asprintf(&out, "%.*s.raw", (int)(dot && dot != base ?
-	    dot - base : (int)strlen(base)), base) < 0)
-		out = NULL;
-	free(copy);
-	return out;
-}
-
 /* DEST/NAME when DEST is a directory, else DEST. */
 static char *
 target_path(const char *src, const char *dest, bool dest_is_dir, bool to_raw)
@@ -65,53 +47,13 @@ target_path(const char *src, const char *dest, bool dest_is_dir, bool to_raw)
 
 	if (!dest_is_dir)
 		return strdup(dest);
-	if (!(name = target_name(src, to_raw)))
+	if (!(name = vs_target_name(src, to_raw)))
 		return NULL;
 	if (asprintf(&out, "%s%s%s", dest, dl && dest[dl - 1] == '/' ? "" :
 	    "/", name) < 0)
 		out = NULL;
 	free(name);
 	return out;
-}
-
-/* Open @src and choose the view to sync: the guest disk for -O raw (and
- * raw images), the file itself otherwise. */
-static int
-open_source(const struct vs_cli *cli, const char *src,
-    struct vs_target_opts *topts, struct vs_image **out, bool *to_raw)
-{
-	struct vs_image *img;
-	struct vs_io *io;
-	bool is_raw;
-
-	if (vs_io_open_file(src, &io) < 0)
-		return -1;
-	topts->src_mode = io->mode;
-	topts->src_mtime_sec = io->mtime_sec;
-	topts->src_mtime_nsec = io->mtime_nsec;
-	topts->src_dev = io->dev;
-	topts->src_ino = io->ino;
-	if (vs_image_open(io, cli->format, &img) < 0)
-		return -1;
-	is_raw = img->ops == &vs_format_raw;
-	*to_raw = !is_raw && cli->output && strcmp(cli->output, "raw") == 0;
-	if (is_raw && cli->output && strcmp(cli->output, "raw") != 0) {
-		vs_err(VS_EXIT_USAGE, src, "a raw image cannot be synced as "
-		    "%s", cli->output);
-		vs_image_close(img);
-		return -1;
-	}
-	if (!is_raw && vs_image_validate(img) < 0) {
-		vs_image_close(img);
-		return -1;
-	}
-	if (*to_raw) {
-		vs_info(1, "%s: %s image, syncing its guest disk", src,
-		    img->ops->name);
-		*out = img;
-		return 0;
-	}
-	return vs_fileview_open(img, out);
 }
 
 static int
@@ -133,7 +75,8 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 	char *dst;
 	int ret = -1;
 
-	if (open_source(cli, src, &topts, &img, &to_raw) < 0)
+	if (vs_source_open(src, cli->format, cli->output, &topts, &img,
+	    &to_raw) < 0)
 		return -1;
 	if (!(*dstp = dst = target_path(src, dest, dest_is_dir, to_raw))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "target path");
@@ -192,6 +135,8 @@ add_stats(struct vs_stats *sum, const struct vs_stats *st)
 	sum->unchanged_bytes += st->unchanged_bytes;
 	sum->written_bytes += st->written_bytes;
 	sum->punched_bytes += st->punched_bytes;
+	sum->wire_sent += st->wire_sent;
+	sum->wire_received += st->wire_received;
 	sum->elapsed += st->elapsed;
 }
 
@@ -202,7 +147,7 @@ main(int argc, char **argv)
 	struct vs_stats total = { .index_state = "-" };
 	enum vs_exit first_fail = VS_EXIT_OK;
 	const char *dest;
-	bool dest_is_dir, progress;
+	bool dest_is_dir, progress, remote_dest;
 	int nsrc, ok = 0, rc, ntaken = 0;
 	char **taken;
 	struct stat st;
@@ -210,6 +155,12 @@ main(int argc, char **argv)
 	rc = vs_cli_parse(argc, (const char **)argv, &cli);
 	if (rc != 0)
 		return rc > 0 ? VS_EXIT_OK : VS_EXIT_USAGE;
+	if (cli.server) {
+		signal(SIGPIPE, SIG_IGN);
+		rc = vs_server(&cli);
+		vs_cli_free(&cli);
+		return rc;
+	}
 	vs_verbose = cli.quiet ? -1 : cli.verbose;
 	progress = cli.progress == VS_AUTO ? (!cli.quiet && isatty(2)) :
 	    cli.progress == VS_ON;
@@ -217,9 +168,26 @@ main(int argc, char **argv)
 
 	nsrc = cli.npaths - 1;
 	dest = cli.paths[nsrc];
-	dest_is_dir = (strlen(dest) && dest[strlen(dest) - 1] == '/') ||
+	remote_dest = vs_is_remote(dest);
+	for (int i = 0; i < nsrc; i++)
+		if (vs_is_remote(cli.paths[i]) && (remote_dest ||
+		    (cli.index && nsrc > 1))) {
+			fprintf(stderr, "vmsync: %s: a remote source needs a "
+			    "local DEST\n", cli.paths[i]);
+			vs_cli_free(&cli);
+			return VS_EXIT_USAGE;
+		}
+	if (remote_dest && cli.index) {
+		fprintf(stderr, "vmsync: --index names a local index; the "
+		    "remote side keeps its own\n");
+		vs_cli_free(&cli);
+		return VS_EXIT_USAGE;
+	}
+	/* A remote DEST is a directory if the server finds one there. */
+	dest_is_dir = remote_dest ||
+	    (strlen(dest) && dest[strlen(dest) - 1] == '/') ||
 	    (stat(dest, &st) == 0 && S_ISDIR(st.st_mode));
-	if (dest_is_dir && stat(dest, &st) < 0) {
+	if (dest_is_dir && !remote_dest && stat(dest, &st) < 0) {
 		vs_errno(VS_EXIT_TARGET, dest, "target directory");
 		vs_cli_free(&cli);
 		return VS_EXIT_TARGET;
@@ -247,8 +215,16 @@ main(int argc, char **argv)
 		enum vs_exit cat;
 
 		vs_err_reset();
-		if (sync_one(&cli, cli.paths[i], dest, dest_is_dir, taken,
-		    &dst, progress, &one) == 0)
+		if (remote_dest)
+			rc = vs_push(&cli, cli.paths[i], dest, &dst, progress,
+			    &one);
+		else if (vs_is_remote(cli.paths[i]))
+			rc = vs_pull(&cli, cli.paths[i], dest, dest_is_dir,
+			    &dst, &one);
+		else
+			rc = sync_one(&cli, cli.paths[i], dest, dest_is_dir,
+			    taken, &dst, progress, &one);
+		if (rc == 0)
 			ok++;
 		if (dst)
 			taken[ntaken++] = strdup(dst);

@@ -122,6 +122,10 @@ vs_stats_print(FILE *fp, const char *src, const char *dst,
 	line(fp, dry_run ? "would punch:" : "punched:", st->punched_bytes);
 	fprintf(fp, "  %-20s %12s\n", "index:", st->index_state ?
 	    st->index_state : "none");
+	if (st->wire_sent || st->wire_received) {
+		line(fp, "sent:", st->wire_sent);
+		line(fp, "received:", st->wire_received);
+	}
 	fprintf(fp, "  %-20s %10.3f s\n", "elapsed:", st->elapsed);
 	fprintf(fp, "  %-20s %10s/s\n", "throughput:",
 	    vs_fmt_bytes((uint64_t)tput, b, sizeof(b)));
@@ -155,7 +159,8 @@ vs_stats_json(FILE *fp, const char *src, const char *dst,
 	fprintf(fp, ",\"status\":%d,\"virtual_size\":%llu,\"data_bytes\":%llu,"
 	    "\"read_bytes\":%llu,\"target_read_bytes\":%llu,"
 	    "\"unchanged_bytes\":%llu,\"written_bytes\":%llu,"
-	    "\"punched_bytes\":%llu,\"index\":\"%s\","
+	    "\"punched_bytes\":%llu,\"wire_sent_bytes\":%llu,"
+	    "\"wire_received_bytes\":%llu,\"index\":\"%s\","
 	    "\"elapsed_seconds\":%.6f,\"throughput_bytes_per_second\":%.0f}",
 	    status, (unsigned long long)st->virtual_size,
 	    (unsigned long long)st->data_bytes,
@@ -164,5 +169,7 @@ vs_stats_json(FILE *fp, const char *src, const char *dst,
 	    (unsigned long long)st->unchanged_bytes,
 	    (unsigned long long)st->written_bytes,
 	    (unsigned long long)st->punched_bytes,
+	    (unsigned long long)st->wire_sent,
+	    (unsigned long long)st->wire_received,
 	    st->index_state ? st->index_state : "none", st->elapsed, tput);
 }

@@ -49,6 +49,8 @@ struct vs_stats {
 	uint64_t unchanged_bytes; /* data found equal (index or target) */
 	uint64_t written_bytes;	/* written to the target */
 	uint64_t punched_bytes;	/* deallocated or zeroed on the target */
+	uint64_t wire_sent;	/* bytes sent to the remote side */
+	uint64_t wire_received;	/* bytes received from it */
 	double elapsed;		/* seconds */
 	const char *index_state; /* "trusted", "rebuilt", "new", "none" */
 };
@@ -68,6 +70,11 @@ void vs_warn(const char *what, const char *fmt, ...)
 /* An informational line, printed at verbosity >= @level. */
 void vs_info(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* The first error's line, without "vmsync: " ("" if none). */
+const char *vs_err_text(void);
+/* Errors are recorded but not printed (the server sends them instead). */
+extern bool vs_err_quiet;
+
 /* Category of the first error since the last vs_err_reset(), or OK. */
 enum vs_exit vs_err_first(void);
 /* Forget the recorded category (between images of one run). */

@@ -17,6 +17,7 @@
 
 #include "format.h"
 #include "../util.h"
+#include "../confine.h"
 
 static int
 file_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
@@ -107,7 +108,7 @@ vs_io_open_file(const char *path, struct vs_io **out)
 
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is
 	 * refused below and cleared for what is accepted. */
-	fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+	fd = vs_open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK, 0);
 	if (fd < 0) {
 		vs_errno(VS_EXIT_SOURCE, path, "cannot open source");
 		return -1;

@@ -32,6 +32,7 @@
 #include "transport.h"
 #include "../index.h"
 #include "../util.h"
+#include "../confine.h"
 
 /* How a range is made to read as zeros. */
 enum zero_method {
@@ -543,7 +544,7 @@ sync_dir(const char *path)
 
 	if (!d)
 		return -1;
-	fd = open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = vs_open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	if (fd >= 0) {
 		r = fsync(fd);
 		close(fd);
@@ -647,7 +648,7 @@ again:
 		}
 		if (dry)
 			return 0;
-		lt->fd = open(path, flags | O_RDWR | O_CREAT | O_EXCL,
+		lt->fd = vs_open(path, flags | O_RDWR | O_CREAT | O_EXCL,
 		    (mode_t)(lt->opts.src_mode & 0777));
 		lt->created = lt->fd >= 0;
 		/* Another run created it first: open it as existing, so the
@@ -662,10 +663,11 @@ again:
 		vs_err(VS_EXIT_USAGE, path, "target is the source itself");
 		return -1;
 	} else if (S_ISREG(st.st_mode)) {
-		lt->fd = open(path, flags | (dry ? O_RDONLY : O_RDWR));
+		lt->fd = vs_open(path, flags | (dry ? O_RDONLY : O_RDWR), 0);
 	} else if (S_ISBLK(st.st_mode)) {
 		/* O_EXCL on a device: refuse one that is mounted or in use. */
-		lt->fd = open(path, flags | (dry ? O_RDONLY : O_RDWR | O_EXCL));
+		lt->fd = vs_open(path, flags | (dry ? O_RDONLY :
+		    O_RDWR | O_EXCL), 0);
 		lt->is_block = true;
 	} else if (S_ISDIR(st.st_mode)) {
 		vs_err(VS_EXIT_TARGET, path, "target is a directory");
@@ -732,7 +734,7 @@ check_index_path(struct local_target *lt)
 	}
 	if (!lt->opts.index_path || !S_ISREG(st.st_mode) || st.st_size == 0)
 		return 0;
-	fd = open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	fd = vs_open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
 	if (fd < 0)
 		return 0;	/* idx_open reports it */
 	if (vs_pread_full(fd, magic, sizeof(magic), 0) != sizeof(magic) ||

@@ -53,8 +53,17 @@ static int
 fail(struct vs_wire *w, const char *what)
 {
 	if (!w->failed)
-		vs_err(w->cat, w->peer, "%s", what);
+		vs_err(w->cat, w->peer, "%s", w->wbroken ? w->why : what);
 	w->failed = true;
+	return -1;
+}
+
+static int
+fail_write(struct vs_wire *w, const char *why)
+{
+	w->wbroken = true;
+	w->why = why;
+	w->out_len = 0;
 	return -1;
 }
 
@@ -87,7 +96,7 @@ vs_wire_flush(struct vs_wire *w)
 {
 	size_t done = 0;
 
-	if (w->failed)
+	if (w->failed || w->wbroken)
 		return -1;
 	while (done < w->out_len) {
 		size_t n = w->out_len - done;
@@ -99,13 +108,10 @@ vs_wire_flush(struct vs_wire *w)
 		r = write(w->wfd, w->out + done, n);
 		if (r < 0 && errno == EINTR && !vs_interrupted)
 			continue;
-		if (r <= 0) {
-			w->out_len = 0;
-			if (r < 0 && errno == EINTR)
-				return fail(w, "interrupted");
-			return fail(w, r < 0 && errno != EPIPE ?
+		if (r <= 0)
+			return fail_write(w, r < 0 && errno == EINTR ?
+			    "interrupted" : r < 0 && errno != EPIPE ?
 			    strerror(errno) : "connection lost");
-		}
 		done += (size_t)r;
 		w->sent += (uint64_t)r;
 	}
@@ -120,7 +126,7 @@ vs_wire_send2(struct vs_wire *w, uint32_t type, const void *a, size_t alen,
 	size_t len = alen + blen, frame = HDR + len + TRAILER;
 	uint8_t *f;
 
-	if (w->failed)
+	if (w->failed || w->wbroken)
 		return -1;
 	if (len > VS_WIRE_MAX)
 		return fail(w, "message too long to send");
@@ -192,8 +198,11 @@ vs_wire_recv(struct vs_wire *w, struct vs_msg *m)
 	uint32_t len;
 	int r;
 
-	if (vs_wire_flush(w) < 0)
+	if (w->failed)
 		return -1;
+	/* After a failed send, still read what the peer said. */
+	if (!w->wbroken)
+		vs_wire_flush(w);
 	r = read_full(w, hdr, HDR, true);
 	if (r == 1)
 		return fail(w, "connection closed");

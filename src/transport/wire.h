@@ -30,7 +30,9 @@ struct vs_wire {
 	uint8_t *out;		/* frames waiting to be written */
 	size_t out_len;		/* bytes in it */
 	size_t out_cap;		/* its allocation */
-	bool failed;		/* a send or receive failed: stop */
+	bool failed;		/* a receive failed (reported): stop */
+	bool wbroken;		/* a send failed (not reported yet) */
+	const char *why;	/* why the send failed */
 };
 
 struct vs_msg {
@@ -49,6 +51,9 @@ int vs_wire_send(struct vs_wire *w, uint32_t type, const void *p,
 int vs_wire_send2(struct vs_wire *w, uint32_t type, const void *a,
     size_t alen, const void *b, size_t blen);
 int vs_wire_flush(struct vs_wire *w);
+/* A failed send is not reported at once: the peer may have sent an
+ * ERROR explaining it, which the next vs_wire_recv() still reads.  It
+ * reports the send failure only if nothing can be read. */
 /* Flush, then read one message.  0, or -1 with the error reported. */
 int vs_wire_recv(struct vs_wire *w, struct vs_msg *m);
 /* Parse one frame from @buf (for tests and the fuzzer): 0 and @m set,

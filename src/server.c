@@ -1,0 +1,196 @@
+/*
+ * server.c - vmsync --server: the remote end of a session, on stdin and
+ * stdout.
+ *
+ * Design notes
+ * - Nothing but protocol goes to stdout; errors are sent to the client as
+ *   ERROR messages (and not printed), so the user sees each one once.
+ * - The client sends one OPEN per image.  A push makes this side the
+ *   target (serve.c answers); a pull makes it the source (the engine runs
+ *   here against a remote target that talks back to the client).
+ * - With --root DIR every path is taken relative to DIR and resolved
+ *   beneath it (see confine.c): "..", absolute paths elsewhere and
+ *   symbolic links that lead out are refused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "confine.h"
+#include "engine.h"
+#include "server.h"
+#include "source.h"
+#include "transport/pack.h"
+#include "transport/proto.h"
+#include "transport/remote.h"
+#include "util.h"
+
+static uint32_t
+local_codecs(void)
+{
+	return 1u << VS_WIRE_ZLIB | 1u << VS_WIRE_ZSTD;
+}
+
+static int
+handshake(struct vs_wire *w)
+{
+	struct vs_hello h = { .version = VS_PROTO_VERSION,
+	    .codecs = local_codecs(), .hash = 1 }, peer;
+	struct vs_msg m;
+
+	if (vs_wire_recv(w, &m) < 0)
+		return -1;
+	if (vs_parse_hello(&m, &peer) < 0) {
+		vs_err(VS_EXIT_USAGE, w->peer, "not a vmsync client "
+		    "(no valid HELLO)");
+		return -1;
+	}
+	if (peer.version < 1 || peer.hash != 1) {
+		vs_err(VS_EXIT_USAGE, w->peer, "protocol version %u is not "
+		    "spoken here", peer.version);
+		return -1;
+	}
+	return vs_send_hello(w, &h) < 0 ? -1 : vs_wire_flush(w);
+}
+
+/* Push: this side holds the target. */
+static int
+serve_push(struct vs_wire *w, const struct vs_open *o)
+{
+	struct vs_stats st = { .index_state = "-" };
+	struct vs_target_opts topts = {
+		.block_size = o->block_size,
+		.dry_run = o->flags & VS_OPEN_DRY_RUN,
+		.checksum = o->flags & VS_OPEN_CHECKSUM,
+		.src_mode = o->mode,
+		.src_mtime_sec = o->mtime_sec,
+		.src_mtime_nsec = o->mtime_nsec,
+		.stats = &st,
+	};
+	struct vs_opened r = { 0 };
+	struct vs_target *t = NULL;
+	char *path = vs_confine_target(o->path, o->name);
+	int rc = -1;
+
+	if (!path)
+		return -1;
+	if (o->block_size && (!vs_is_pow2(o->block_size) ||
+	    o->block_size < VS_SECTOR || o->block_size > VS_CHUNK)) {
+		vs_err(VS_EXIT_USAGE, path, "invalid block size");
+		goto out;
+	}
+	if (vs_local_open(path, &topts, &t) < 0)
+		goto out;
+	snprintf(r.name, sizeof(r.name), "%s", path);
+	if (vs_send_opened(w, &r) < 0 || vs_wire_flush(w) < 0)
+		goto out;
+	rc = vs_serve_target(w, t);
+out:
+	if (t)
+		t->ops->close(t);
+	free(path);
+	return rc;
+}
+
+/* Pull: this side holds the source and runs the engine. */
+static int
+serve_pull(struct vs_wire *w, const struct vs_open *o)
+{
+	struct vs_stats st = { .index_state = "-" };
+	struct vs_target_opts topts = { 0 };
+	struct vs_opened r = { 0 };
+	struct vs_image *img = NULL;
+	struct vs_target *t = NULL;
+	char *path = vs_confine_source(o->path), *name = NULL;
+	uint8_t buf[128];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+	bool to_raw;
+	int rc = -1;
+
+	if (!path)
+		return -1;
+	if (vs_source_open(path, o->format[0] ? o->format : NULL,
+	    o->output[0] ? o->output : NULL, &topts, &img, &to_raw) < 0)
+		goto out;
+	if (!(name = vs_target_name(path, to_raw))) {
+		vs_errno(VS_EXIT_INTERNAL, path, "name");
+		goto out;
+	}
+	r.size = img->size;
+	r.mode = topts.src_mode;
+	r.mtime_sec = topts.src_mtime_sec;
+	r.mtime_nsec = topts.src_mtime_nsec;
+	snprintf(r.name, sizeof(r.name), "%s", name);
+	if (vs_send_opened(w, &r) < 0 || vs_wire_flush(w) < 0 ||
+	    vs_remote_target(w, path, o->codec, o->level, &st, &t) < 0)
+		goto out;
+	if (vs_sync(img, t, NULL) < 0)
+		goto out;
+	/* The engine's counters; the target side has its own. */
+	vs_put_u64(&p, st.virtual_size);
+	vs_put_u64(&p, st.data_bytes);
+	vs_put_u64(&p, st.read_bytes);
+	vs_put_u64(&p, (uint64_t)(st.elapsed * 1e6));
+	rc = vs_wire_send(w, VS_MSG_STATS, p.p, p.len) < 0 ? -1 :
+	    vs_wire_flush(w);
+out:
+	if (t)
+		t->ops->close(t);
+	vs_image_close(img);
+	free(name);
+	free(path);
+	return rc;
+}
+
+int
+vs_server(const struct vs_cli *cli)
+{
+	struct vs_wire w;
+	struct vs_msg m;
+	struct vs_open *o = malloc(sizeof(*o));
+	int rc = VS_EXIT_OK;
+
+	vs_err_quiet = true;
+	vs_verbose = -1;
+	vs_wire_init(&w, 0, 1, "client", VS_EXIT_USAGE);
+	if (!o) {
+		vs_errno(VS_EXIT_INTERNAL, "server", "open");
+		goto fail;
+	}
+	if (cli->root && vs_confine_init(cli->root) < 0)
+		goto fail;
+	if (handshake(&w) < 0)
+		goto fail;
+	for (;;) {
+		int r;
+
+		if (vs_wire_recv(&w, &m) < 0) {
+			/* The client hung up between images: done. */
+			if (w.received && vs_err_first() == VS_EXIT_USAGE &&
+			    strstr(vs_err_text(), "connection closed"))
+				vs_err_reset();
+			break;
+		}
+		if (vs_parse_open(&m, o) < 0) {
+			vs_err(VS_EXIT_USAGE, "client", "malformed OPEN "
+			    "message");
+			goto fail;
+		}
+		r = o->direction == VS_PUSH ? serve_push(&w, o) :
+		    serve_pull(&w, o);
+		if (r < 0)
+			goto fail;
+	}
+	goto out;
+fail:
+	if (!w.failed && !w.wbroken)
+		vs_remote_send_error(&w);
+out:
+	rc = vs_err_first();
+	free(o);
+	vs_wire_free(&w);
+	return rc;
+}

@@ -1,0 +1,252 @@
+/*
+ * proto.c - encode and parse protocol messages; every field is checked.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proto.h"
+#include "pack.h"
+#include "../engine.h"
+
+#define SMALL 256	/* encoding buffer for small messages */
+
+static int
+send_packed(struct vs_wire *w, uint32_t type, struct vs_pack *p)
+{
+	if (p->bad) {
+		vs_err(VS_EXIT_INTERNAL, w->peer, "message too long to encode");
+		return -1;
+	}
+	return vs_wire_send(w, type, p->p, p->len);
+}
+
+int
+vs_send_hello(struct vs_wire *w, const struct vs_hello *h)
+{
+	uint8_t buf[SMALL];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put(&p, VS_PROTO_MAGIC, 8);
+	vs_put_u32(&p, h->version);
+	vs_put_u32(&p, h->codecs);
+	vs_put_u32(&p, h->hash);
+	return send_packed(w, VS_MSG_HELLO, &p);
+}
+
+int
+vs_send_error(struct vs_wire *w, uint32_t cat, const char *text)
+{
+	uint8_t buf[VS_MSG_TEXT_MAX + 16];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+	char t[VS_MSG_TEXT_MAX + 1];
+
+	snprintf(t, sizeof(t), "%s", text);
+	vs_put_u32(&p, cat);
+	vs_put_str(&p, t);
+	return send_packed(w, VS_MSG_ERROR, &p);
+}
+
+int
+vs_send_open(struct vs_wire *w, const struct vs_open *o)
+{
+	uint8_t buf[2 * VS_PATH_MAX + 128];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u32(&p, o->direction);
+	vs_put_u32(&p, o->flags);
+	vs_put_u32(&p, o->block_size);
+	vs_put_u32(&p, o->codec);
+	vs_put_u32(&p, (uint32_t)o->level);
+	vs_put_u32(&p, o->mode);
+	vs_put_u64(&p, (uint64_t)o->mtime_sec);
+	vs_put_u64(&p, (uint64_t)o->mtime_nsec);
+	vs_put_str(&p, o->path);
+	vs_put_str(&p, o->name);
+	vs_put_str(&p, o->format);
+	vs_put_str(&p, o->output);
+	return send_packed(w, VS_MSG_OPEN, &p);
+}
+
+int
+vs_send_opened(struct vs_wire *w, const struct vs_opened *o)
+{
+	uint8_t buf[VS_PATH_MAX + 64];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u64(&p, o->size);
+	vs_put_u32(&p, o->mode);
+	vs_put_u64(&p, (uint64_t)o->mtime_sec);
+	vs_put_u64(&p, (uint64_t)o->mtime_nsec);
+	vs_put_str(&p, o->name);
+	return send_packed(w, VS_MSG_OPENED, &p);
+}
+
+static struct vs_unpack
+reader(const struct vs_msg *m)
+{
+	return (struct vs_unpack){ .p = m->p, .left = m->len };
+}
+
+/* All fields read, nothing left over. */
+static int
+done(const struct vs_unpack *r)
+{
+	return r->bad || r->left ? -1 : 0;
+}
+
+int
+vs_parse_hello(const struct vs_msg *m, struct vs_hello *h)
+{
+	struct vs_unpack r = reader(m);
+	const uint8_t *magic = vs_get(&r, 8);
+
+	if (m->type != VS_MSG_HELLO || !magic ||
+	    memcmp(magic, VS_PROTO_MAGIC, 8) != 0)
+		return -1;
+	h->version = vs_get_u32(&r);
+	h->codecs = vs_get_u32(&r);
+	h->hash = vs_get_u32(&r);
+	return done(&r);
+}
+
+int
+vs_parse_error(const struct vs_msg *m, struct vs_error_msg *e)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_ERROR)
+		return -1;
+	e->cat = vs_get_u32(&r);
+	vs_get_str(&r, e->text, VS_MSG_TEXT_MAX);
+	/* Only the documented exit codes; control characters are shown as
+	 * '?', so a peer cannot write to the terminal. */
+	if (e->cat < VS_EXIT_USAGE || e->cat > VS_EXIT_LOCKED)
+		r.bad = true;
+	for (char *c = e->text; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	return done(&r);
+}
+
+int
+vs_parse_open(const struct vs_msg *m, struct vs_open *o)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_OPEN)
+		return -1;
+	o->direction = vs_get_u32(&r);
+	o->flags = vs_get_u32(&r);
+	o->block_size = vs_get_u32(&r);
+	o->codec = vs_get_u32(&r);
+	o->level = (int32_t)vs_get_u32(&r);
+	o->mode = vs_get_u32(&r);
+	o->mtime_sec = (int64_t)vs_get_u64(&r);
+	o->mtime_nsec = (int64_t)vs_get_u64(&r);
+	vs_get_str(&r, o->path, VS_PATH_MAX);
+	vs_get_str(&r, o->name, VS_PATH_MAX);
+	vs_get_str(&r, o->format, sizeof(o->format) - 1);
+	vs_get_str(&r, o->output, sizeof(o->output) - 1);
+	if ((o->direction != VS_PUSH && o->direction != VS_PULL) ||
+	    (o->flags & ~(VS_OPEN_DRY_RUN | VS_OPEN_CHECKSUM)) ||
+	    o->codec > VS_WIRE_ZSTD || o->level < -100 || o->level > 100 ||
+	    o->mtime_nsec < 0 || o->mtime_nsec > 999999999 || !o->path[0] ||
+	    strchr(o->name, '/'))
+		return -1;
+	return done(&r);
+}
+
+int
+vs_parse_opened(const struct vs_msg *m, struct vs_opened *o)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_OPENED)
+		return -1;
+	o->size = vs_get_u64(&r);
+	o->mode = vs_get_u32(&r);
+	o->mtime_sec = (int64_t)vs_get_u64(&r);
+	o->mtime_nsec = (int64_t)vs_get_u64(&r);
+	vs_get_str(&r, o->name, VS_PATH_MAX);
+	if (o->mtime_nsec < 0 || o->mtime_nsec > 999999999)
+		return -1;
+	return done(&r);
+}
+
+static bool
+range_ok(uint64_t first, uint64_t n)
+{
+	return n >= 1 && n <= VS_PROTO_MAX_ENTRIES && first + n > first;
+}
+
+int
+vs_parse_req(const struct vs_msg *m, struct vs_req *q)
+{
+	struct vs_unpack r = reader(m);
+
+	memset(q, 0, sizeof(*q));
+	q->type = m->type;
+	switch (m->type) {
+	case VS_MSG_BEGIN:
+		q->a = vs_get_u64(&r);
+		if (q->a > (1ull << 62))
+			return -1;
+		break;
+	case VS_MSG_DIGESTS:
+		q->a = vs_get_u64(&r);
+		q->b = vs_get_u32(&r);
+		q->per = vs_get_u32(&r);
+		if (!range_ok(q->a, q->b) || q->per == 0 ||
+		    q->per > VS_PROTO_MAX_ENTRIES)
+			return -1;
+		break;
+	case VS_MSG_SUMMARIES:
+		q->a = vs_get_u64(&r);
+		q->b = vs_get_u32(&r);
+		if (!range_ok(q->a, q->b))
+			return -1;
+		break;
+	case VS_MSG_WRITE:
+		q->a = vs_get_u64(&r);
+		q->b = vs_get_u32(&r);
+		q->codec = vs_get_u8(&r);
+		q->data_len = r.left;
+		q->data = vs_get(&r, r.left);
+		if (q->b == 0 || q->b > VS_CHUNK || q->codec > VS_WIRE_ZSTD ||
+		    q->a + q->b < q->a ||
+		    (q->codec == VS_WIRE_NONE && q->data_len != q->b))
+			return -1;
+		break;
+	case VS_MSG_PUNCH:
+		q->a = vs_get_u64(&r);
+		q->b = vs_get_u64(&r);
+		if (q->b == 0 || q->a + q->b < q->a)
+			return -1;
+		break;
+	case VS_MSG_RECORD:
+		q->a = vs_get_u64(&r);
+		q->b = vs_get_u32(&r);
+		q->count = vs_get_u32(&r);
+		q->data_len = (size_t)q->count * 36;
+		if (!range_ok(q->a, q->b) || q->count > q->b ||
+		    q->data_len != r.left)
+			return -1;
+		q->data = vs_get(&r, q->data_len);
+		/* Indexes strictly increasing and inside the range. */
+		for (uint32_t i = 0, prev = 0; q->data && i < q->count; i++) {
+			const uint8_t *e = q->data + 36 * (size_t)i;
+			uint32_t k = (uint32_t)e[0] | (uint32_t)e[1] << 8 |
+			    (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+
+			if (k >= q->b || (i && k <= prev))
+				return -1;
+			prev = k;
+		}
+		break;
+	case VS_MSG_COMMIT:
+		break;
+	default:
+		return -1;
+	}
+	return done(&r);
+}

@@ -1,0 +1,118 @@
+/*
+ * proto.h - messages of the remote protocol (see PROTOCOL.md): types,
+ * limits, and a checked parser for every message a peer can receive.
+ */
+#ifndef VS_PROTO_H
+#define VS_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire.h"
+#include "../hash.h"
+
+#define VS_PROTO_VERSION	1
+#define VS_PROTO_MAGIC		"VMSYNC\0\1"
+#define VS_PATH_MAX		4096
+#define VS_MSG_TEXT_MAX		1024
+/* Entries in one DIGESTS or SUMMARIES request: a window at 4 KiB blocks. */
+#define VS_PROTO_MAX_ENTRIES	65536
+
+enum vs_msg_type {
+	VS_MSG_HELLO = 1,
+	VS_MSG_ERROR,
+	VS_MSG_OPEN,
+	VS_MSG_OPENED,
+	VS_MSG_BEGIN = 16,
+	VS_MSG_BEGUN,
+	VS_MSG_DIGESTS,
+	VS_MSG_DIGESTS_R,
+	VS_MSG_SUMMARIES,
+	VS_MSG_SUMMARIES_R,
+	VS_MSG_WRITE,
+	VS_MSG_PUNCH,
+	VS_MSG_RECORD,
+	VS_MSG_COMMIT,
+	VS_MSG_DONE,
+	VS_MSG_STATS,
+};
+
+/* Codecs of WRITE payloads; bits in HELLO. */
+enum vs_codec_id {
+	VS_WIRE_NONE = 0,
+	VS_WIRE_ZLIB = 1,
+	VS_WIRE_ZSTD = 2,
+};
+
+enum vs_direction {
+	VS_PUSH = 1,		/* the server holds the target */
+	VS_PULL = 2,		/* the server holds the source */
+};
+
+#define VS_OPEN_DRY_RUN		1u
+#define VS_OPEN_CHECKSUM	2u
+
+struct vs_hello {
+	uint32_t version;	/* highest version spoken */
+	uint32_t codecs;	/* 1 << enum vs_codec_id, for each one known */
+	uint32_t hash;		/* 1: XXH3-128 */
+};
+
+struct vs_open {
+	uint32_t direction;		/* enum vs_direction */
+	uint32_t flags;			/* VS_OPEN_* */
+	uint32_t block_size;		/* 0: the index's or the default */
+	uint32_t codec;			/* enum vs_codec_id for WRITE */
+	int32_t level;			/* compression level, 0: default */
+	uint32_t mode;			/* source st_mode (push) */
+	int64_t mtime_sec, mtime_nsec;	/* source mtime (push) */
+	char path[VS_PATH_MAX + 1];	/* push: DEST; pull: SRC */
+	char name[VS_PATH_MAX + 1];	/* push: target name under DEST */
+	char format[16];		/* pull: -f, "" for auto */
+	char output[16];		/* pull: -O, "" for the default */
+};
+
+struct vs_opened {
+	uint64_t size;			/* pull: the source's size */
+	uint32_t mode;			/* pull: source st_mode */
+	int64_t mtime_sec, mtime_nsec;	/* pull: source mtime */
+	char name[VS_PATH_MAX + 1];	/* pull: target name; push: target */
+};
+
+struct vs_error_msg {
+	uint32_t cat;				/* enum vs_exit */
+	char text[VS_MSG_TEXT_MAX + 1];		/* the one-line message */
+};
+
+/* Requests of the source side, as the target side parses them. */
+struct vs_req {
+	uint32_t type;		/* VS_MSG_* */
+	uint64_t a, b;		/* BEGIN size; DIGESTS/SUMMARIES first, n;
+				 * WRITE/PUNCH offset, length */
+	uint32_t per;		/* DIGESTS group size */
+	uint32_t codec;		/* WRITE codec */
+	const uint8_t *data;	/* WRITE payload, RECORD entries */
+	size_t data_len;	/* its bytes */
+	uint32_t count;		/* RECORD entries */
+};
+
+/* Counters the two sides exchange at the end. */
+struct vs_wire_stats {
+	uint64_t v[8];		/* see proto.c for the order */
+};
+
+/* Encoders: queue the message on @w. */
+int vs_send_hello(struct vs_wire *w, const struct vs_hello *h);
+int vs_send_error(struct vs_wire *w, uint32_t cat, const char *text);
+int vs_send_open(struct vs_wire *w, const struct vs_open *o);
+int vs_send_opened(struct vs_wire *w, const struct vs_opened *o);
+
+/* Parsers: 0, or -1 if the payload is malformed (nothing reported). */
+int vs_parse_hello(const struct vs_msg *m, struct vs_hello *h);
+int vs_parse_error(const struct vs_msg *m, struct vs_error_msg *e);
+int vs_parse_open(const struct vs_msg *m, struct vs_open *o);
+int vs_parse_opened(const struct vs_msg *m, struct vs_opened *o);
+int vs_parse_req(const struct vs_msg *m, struct vs_req *r);
+
+#endif

@@ -1,0 +1,318 @@
+/*
+ * remote.c - a target on the other end of the wire (the source side's
+ * view): every target operation becomes a request.
+ *
+ * Design notes
+ * - Only what is needed crosses: one digest per 4 MiB group of a trusted
+ *   target, entries only for groups that differ, changed blocks
+ *   (compressed), punches, and the index entries that changed.
+ * - WRITE, PUNCH and RECORD are not answered, so they stream; a failure on
+ *   the other side arrives as ERROR in place of the next reply.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pack.h"
+#include "proto.h"
+#include "remote.h"
+#include "wirecomp.h"
+#include "../engine.h"
+#include "../util.h"
+
+struct remote_target {
+	struct vs_target t;	/* base, first */
+	struct vs_wire *w;	/* the session */
+	uint32_t codec;		/* for WRITE */
+	int level;		/* compression level */
+	uint8_t *cbuf;		/* compressed block */
+	size_t ccap;		/* its size */
+	uint8_t *rec;		/* RECORD payload */
+	size_t rec_cap;		/* its size */
+};
+
+/* Read the reply of type @type; an ERROR from the peer is reported as it
+ * stands, with its category. */
+int
+vs_remote_expect(struct vs_wire *w, uint32_t type, struct vs_msg *m)
+{
+	struct vs_error_msg e;
+
+	if (vs_wire_recv(w, m) < 0)
+		return -1;
+	if (m->type == VS_MSG_ERROR) {
+		if (vs_parse_error(m, &e) < 0) {
+			vs_err(w->cat, w->peer, "malformed error message");
+			return -1;
+		}
+		vs_err((enum vs_exit)e.cat, w->peer, "%s", e.text);
+		w->failed = true;
+		return -1;
+	}
+	if (m->type != type) {
+		vs_err(w->cat, w->peer, "unexpected message %u (wanted %u)",
+		    m->type, type);
+		w->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+void
+vs_remote_broken(struct vs_wire *w)
+{
+	struct vs_error_msg e;
+	struct vs_msg m;
+
+	if (w->failed || vs_wire_recv(w, &m) < 0)
+		return;		/* reported */
+	if (m.type == VS_MSG_ERROR && vs_parse_error(&m, &e) == 0)
+		vs_err((enum vs_exit)e.cat, w->peer, "%s", e.text);
+	else
+		vs_err(w->cat, w->peer, "%s", w->why ? w->why :
+		    "connection lost");
+	w->failed = true;
+}
+
+/* After a failed send the peer may have said why: show that instead. */
+static int
+send_failed(struct remote_target *rt)
+{
+	vs_remote_broken(rt->w);
+	return -1;
+}
+
+static int
+send_small(struct remote_target *rt, uint32_t type, struct vs_pack *p)
+{
+	if (vs_wire_send(rt->w, type, p->p, p->len) < 0)
+		return send_failed(rt);
+	return 0;
+}
+
+static const char *
+index_state(const char *s)
+{
+	static const char *const known[] = { "trusted", "rebuilt", "new",
+	    "none" };
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(s, known[i]) == 0)
+			return known[i];
+	return "-";
+}
+
+static int
+remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+	uint8_t buf[16];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+	struct vs_unpack r;
+	struct vs_msg m;
+	char state[16];
+
+	vs_put_u64(&p, size);
+	if (send_small(rt, VS_MSG_BEGIN, &p) < 0 ||
+	    vs_remote_expect(rt->w, VS_MSG_BEGUN, &m) < 0)
+		return -1;
+	r = (struct vs_unpack){ .p = m.p, .left = m.len };
+	info->block_size = vs_get_u32(&r);
+	info->seed = vs_get_u64(&r);
+	info->trusted = vs_get_u8(&r);
+	vs_get_str(&r, state, sizeof(state) - 1);
+	if (r.bad || r.left || !vs_is_pow2(info->block_size) ||
+	    info->block_size < VS_SECTOR || info->block_size > VS_CHUNK) {
+		vs_err(rt->w->cat, rt->w->peer, "malformed BEGUN message");
+		return -1;
+	}
+	t->stats->index_state = index_state(state);
+	return 0;
+}
+
+/* Send a request for @n hashes and read them into @out. */
+static int
+hashes(struct remote_target *rt, uint32_t type, uint64_t first, size_t n,
+    size_t per, size_t count, struct vs_hash *out)
+{
+	uint8_t buf[32];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+	struct vs_msg m;
+
+	vs_put_u64(&p, first);
+	vs_put_u32(&p, (uint32_t)n);
+	if (type == VS_MSG_DIGESTS)
+		vs_put_u32(&p, (uint32_t)per);
+	if (send_small(rt, type, &p) < 0 ||
+	    vs_remote_expect(rt->w, type + 1, &m) < 0)
+		return -1;
+	if (m.len != count * sizeof(*out)) {
+		vs_err(rt->w->cat, rt->w->peer, "malformed hash reply");
+		return -1;
+	}
+	memcpy(out, m.p, m.len);
+	return 0;
+}
+
+static int
+remote_digests(struct vs_target *t, uint64_t first, size_t n, size_t per,
+    struct vs_hash *out)
+{
+	return hashes((struct remote_target *)t, VS_MSG_DIGESTS, first, n, per,
+	    (n + per - 1) / per, out);
+}
+
+static int
+remote_summaries(struct vs_target *t, uint64_t first, size_t n,
+    struct vs_hash *out)
+{
+	return hashes((struct remote_target *)t, VS_MSG_SUMMARIES, first, n, 0,
+	    n, out);
+}
+
+static int
+remote_write(struct vs_target *t, const void *buf, size_t len, uint64_t off)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+	uint8_t hdr[16];
+	struct vs_pack p = { .p = hdr, .cap = sizeof(hdr) };
+	size_t need = vs_wirecomp_bound(len), clen = 0;
+
+	if (rt->codec != VS_WIRE_NONE && need > rt->ccap) {
+		uint8_t *n = realloc(rt->cbuf, need);
+
+		if (!n) {
+			vs_errno(VS_EXIT_INTERNAL, t->name, "compression");
+			return -1;
+		}
+		rt->cbuf = n;
+		rt->ccap = need;
+	}
+	if (rt->codec != VS_WIRE_NONE)
+		clen = vs_wirecomp(rt->codec, rt->level, buf, len, rt->cbuf,
+		    rt->ccap);
+	vs_put_u64(&p, off);
+	vs_put_u32(&p, (uint32_t)len);
+	vs_put_u8(&p, clen ? (uint8_t)rt->codec : VS_WIRE_NONE);
+	if (vs_wire_send2(rt->w, VS_MSG_WRITE, hdr, p.len,
+	    clen ? rt->cbuf : buf, clen ? clen : len) < 0)
+		return send_failed(rt);
+	return 0;
+}
+
+static int
+remote_punch(struct vs_target *t, uint64_t off, uint64_t len)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+	uint8_t buf[16];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u64(&p, off);
+	vs_put_u64(&p, len);
+	return send_small(rt, VS_MSG_PUNCH, &p);
+}
+
+/* Only the entries that changed travel. */
+static int
+remote_record(struct vs_target *t, uint64_t first, size_t n,
+    const struct vs_hash *old, const struct vs_hash *new)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+	size_t need = 16 + 36 * n;
+	struct vs_pack p;
+	uint32_t count = 0;
+
+	if (need > rt->rec_cap) {
+		uint8_t *b = realloc(rt->rec, need);
+
+		if (!b) {
+			vs_errno(VS_EXIT_INTERNAL, t->name, "record");
+			return -1;
+		}
+		rt->rec = b;
+		rt->rec_cap = need;
+	}
+	p = (struct vs_pack){ .p = rt->rec, .cap = need, .len = 16 };
+	for (size_t i = 0; i < n; i++) {
+		if (vs_hash_eq(&old[i], &new[i]))
+			continue;
+		vs_put_u32(&p, (uint32_t)i);
+		vs_put(&p, &old[i], sizeof(old[i]));
+		vs_put(&p, &new[i], sizeof(new[i]));
+		count++;
+	}
+	if (!count)
+		return 0;
+	{
+		struct vs_pack h = { .p = rt->rec, .cap = 16 };
+
+		vs_put_u64(&h, first);
+		vs_put_u32(&h, (uint32_t)n);
+		vs_put_u32(&h, count);
+	}
+	return send_small(rt, VS_MSG_RECORD, &p);
+}
+
+static int
+remote_commit(struct vs_target *t)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+	struct vs_pack p = { .p = NULL, .cap = 0 };
+	struct vs_unpack r;
+	struct vs_msg m;
+
+	if (send_small(rt, VS_MSG_COMMIT, &p) < 0 ||
+	    vs_remote_expect(rt->w, VS_MSG_DONE, &m) < 0)
+		return -1;
+	r = (struct vs_unpack){ .p = m.p, .left = m.len };
+	t->stats->target_read_bytes += vs_get_u64(&r);
+	t->stats->written_bytes += vs_get_u64(&r);
+	t->stats->punched_bytes += vs_get_u64(&r);
+	t->stats->unchanged_bytes += vs_get_u64(&r);
+	if (r.bad || r.left) {
+		vs_err(rt->w->cat, rt->w->peer, "malformed DONE message");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+remote_close(struct vs_target *t)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+
+	free(rt->cbuf);
+	free(rt->rec);
+	free(rt);
+}
+
+static const struct vs_target_ops remote_ops = {
+	.name = "remote",
+	.begin = remote_begin,
+	.summaries = remote_summaries,
+	.digests = remote_digests,
+	.write = remote_write,
+	.punch = remote_punch,
+	.record = remote_record,
+	.commit = remote_commit,
+	.close = remote_close,
+};
+
+int
+vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
+    int level, struct vs_stats *stats, struct vs_target **out)
+{
+	struct remote_target *rt = calloc(1, sizeof(*rt));
+
+	if (!rt) {
+		vs_errno(VS_EXIT_INTERNAL, name, "remote target");
+		return -1;
+	}
+	rt->t.ops = &remote_ops;
+	rt->t.name = name;
+	rt->t.stats = stats;
+	rt->w = w;
+	rt->codec = codec;
+	rt->level = level;
+	*out = &rt->t;
+	return 0;
+}

@@ -1,0 +1,211 @@
+/*
+ * serve.c - the target side of a session: requests in, a local target's
+ * operations out.
+ *
+ * Every request is parsed by vs_parse_req() before it is acted on; a
+ * malformed one ends the session.  Replies go out only for BEGIN,
+ * DIGESTS, SUMMARIES and COMMIT.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pack.h"
+#include "proto.h"
+#include "remote.h"
+#include "wirecomp.h"
+#include "../engine.h"
+#include "../util.h"
+
+struct serve {
+	struct vs_wire *w;		/* the session */
+	struct vs_target *t;		/* the local target */
+	struct vs_target_info info;	/* from BEGIN */
+	bool begun;			/* BEGIN done */
+	struct vs_hash *old, *new;	/* RECORD / SUMMARIES scratch */
+	struct vs_hash *digests;	/* DIGESTS reply */
+	uint8_t *block;			/* a decompressed WRITE */
+};
+
+void
+vs_remote_send_error(struct vs_wire *w)
+{
+	enum vs_exit cat = vs_err_first();
+	const char *text = vs_err_text();
+
+	if (cat == VS_EXIT_OK) {
+		cat = VS_EXIT_INTERNAL;
+		text = "failed";
+	}
+	w->failed = false;
+	vs_send_error(w, cat, text);
+	vs_wire_flush(w);
+	w->failed = true;	/* the session is over */
+}
+
+static int
+malformed(struct serve *s, const struct vs_msg *m)
+{
+	vs_err(s->w->cat, s->w->peer, "malformed message (type %u, %u bytes)",
+	    m->type, m->len);
+	return -1;
+}
+
+static int
+do_begin(struct serve *s, const struct vs_req *q)
+{
+	uint8_t buf[64];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	if (s->begun) {
+		vs_err(s->w->cat, s->w->peer, "BEGIN repeated");
+		return -1;
+	}
+	if (s->t->ops->begin(s->t, q->a, &s->info) < 0)
+		return -1;
+	s->begun = true;
+	vs_put_u32(&p, s->info.block_size);
+	vs_put_u64(&p, s->info.seed);
+	vs_put_u8(&p, s->info.trusted);
+	vs_put_str(&p, s->t->stats->index_state);
+	return vs_wire_send(s->w, VS_MSG_BEGUN, p.p, p.len);
+}
+
+static int
+do_hashes(struct serve *s, const struct vs_req *q)
+{
+	size_t n = (size_t)q->b;
+
+	if (s->t->ops->summaries(s->t, q->a, n, s->old) < 0)
+		return -1;
+	if (q->type == VS_MSG_SUMMARIES)
+		return vs_wire_send(s->w, VS_MSG_SUMMARIES_R, s->old,
+		    n * sizeof(*s->old));
+	for (size_t g = 0, k = 0; g < n; g += q->per, k++)
+		vs_hash_block(s->old + g, vs_min(q->per, n - g) *
+		    sizeof(*s->old), s->info.seed, &s->digests[k]);
+	return vs_wire_send(s->w, VS_MSG_DIGESTS_R, s->digests,
+	    ((n + q->per - 1) / q->per) * sizeof(*s->digests));
+}
+
+static int
+do_write(struct serve *s, const struct vs_req *q)
+{
+	const void *data = q->data;
+
+	if (q->codec != VS_WIRE_NONE) {
+		if (vs_wiredecomp(q->codec, q->data, q->data_len, s->block,
+		    (size_t)q->b) < 0) {
+			vs_err(s->w->cat, s->w->peer, "offset %llu: block does "
+			    "not decompress", (unsigned long long)q->a);
+			return -1;
+		}
+		data = s->block;
+	}
+	return s->t->ops->write(s->t, data, (size_t)q->b, q->a);
+}
+
+static int
+do_record(struct serve *s, const struct vs_req *q)
+{
+	size_t n = (size_t)q->b;
+
+	/* Entries not sent are unchanged: equal on both sides. */
+	memset(s->old, 0, n * sizeof(*s->old));
+	memset(s->new, 0, n * sizeof(*s->new));
+	for (uint32_t i = 0; i < q->count; i++) {
+		const uint8_t *e = q->data + 36 * (size_t)i;
+		uint32_t k = (uint32_t)e[0] | (uint32_t)e[1] << 8 |
+		    (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+
+		memcpy(&s->old[k], e + 4, 16);
+		memcpy(&s->new[k], e + 20, 16);
+	}
+	return s->t->ops->record(s->t, q->a, n, s->old, s->new);
+}
+
+static int
+do_commit(struct serve *s)
+{
+	uint8_t buf[64];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+	const struct vs_stats *st = s->t->stats;
+
+	if (s->t->ops->commit(s->t) < 0)
+		return -1;
+	vs_put_u64(&p, st->target_read_bytes);
+	vs_put_u64(&p, st->written_bytes);
+	vs_put_u64(&p, st->punched_bytes);
+	vs_put_u64(&p, st->unchanged_bytes);
+	if (vs_wire_send(s->w, VS_MSG_DONE, p.p, p.len) < 0)
+		return -1;
+	return vs_wire_flush(s->w);
+}
+
+static int
+serve_loop(struct serve *s)
+{
+	struct vs_msg m;
+	struct vs_req q;
+
+	for (;;) {
+		if (vs_wire_recv(s->w, &m) < 0)
+			return -1;
+		if (vs_parse_req(&m, &q) < 0)
+			return malformed(s, &m);
+		if (q.type != VS_MSG_BEGIN && !s->begun) {
+			vs_err(s->w->cat, s->w->peer, "request before BEGIN");
+			return -1;
+		}
+		switch (q.type) {
+		case VS_MSG_BEGIN:
+			if (do_begin(s, &q) < 0)
+				return -1;
+			break;
+		case VS_MSG_DIGESTS:
+		case VS_MSG_SUMMARIES:
+			if (do_hashes(s, &q) < 0)
+				return -1;
+			break;
+		case VS_MSG_WRITE:
+			if (q.b > s->info.block_size || do_write(s, &q) < 0)
+				return q.b > s->info.block_size ?
+				    malformed(s, &m) : -1;
+			break;
+		case VS_MSG_PUNCH:
+			if (s->t->ops->punch(s->t, q.a, q.b) < 0)
+				return -1;
+			break;
+		case VS_MSG_RECORD:
+			if (do_record(s, &q) < 0)
+				return -1;
+			break;
+		case VS_MSG_COMMIT:
+			return do_commit(s);
+		}
+	}
+}
+
+int
+vs_serve_target(struct vs_wire *w, struct vs_target *t)
+{
+	struct serve s = { .w = w, .t = t };
+	int rc = -1;
+
+	s.old = calloc(VS_PROTO_MAX_ENTRIES, sizeof(*s.old));
+	s.new = calloc(VS_PROTO_MAX_ENTRIES, sizeof(*s.new));
+	s.digests = calloc(VS_PROTO_MAX_ENTRIES, sizeof(*s.digests));
+	s.block = malloc(VS_CHUNK);
+	if (!s.old || !s.new || !s.digests || !s.block)
+		vs_errno(VS_EXIT_INTERNAL, w->peer, "buffers");
+	else
+		rc = serve_loop(&s);
+	if (rc < 0 && w->wbroken)
+		vs_remote_broken(w);
+	else if (rc < 0 && !w->failed)
+		vs_remote_send_error(w);
+	free(s.old);
+	free(s.new);
+	free(s.digests);
+	free(s.block);
+	return rc;
+}
