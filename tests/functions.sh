@@ -14,6 +14,8 @@
 # alloc FILE            allocated bytes of FILE (du)
 # data_ranges FILE      "off len" lines of FILE's data (SEEK_DATA), via helper
 # vs ARGS...            run vmsync ($VMSYNC)
+# rvs ARGS...           run vmsync with "-e localsh": host:path arguments
+#                       reach a vmsync --server started here, without ssh
 # sync_stats ARGS...    run vmsync --json ARGS; leaves the JSON in $STATS
 # stat_of KEY           a number from the first image of $STATS
 set -eu
@@ -132,6 +134,11 @@ data_ranges() {
 
 vs() {
 	"$VMSYNC" "$@"
+}
+
+LOCALSH=$VMSYNC_TOP/tests/helpers/localsh
+rvs() {
+	"$VMSYNC" -e "$LOCALSH" --remote-vmsync "$VMSYNC" "$@"
 }
 
 sync_stats() {
