@@ -7,6 +7,8 @@
 #   check-sh    integration tests (tests/sh/NNN-*.sh; root, loop devices, btrfs)
 #   demo        sync a generated 1 GiB sparse image twice into ./demo-backup/
 #   deps        install the Debian build and test packages that are missing
+#   fuzz        build the protocol fuzzer with clang/libFuzzer and run it
+#               for FUZZ_SECONDS (default 60), corpus in build/fuzz/corpus
 #   install     install the binary and man page (PREFIX, DESTDIR)
 #   uninstall   remove them
 #   clean       remove build outputs
@@ -85,7 +87,7 @@ MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
 HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all check check-unit check-sh demo deps install uninstall clean
+.PHONY: all check check-unit check-sh demo deps install uninstall clean fuzz
 
 all: $(BUILD)/vmsync
 
@@ -143,3 +145,16 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
+
+# The protocol fuzzer: every library source built with clang and
+# -fsanitize=fuzzer,address,undefined into one binary.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+fuzz: deps
+	$(Q)mkdir -p build/fuzz/corpus
+	$(Q)$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+		-fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) \
+		-o build/fuzz/fuzz-proto tests/fuzz/fuzz-proto.c $(LIB_SRCS) \
+		$(PKG_LIBS)
+	$(Q)build/fuzz/fuzz-proto -max_total_time=$(FUZZ_SECONDS) \
+		-print_final_stats=1 build/fuzz/corpus

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="gcc make pkg-config libc6-dev libpopt-dev libxxhash-dev libcmocka-dev
       zlib1g-dev libzstd-dev qemu-system-common fuse3
-      openssh-server openssh-client
+      openssh-server openssh-client clang libclang-rt-14-dev
       qemu-utils btrfs-progs e2fsprogs mount util-linux diffutils jq
       groff-base man-db procps time"
 

@@ -23,8 +23,34 @@ struct serve {
 	bool begun;			/* BEGIN done */
 	struct vs_hash *old, *new;	/* RECORD / SUMMARIES scratch */
 	struct vs_hash *digests;	/* DIGESTS reply */
+	size_t cap;			/* entries in each of the three */
 	uint8_t *block;			/* a decompressed WRITE */
 };
+
+/* Room for @n entries in the scratch arrays (n is checked by the parser). */
+static int
+room(struct serve *s, size_t n)
+{
+	struct vs_hash *a, *b, *c;
+
+	if (n <= s->cap)
+		return 0;
+	a = realloc(s->old, n * sizeof(*a));
+	if (a)
+		s->old = a;
+	b = realloc(s->new, n * sizeof(*b));
+	if (b)
+		s->new = b;
+	c = realloc(s->digests, n * sizeof(*c));
+	if (c)
+		s->digests = c;
+	if (!a || !b || !c) {
+		vs_errno(VS_EXIT_INTERNAL, s->w->peer, "buffers");
+		return -1;
+	}
+	s->cap = n;
+	return 0;
+}
 
 void
 vs_remote_send_error(struct vs_wire *w)
@@ -75,7 +101,7 @@ do_hashes(struct serve *s, const struct vs_req *q)
 {
 	size_t n = (size_t)q->b;
 
-	if (s->t->ops->summaries(s->t, q->a, n, s->old) < 0)
+	if (room(s, n) < 0 || s->t->ops->summaries(s->t, q->a, n, s->old) < 0)
 		return -1;
 	if (q->type == VS_MSG_SUMMARIES)
 		return vs_wire_send(s->w, VS_MSG_SUMMARIES_R, s->old,
@@ -93,6 +119,10 @@ do_write(struct serve *s, const struct vs_req *q)
 	const void *data = q->data;
 
 	if (q->codec != VS_WIRE_NONE) {
+		if (!s->block && !(s->block = malloc(VS_CHUNK))) {
+			vs_errno(VS_EXIT_INTERNAL, s->w->peer, "buffers");
+			return -1;
+		}
 		if (vs_wiredecomp(q->codec, q->data, q->data_len, s->block,
 		    (size_t)q->b) < 0) {
 			vs_err(s->w->cat, s->w->peer, "offset %llu: block does "
@@ -109,6 +139,8 @@ do_record(struct serve *s, const struct vs_req *q)
 {
 	size_t n = (size_t)q->b;
 
+	if (room(s, n) < 0)
+		return -1;
 	/* Entries not sent are unchanged: equal on both sides. */
 	memset(s->old, 0, n * sizeof(*s->old));
 	memset(s->new, 0, n * sizeof(*s->new));
@@ -191,14 +223,7 @@ vs_serve_target(struct vs_wire *w, struct vs_target *t)
 	struct serve s = { .w = w, .t = t };
 	int rc = -1;
 
-	s.old = calloc(VS_PROTO_MAX_ENTRIES, sizeof(*s.old));
-	s.new = calloc(VS_PROTO_MAX_ENTRIES, sizeof(*s.new));
-	s.digests = calloc(VS_PROTO_MAX_ENTRIES, sizeof(*s.digests));
-	s.block = malloc(VS_CHUNK);
-	if (!s.old || !s.new || !s.digests || !s.block)
-		vs_errno(VS_EXIT_INTERNAL, w->peer, "buffers");
-	else
-		rc = serve_loop(&s);
+	rc = serve_loop(&s);
 	if (rc < 0 && w->wbroken)
 		vs_remote_broken(w);
 	else if (rc < 0 && !w->failed)
