@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "index.h"
+#include "transport/transport.h"
 #include "util.h"
 #include "vmsync.h"
 
@@ -327,4 +328,16 @@ vs_cli_free(struct vs_cli *cli)
 	cli->index = NULL;
 	cli->rsh = cli->remote_vmsync = cli->root = NULL;
 	cli->npaths = 0;
+}
+
+struct vs_target_opts
+vs_cli_target_opts(const struct vs_cli *cli, struct vs_stats *st)
+{
+	return (struct vs_target_opts){
+		.block_size = cli->block_size,
+		.dry_run = cli->dry_run,
+		.checksum = cli->checksum,
+		.index_path = cli->index,
+		.stats = st,
+	};
 }

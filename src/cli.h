@@ -32,6 +32,13 @@ struct vs_cli {
 	int npaths;		/* entries in paths */
 };
 
+struct vs_stats;
+struct vs_target_opts;
+
+/* The target options the command line gives (source fields left 0). */
+struct vs_target_opts vs_cli_target_opts(const struct vs_cli *cli,
+    struct vs_stats *st);
+
 /* Parse argv.  Returns 0 to run, 1 when done (--help, --version printed),
  * -1 on a usage error (message printed). */
 int vs_cli_parse(int argc, const char **argv, struct vs_cli *cli);

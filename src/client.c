@@ -218,19 +218,12 @@ int
 vs_pull(const struct vs_cli *cli, const char *src, const char *dest,
     bool dest_is_dir, char **dstp, struct vs_stats *st)
 {
-	struct vs_target_opts topts = {
-		.block_size = cli->block_size,
-		.dry_run = cli->dry_run,
-		.checksum = cli->checksum,
-		.index_path = cli->index,
-		.stats = st,
-	};
+	struct vs_target_opts topts = vs_cli_target_opts(cli, st);
 	struct vs_open *o = malloc(sizeof(*o));
 	struct vs_opened *r = malloc(sizeof(*r));
 	struct session s = { .open = false };
 	struct vs_target *t = NULL;
 	struct vs_msg m;
-	size_t dl = strlen(dest);
 	int ret = -1;
 
 	if (!o || !r) {
@@ -257,11 +250,7 @@ vs_pull(const struct vs_cli *cli, const char *src, const char *dest,
 	topts.src_mode = r->mode;
 	topts.src_mtime_sec = r->mtime_sec;
 	topts.src_mtime_nsec = r->mtime_nsec;
-	if (!dest_is_dir)
-		*dstp = strdup(dest);
-	else if (asprintf(dstp, "%s%s%s", dest, dl && dest[dl - 1] == '/' ?
-	    "" : "/", r->name) < 0)
-		*dstp = NULL;
+	*dstp = dest_is_dir ? vs_path_join(dest, r->name) : strdup(dest);
 	if (!*dstp) {
 		vs_errno(VS_EXIT_INTERNAL, src, "target path");
 		goto out;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "confine.h"
+#include "util.h"
 #include "vmsync.h"
 
 static char *root;		/* canonical --root, NULL when not confined */
@@ -108,7 +109,7 @@ vs_confine_target(const char *path, const char *name)
 {
 	size_t n = strlen(path);
 	bool is_dir = n && path[n - 1] == '/';
-	char *p = NULL, *out;
+	char *p, *out;
 	struct stat st;
 	int fd;
 
@@ -120,13 +121,7 @@ vs_confine_target(const char *path, const char *name)
 		if (fd >= 0)
 			close(fd);
 	}
-	if (is_dir && name[0]) {
-		if (asprintf(&p, "%s%s%s", path, n && path[n - 1] == '/' ?
-		    "" : "/", name) < 0)
-			p = NULL;
-	} else {
-		p = strdup(path);
-	}
+	p = is_dir && name[0] ? vs_path_join(path, name) : strdup(path);
 	if (!p) {
 		vs_errno(VS_EXIT_INTERNAL, path, "target path");
 		return NULL;

@@ -42,16 +42,13 @@ setup_signals(void)
 static char *
 target_path(const char *src, const char *dest, bool dest_is_dir, bool to_raw)
 {
-	char *name, *out = NULL;
-	size_t dl = strlen(dest);
+	char *name, *out;
 
 	if (!dest_is_dir)
 		return strdup(dest);
 	if (!(name = vs_target_name(src, to_raw)))
 		return NULL;
-	if (asprintf(&out, "%s%s%s", dest, dl && dest[dl - 1] == '/' ? "" :
-	    "/", name) < 0)
-		out = NULL;
+	out = vs_path_join(dest, name);
 	free(name);
 	return out;
 }
@@ -61,13 +58,7 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
     bool dest_is_dir, char *const *taken, char **dstp, bool progress,
     struct vs_stats *st)
 {
-	struct vs_target_opts topts = {
-		.block_size = cli->block_size,
-		.dry_run = cli->dry_run,
-		.checksum = cli->checksum,
-		.index_path = cli->index,
-		.stats = st,
-	};
+	struct vs_target_opts topts = vs_cli_target_opts(cli, st);
 	struct vs_image *img = NULL;
 	struct vs_target *t = NULL;
 	struct vs_progress *p = NULL;

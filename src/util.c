@@ -125,3 +125,15 @@ vs_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+char *
+vs_path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir);
+	char *out;
+
+	if (asprintf(&out, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/",
+	    name) < 0)
+		return NULL;
+	return out;
+}

@@ -68,6 +68,9 @@ bool vs_parse_size(const char *s, uint64_t *out);
 /* Format @bytes as "1.50 GiB" into @buf. */
 const char *vs_fmt_bytes(uint64_t bytes, char *buf, size_t len);
 
+/* "@dir/@name" without a doubled slash (malloc'd), or NULL. */
+char *vs_path_join(const char *dir, const char *name);
+
 /* Monotonic clock in seconds. */
 double vs_now(void);
 
