@@ -151,6 +151,7 @@ clean:
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 fuzz: deps
+	$(Q)sh tests/deps.sh clang libclang-rt-14-dev
 	$(Q)mkdir -p build/fuzz/corpus
 	$(Q)$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 		-fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) \

@@ -6,10 +6,12 @@ set -eu
 
 PKGS="gcc make pkg-config libc6-dev libpopt-dev libxxhash-dev libcmocka-dev
       zlib1g-dev libzstd-dev qemu-system-common fuse3
-      openssh-server openssh-client clang libclang-rt-14-dev
+      openssh-server openssh-client
       qemu-utils btrfs-progs e2fsprogs mount util-linux diffutils jq
       groff-base man-db procps time"
 
+# Arguments, if any, replace the list (make fuzz asks for its compiler).
+[ $# -gt 0 ] && PKGS="$*"
 missing=
 for p in $PKGS; do
 	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
