@@ -53,9 +53,7 @@ session_start(const struct vs_cli *cli, const char *arg, enum vs_exit cat,
     struct session *s)
 {
 	const char *rsh = cli->rsh ? cli->rsh : getenv("VMSYNC_RSH");
-	struct vs_hello h = { .version = VS_PROTO_VERSION,
-	    .codecs = 1u << VS_WIRE_ZLIB | 1u << VS_WIRE_ZSTD, .hash = 1 };
-	struct vs_hello peer;
+	struct vs_hello h = vs_hello_local(), peer;
 	struct vs_msg m;
 
 	memset(s, 0, sizeof(*s));
@@ -76,12 +74,7 @@ session_start(const struct vs_cli *cli, const char *arg, enum vs_exit cat,
 		return -1;
 	}
 	if (m.type == VS_MSG_ERROR) {
-		struct vs_error_msg e;
-
-		if (vs_parse_error(&m, &e) == 0)
-			vs_err((enum vs_exit)e.cat, s->host, "%s", e.text);
-		else
-			vs_err(cat, s->host, "malformed error message");
+		vs_remote_report(&s->w, &m);
 		return -1;
 	}
 	if (vs_parse_hello(&m, &peer) < 0 || peer.version < 1 ||

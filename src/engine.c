@@ -120,8 +120,7 @@ old_entries(struct sync_state *s, uint64_t first, size_t g0, size_t g1)
 
 	if (!s->digests)
 		return 0;		/* fetched for the whole window */
-	vs_hash_block(s->new + g0, (g1 - g0) * sizeof(*s->new),
-	    s->info.seed, &d);
+	vs_hash_group(s->new + g0, g1 - g0, s->info.seed, &d);
 	if (vs_hash_eq(&d, &s->digests[g0 / s->group])) {
 		memcpy(s->old + g0, s->new + g0, (g1 - g0) * sizeof(*s->new));
 		return 1;

@@ -54,3 +54,10 @@ vs_random64(uint64_t *out)
 	}
 	return 0;
 }
+
+void
+vs_hash_group(const struct vs_hash *entries, size_t n, uint64_t seed,
+    struct vs_hash *out)
+{
+	vs_hash_block(entries, n * sizeof(*entries), seed, out);
+}

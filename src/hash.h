@@ -26,6 +26,10 @@ extern const struct vs_hash vs_hash_unknown;
 void vs_hash_block(const void *buf, size_t len, uint64_t seed,
     struct vs_hash *out);
 bool vs_hash_eq(const struct vs_hash *a, const struct vs_hash *b);
+/* Digest of @n entries: both sides of a remote sync compare groups of
+ * index entries by it. */
+void vs_hash_group(const struct vs_hash *entries, size_t n, uint64_t seed,
+    struct vs_hash *out);
 /* 64-bit checksum of a byte range (index header). */
 uint64_t vs_hash64(const void *buf, size_t len);
 /* A random 64-bit value from getrandom(2). */

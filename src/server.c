@@ -28,17 +28,10 @@
 #include "transport/remote.h"
 #include "util.h"
 
-static uint32_t
-local_codecs(void)
-{
-	return 1u << VS_WIRE_ZLIB | 1u << VS_WIRE_ZSTD;
-}
-
 static int
 handshake(struct vs_wire *w)
 {
-	struct vs_hello h = { .version = VS_PROTO_VERSION,
-	    .codecs = local_codecs(), .hash = 1 }, peer;
+	struct vs_hello h = vs_hello_local(), peer;
 	struct vs_msg m;
 
 	if (vs_wire_recv(w, &m) < 0)
@@ -165,15 +158,12 @@ vs_server(const struct vs_cli *cli)
 	if (handshake(&w) < 0)
 		goto fail;
 	for (;;) {
-		int r;
+		int r = vs_wire_recv_or_eof(&w, &m);
 
-		if (vs_wire_recv(&w, &m) < 0) {
-			/* The client hung up between images: done. */
-			if (w.received && vs_err_first() == VS_EXIT_USAGE &&
-			    strstr(vs_err_text(), "connection closed"))
-				vs_err_reset();
-			break;
-		}
+		if (r == 1)
+			break;		/* the client hung up between images */
+		if (r < 0)
+			goto out;
 		if (vs_parse_open(&m, o) < 0) {
 			vs_err(VS_EXIT_USAGE, "client", "malformed OPEN "
 			    "message");

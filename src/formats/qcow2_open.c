@@ -353,11 +353,14 @@ resolve_name(struct qcow2 *q, const char *name, const char *what)
 		    "plain file name: refused", what, name);
 		return NULL;
 	}
-	if (name[0] == '/' || !dirend)
+	if (name[0] == '/' || !dirend) {
 		path = strdup(name);
-	else if (asprintf(&path, "%.*s/%s", (int)(dirend - base), base,
-	    name) < 0)
-		path = NULL;
+	} else {
+		char *dir = strndup(base, (size_t)(dirend - base));
+
+		path = dir ? vs_path_join(dir, name) : NULL;
+		free(dir);
+	}
 	if (!path)
 		vs_errno(VS_EXIT_INTERNAL, q->img.name, "%s name", what);
 	return path;

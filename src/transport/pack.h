@@ -25,6 +25,21 @@ struct vs_pack {
 	bool bad;		/* overflowed */
 };
 
+/* Little-endian u32 at @b, and the other way. */
+static inline uint32_t
+vs_le32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	    (uint32_t)b[3] << 24;
+}
+
+static inline void
+vs_set_le32(uint8_t *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		b[i] = (uint8_t)v;
+}
+
 static inline void
 vs_put(struct vs_pack *w, const void *src, size_t n)
 {
@@ -51,8 +66,7 @@ vs_put_u32(struct vs_pack *w, uint32_t v)
 {
 	uint8_t b[4];
 
-	for (int i = 0; i < 4; i++, v >>= 8)
-		b[i] = (uint8_t)v;
+	vs_set_le32(b, v);
 	vs_put(w, b, 4);
 }
 
@@ -102,8 +116,7 @@ vs_get_u32(struct vs_unpack *r)
 {
 	const uint8_t *b = vs_get(r, 4);
 
-	return b ? (uint32_t)b[0] | (uint32_t)b[1] << 8 |
-	    (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24 : 0;
+	return b ? vs_le32(b) : 0;
 }
 
 static inline uint8_t

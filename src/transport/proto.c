@@ -20,6 +20,13 @@ send_packed(struct vs_wire *w, uint32_t type, struct vs_pack *p)
 	return vs_wire_send(w, type, p->p, p->len);
 }
 
+struct vs_hello
+vs_hello_local(void)
+{
+	return (struct vs_hello){ .version = VS_PROTO_VERSION,
+	    .codecs = 1u << VS_WIRE_ZLIB | 1u << VS_WIRE_ZSTD, .hash = 1 };
+}
+
 int
 vs_send_hello(struct vs_wire *w, const struct vs_hello *h)
 {
@@ -235,8 +242,7 @@ vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 		/* Indexes strictly increasing and inside the range. */
 		for (uint32_t i = 0, prev = 0; q->data && i < q->count; i++) {
 			const uint8_t *e = q->data + 36 * (size_t)i;
-			uint32_t k = (uint32_t)e[0] | (uint32_t)e[1] << 8 |
-			    (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+			uint32_t k = vs_le32(e);
 
 			if (k >= q->b || (i && k <= prev))
 				return -1;

@@ -97,10 +97,8 @@ struct vs_req {
 	uint32_t count;		/* RECORD entries */
 };
 
-/* Counters the two sides exchange at the end. */
-struct vs_wire_stats {
-	uint64_t v[8];		/* see proto.c for the order */
-};
+/* The HELLO this build sends: its version, codecs and hash. */
+struct vs_hello vs_hello_local(void);
 
 /* Encoders: queue the message on @w. */
 int vs_send_hello(struct vs_wire *w, const struct vs_hello *h);

@@ -32,20 +32,25 @@ struct remote_target {
 
 /* Read the reply of type @type; an ERROR from the peer is reported as it
  * stands, with its category. */
-int
-vs_remote_expect(struct vs_wire *w, uint32_t type, struct vs_msg *m)
+void
+vs_remote_report(struct vs_wire *w, const struct vs_msg *m)
 {
 	struct vs_error_msg e;
 
+	if (vs_parse_error(m, &e) == 0)
+		vs_err((enum vs_exit)e.cat, w->peer, "%s", e.text);
+	else
+		vs_err(w->cat, w->peer, "malformed error message");
+	w->failed = true;
+}
+
+int
+vs_remote_expect(struct vs_wire *w, uint32_t type, struct vs_msg *m)
+{
 	if (vs_wire_recv(w, m) < 0)
 		return -1;
 	if (m->type == VS_MSG_ERROR) {
-		if (vs_parse_error(m, &e) < 0) {
-			vs_err(w->cat, w->peer, "malformed error message");
-			return -1;
-		}
-		vs_err((enum vs_exit)e.cat, w->peer, "%s", e.text);
-		w->failed = true;
+		vs_remote_report(w, m);
 		return -1;
 	}
 	if (m->type != type) {
@@ -60,16 +65,15 @@ vs_remote_expect(struct vs_wire *w, uint32_t type, struct vs_msg *m)
 void
 vs_remote_broken(struct vs_wire *w)
 {
-	struct vs_error_msg e;
 	struct vs_msg m;
 
 	if (w->failed || vs_wire_recv(w, &m) < 0)
 		return;		/* reported */
-	if (m.type == VS_MSG_ERROR && vs_parse_error(&m, &e) == 0)
-		vs_err((enum vs_exit)e.cat, w->peer, "%s", e.text);
-	else
-		vs_err(w->cat, w->peer, "%s", w->why ? w->why :
-		    "connection lost");
+	if (m.type == VS_MSG_ERROR) {
+		vs_remote_report(w, &m);
+		return;
+	}
+	vs_err(w->cat, w->peer, "%s", w->why ? w->why : "connection lost");
 	w->failed = true;
 }
 

@@ -17,6 +17,8 @@ int vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
 /* Answer requests on @w with @t until COMMIT is done (0) or something
  * fails (-1; the peer is sent an ERROR). */
 int vs_serve_target(struct vs_wire *w, struct vs_target *t);
+/* Report the ERROR message @m from the peer (with its exit category). */
+void vs_remote_report(struct vs_wire *w, const struct vs_msg *m);
 /* Read a message of @type; an ERROR is reported with its category. */
 int vs_remote_expect(struct vs_wire *w, uint32_t type, struct vs_msg *m);
 /* A send on @w failed: report the peer's ERROR if it sent one, else the

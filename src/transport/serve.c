@@ -107,8 +107,8 @@ do_hashes(struct serve *s, const struct vs_req *q)
 		return vs_wire_send(s->w, VS_MSG_SUMMARIES_R, s->old,
 		    n * sizeof(*s->old));
 	for (size_t g = 0, k = 0; g < n; g += q->per, k++)
-		vs_hash_block(s->old + g, vs_min(q->per, n - g) *
-		    sizeof(*s->old), s->info.seed, &s->digests[k]);
+		vs_hash_group(s->old + g, vs_min(q->per, n - g),
+		    s->info.seed, &s->digests[k]);
 	return vs_wire_send(s->w, VS_MSG_DIGESTS_R, s->digests,
 	    ((n + q->per - 1) / q->per) * sizeof(*s->digests));
 }
@@ -146,8 +146,7 @@ do_record(struct serve *s, const struct vs_req *q)
 	memset(s->new, 0, n * sizeof(*s->new));
 	for (uint32_t i = 0; i < q->count; i++) {
 		const uint8_t *e = q->data + 36 * (size_t)i;
-		uint32_t k = (uint32_t)e[0] | (uint32_t)e[1] << 8 |
-		    (uint32_t)e[2] << 16 | (uint32_t)e[3] << 24;
+		uint32_t k = vs_le32(e);
 
 		memcpy(&s->old[k], e + 4, 16);
 		memcpy(&s->new[k], e + 20, 16);

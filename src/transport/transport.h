@@ -43,7 +43,7 @@ struct vs_target_ops {
 	    struct vs_hash *out);
 	/* Optional, for targets far away: one digest per group of @per
 	 * entries of [first, first + n) (the last group may be short), each
-	 * vs_hash_block() of the group's entries with the target's seed. */
+	 * vs_hash_group() of the group's entries with the target's seed. */
 	int (*digests)(struct vs_target *, uint64_t first, size_t n,
 	    size_t per, struct vs_hash *out);
 	/* Make [off, off + len) hold @buf, writing only differing sectors. */

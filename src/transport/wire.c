@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "pack.h"
 #include "wire.h"
 #include "../util.h"
 
@@ -15,20 +16,6 @@
 #define TRAILER		4
 #define OUT_CAP		(256u << 10)
 #define SUM_SEED	0x766d7379u	/* "vmsy" */
-
-static void
-le32(uint8_t *b, uint32_t v)
-{
-	for (int i = 0; i < 4; i++, v >>= 8)
-		b[i] = (uint8_t)v;
-}
-
-static uint32_t
-rd32(const uint8_t *b)
-{
-	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-	    (uint32_t)b[3] << 24;
-}
 
 void
 vs_wire_init(struct vs_wire *w, int rfd, int wfd, const char *peer,
@@ -148,13 +135,13 @@ vs_wire_send2(struct vs_wire *w, uint32_t type, const void *a, size_t alen,
 		}
 	}
 	f = w->out + w->out_len;
-	le32(f, type);
-	le32(f + 4, (uint32_t)len);
+	vs_set_le32(f, type);
+	vs_set_le32(f + 4, (uint32_t)len);
 	if (alen)
 		memcpy(f + HDR, a, alen);
 	if (blen)
 		memcpy(f + HDR + alen, b, blen);
-	le32(f + HDR + len, XXH32(f, HDR + len, SUM_SEED));
+	vs_set_le32(f + HDR + len, XXH32(f, HDR + len, SUM_SEED));
 	w->out_len += frame;
 	return 0;
 }
@@ -191,8 +178,8 @@ read_full(struct vs_wire *w, uint8_t *buf, size_t len, bool eof_ok)
 	return 0;
 }
 
-int
-vs_wire_recv(struct vs_wire *w, struct vs_msg *m)
+static int
+recv_msg(struct vs_wire *w, struct vs_msg *m, bool eof_ok)
 {
 	uint8_t hdr[HDR], sum[TRAILER];
 	uint32_t len;
@@ -205,10 +192,10 @@ vs_wire_recv(struct vs_wire *w, struct vs_msg *m)
 		vs_wire_flush(w);
 	r = read_full(w, hdr, HDR, true);
 	if (r == 1)
-		return fail(w, "connection closed");
+		return eof_ok ? 1 : fail(w, "connection closed");
 	if (r < 0)
 		return -1;
-	len = rd32(hdr + 4);
+	len = vs_le32(hdr + 4);
 	if (len > VS_WIRE_MAX)
 		return fail(w, "garbage on the wire (message too long)");
 	/* The header is kept in front of the payload for the checksum. */
@@ -227,12 +214,24 @@ vs_wire_recv(struct vs_wire *w, struct vs_msg *m)
 	if (read_full(w, w->in + HDR, len, false) < 0 ||
 	    read_full(w, sum, TRAILER, false) < 0)
 		return -1;
-	if (XXH32(w->in, HDR + (size_t)len, SUM_SEED) != rd32(sum))
+	if (XXH32(w->in, HDR + (size_t)len, SUM_SEED) != vs_le32(sum))
 		return fail(w, "garbage on the wire (bad checksum)");
-	m->type = rd32(hdr);
+	m->type = vs_le32(hdr);
 	m->len = len;
 	m->p = w->in + HDR;
 	return 0;
+}
+
+int
+vs_wire_recv(struct vs_wire *w, struct vs_msg *m)
+{
+	return recv_msg(w, m, false);
+}
+
+int
+vs_wire_recv_or_eof(struct vs_wire *w, struct vs_msg *m)
+{
+	return recv_msg(w, m, true);
 }
 
 int
@@ -242,14 +241,14 @@ vs_wire_parse(const uint8_t *buf, size_t len, struct vs_msg *m, size_t *used)
 
 	if (len < HDR)
 		return 1;
-	plen = rd32(buf + 4);
+	plen = vs_le32(buf + 4);
 	if (plen > VS_WIRE_MAX)
 		return -1;
 	if (len - HDR < (size_t)plen + TRAILER)
 		return 1;
-	if (XXH32(buf, HDR + plen, SUM_SEED) != rd32(buf + HDR + plen))
+	if (XXH32(buf, HDR + plen, SUM_SEED) != vs_le32(buf + HDR + plen))
 		return -1;
-	m->type = rd32(buf);
+	m->type = vs_le32(buf);
 	m->len = plen;
 	m->p = buf + HDR;
 	*used = HDR + plen + TRAILER;

@@ -56,6 +56,9 @@ int vs_wire_flush(struct vs_wire *w);
  * reports the send failure only if nothing can be read. */
 /* Flush, then read one message.  0, or -1 with the error reported. */
 int vs_wire_recv(struct vs_wire *w, struct vs_msg *m);
+/* The same, but 1 (nothing reported) if the peer closed the stream
+ * cleanly before a new message. */
+int vs_wire_recv_or_eof(struct vs_wire *w, struct vs_msg *m);
 /* Parse one frame from @buf (for tests and the fuzzer): 0 and @m set,
  * 1 if more bytes are needed, -1 if the frame is invalid. */
 int vs_wire_parse(const uint8_t *buf, size_t len, struct vs_msg *m,
