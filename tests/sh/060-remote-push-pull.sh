@@ -11,7 +11,9 @@
 #    on the second pull;
 #  - a qcow2 image in both views, pushed and pulled;
 #  - --compress=none sends compressible data as it is, zlib and zstd
-#    shrink it; --bwlimit still gives an equal copy.
+#    shrink it, at any --compress-level; --bwlimit=1M holds 4 MiB of
+#    incompressible data back for at least 3 seconds and gives an equal
+#    copy (a lower bound only: a slow machine cannot make it fail).
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_btrfs
 requires qemu-img qemu-io jq
@@ -103,5 +105,14 @@ done
 # shellcheck disable=SC2154
 [ "$sent_zlib" -lt $M ] && [ "$sent_zstd" -lt $M ] ||
 	fail "compressed: zlib $sent_zlib zstd $sent_zstd"
-rvs -q --bwlimit=64M "$txt" "host:$mnt/backup/bw.img"
-cmp "$txt" "$mnt/backup/bw.img" || fail "--bwlimit: differs"
+for l in 1 19; do
+	rvs -q --compress=zstd --compress-level=$l "$txt" "host:$mnt/backup/l$l.img"
+	cmp "$txt" "$mnt/backup/l$l.img" || fail "--compress-level=$l: differs"
+done
+head -c $((4 * M)) /dev/urandom > "$TMP/rand.img"
+t0=$(date +%s%N)
+rvs -q --bwlimit=1M "$TMP/rand.img" "host:$mnt/backup/bw.img"
+t1=$(date +%s%N)
+cmp "$TMP/rand.img" "$mnt/backup/bw.img" || fail "--bwlimit: differs"
+[ $(( (t1 - t0) / 1000000 )) -ge 3000 ] ||
+	fail "--bwlimit=1M sent 4 MiB in $(( (t1 - t0) / 1000000 )) ms"

@@ -4,7 +4,8 @@
 # the previous backup:
 #  - the server's own errors keep their code: a missing remote directory
 #    (3), a missing remote source (2), a target locked by another run (6),
-#    no space left on the remote filesystem (3);
+#    no space left on the remote filesystem (3), a directory the remote
+#    user may not write (3, "Permission denied");
 #  - a remote command that is not vmsync, a stream cut after N bytes in
 #    either direction and a byte flipped on the wire, at many N: exit 3
 #    for a push, 2 for a pull; a read-only snapshot of the target taken
@@ -12,7 +13,7 @@
 #    the next run completes.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_btrfs
-requires perl flock
+requires perl flock setpriv
 
 mnt=$(mkbtrfs 1G)
 M=1048576
@@ -39,6 +40,21 @@ small=$(mkbtrfs 256M)
 "$HOLES" make "$TMP/huge.img" 1G 0:400M:9
 must_fail 3 "^vmsync: host: .*No space left" rvs "$TMP/huge.img" "host:$small/"
 rm -f "$TMP/huge.img"
+
+# The remote user (nobody) may not write there.
+nobody_sh=$TMP/nobody-sh
+cat > "$nobody_sh" <<EOS
+#!/bin/sh
+shift
+exec setpriv --reuid=nobody --regid=nogroup --clear-groups -- sh -c "\$*"
+EOS
+chmod +x "$nobody_sh"
+mkdir "$mnt/rootonly"
+chmod 755 "$mnt/rootonly"
+chmod 711 "$TMP"
+must_fail 3 "^vmsync: host: .*Permission denied" "$VMSYNC" -e "$nobody_sh" \
+	--remote-vmsync "$VMSYNC" "$src" "host:$mnt/rootonly/"
+[ -z "$(ls -A "$mnt/rootonly")" ] || fail "permission: something was written"
 
 # Not a vmsync on the other end.
 must_fail 3 "^vmsync: host: " vs -e "sh -c 'echo hello; exit 0' --" "$src" "host:$mnt/vol/b/"

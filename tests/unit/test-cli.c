@@ -365,6 +365,41 @@ test_output_format(void **state)
 }
 
 static void
+test_remote_options(void **state)
+{
+	struct vs_cli c;
+
+	(void)state;
+	PARSE_OK(&c, "s", "d");
+	assert_int_equal(c.compress, -1);
+	assert_null(c.rsh);
+	vs_cli_free(&c);
+	PARSE_OK(&c, "-e", "ssh -p 2222", "--remote-vmsync", "/opt/vmsync",
+	    "--compress=zlib", "--compress-level", "9", "--bwlimit=10M",
+	    "s", "h:d");
+	assert_string_equal(c.rsh, "ssh -p 2222");
+	assert_string_equal(c.remote_vmsync, "/opt/vmsync");
+	assert_int_equal(c.compress, 1);
+	assert_int_equal(c.compress_level, 9);
+	assert_int_equal(c.bwlimit, 10u << 20);
+	vs_cli_free(&c);
+	PARSE_OK(&c, "--compress=none", "s", "d");
+	assert_int_equal(c.compress, 0);
+	vs_cli_free(&c);
+	PARSE_OK(&c, "--server", "--root=/backup");
+	assert_true(c.server);
+	assert_string_equal(c.root, "/backup");
+	vs_cli_free(&c);
+	PARSE_BAD("--compress=lz4", "s", "d");
+	PARSE_BAD("--compress-level=0", "s", "d");
+	PARSE_BAD("--compress-level=20", "s", "d");
+	PARSE_BAD("--compress=zlib", "--compress-level=12", "s", "d");
+	PARSE_BAD("--bwlimit=0", "s", "d");
+	PARSE_BAD("--bwlimit=fast", "s", "d");
+	PARSE_BAD("--root=/backup", "s", "d");
+}
+
+static void
 test_repeated_options(void **state)
 {
 	struct vs_cli c;
@@ -411,6 +446,7 @@ main(void)
 		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_output_format),
+		cmocka_unit_test(test_remote_options),
 		cmocka_unit_test(test_repeated_options),
 		cmocka_unit_test(test_version),
 	};
