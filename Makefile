@@ -6,6 +6,8 @@
 #   check-unit  cmocka unit tests (tests/unit/test-*.c)
 #   check-sh    integration tests (tests/sh/NNN-*.sh; root, loop devices, btrfs)
 #   demo        sync a generated 1 GiB sparse image twice into ./demo-backup/
+#   bench       compare vmsync with rsync, qemu-img, nbdcopy, cp and btrfs
+#               send on a guest's days (root); tables in tests/bench/results/
 #   deps        install the Debian build and test packages that are missing
 #   fuzz        build the protocol fuzzer with clang/libFuzzer and run it
 #               for FUZZ_SECONDS (default 60), corpus in build/fuzz/corpus
@@ -48,7 +50,7 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
 	   -D_FILE_OFFSET_BITS=64 $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
-LDFLAGS += $(SANFLAGS)
+LDFLAGS += $(SANFLAGS) -pthread
 
 LIB_SRCS = \
 	src/err.c \
@@ -57,6 +59,7 @@ LIB_SRCS = \
 	src/index.c \
 	src/cli.c \
 	src/engine.c \
+	src/reader.c \
 	src/confine.c \
 	src/server.c \
 	src/client.c \
@@ -81,13 +84,16 @@ LIB_SRCS = \
 MAIN_SRCS = src/main.c
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
 HELPER_SRCS = tests/helpers/holes.c
+BENCH_SRCS = $(wildcard tests/bench/*.c)
 
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
 HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
+BENCH_BINS = $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-.PHONY: all check check-unit check-sh demo deps install uninstall clean fuzz
+.PHONY: all check check-unit check-sh demo bench deps install uninstall \
+	clean fuzz
 
 all: $(BUILD)/vmsync
 
@@ -113,6 +119,10 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
+$(BUILD)/tests/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lm
+
 deps:
 	@sh tests/deps.sh
 
@@ -132,6 +142,14 @@ all-tests: $(BUILD)/vmsync $(UNIT_BINS) $(HELPER_BINS)
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all-tests
 	$(Q)BUILD=$(BUILD) sh tests/demo.sh
+
+# The benchmark's own tools come on top of the test packages.  Knobs are
+# described in tests/bench/run.sh (BENCH_SIZE, BENCH_SCALES, ...).
+bench: deps
+	$(Q)sh tests/deps.sh rsync libnbd-bin qemu-utils qemu-system-common \
+		fuse3 btrfs-progs e2fsprogs time jq
+	$(Q)$(MAKE) --no-print-directory all-tests $(BENCH_BINS)
+	$(Q)BUILD=$(BUILD) bash tests/bench/run.sh
 
 install: $(BUILD)/vmsync
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
@@ -155,7 +173,7 @@ fuzz: deps
 	$(Q)mkdir -p build/fuzz/corpus
 	$(Q)$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 		-fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) \
-		-o build/fuzz/fuzz-proto tests/fuzz/fuzz-proto.c $(LIB_SRCS) \
+		-pthread -o build/fuzz/fuzz-proto tests/fuzz/fuzz-proto.c $(LIB_SRCS) \
 		$(PKG_LIBS)
 	$(Q)build/fuzz/fuzz-proto -max_total_time=$(FUZZ_SECONDS) \
 		-print_final_stats=1 build/fuzz/corpus

@@ -12,12 +12,17 @@
  * - Without a trusted index every entry is "unknown": each DATA block goes
  *   to the target's write(), which compares with the old bytes, and each
  *   hole is punched where the target has data.
+ * - A reader thread (reader.c) reads the next group while this one is
+ *   hashed, compared and written.
+ * - Neighbouring blocks to write go to the target as one write() of up to
+ *   a group, so it can compare and write in large pieces.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine.h"
 #include "progress.h"
+#include "reader.h"
 #include "util.h"
 
 struct sync_state {
@@ -25,7 +30,8 @@ struct sync_state {
 	struct vs_target *t;		/* target */
 	struct vs_stats *st;		/* counters */
 	struct vs_target_info info;	/* block size, seed, trust */
-	uint8_t *buf;			/* one chunk of source data */
+	struct vs_reader *reader;	/* reads the groups ahead */
+	uint8_t *buf;			/* the group being worked on */
 	uint8_t *isdata;		/* per block of the window */
 	struct vs_hash *old, *new;	/* entries of the window */
 	struct vs_hash *digests;	/* per group, or NULL: no digests */
@@ -73,40 +79,28 @@ hole_block(struct sync_state *s, size_t i, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Read the data blocks of group [g0, g1) of the window into s->buf (holes
- * between them are not read) and hash every block of the group. */
+/* Take the data of group [g0, g1) of the window from the reader into
+ * s->buf and hash every block of the group. */
 static int
 hash_group(struct sync_state *s, uint64_t wstart, size_t g0, size_t g1)
 {
-	uint64_t bs = s->info.block_size, size = s->src->size;
+	uint64_t bs = s->info.block_size, size = s->src->size, bytes = 0;
 
-	for (size_t b = g0; b < g1;) {
-		size_t e = b;
-		uint64_t off = wstart + b * bs, end;
+	if (!(s->buf = vs_reader_take(s->reader, g0, &bytes))) {
+		if (vs_interrupted)
+			check_interrupt(s);
+		return -1;
+	}
+	s->st->read_bytes += bytes;
+	for (size_t i = g0; i < g1; i++) {
+		uint64_t boff = wstart + i * bs;
+		size_t len = (size_t)vs_min(bs, size - boff);
+		const uint8_t *blk = s->buf + (i - g0) * bs;
 
-		while (e < g1 && s->isdata[e] == s->isdata[b])
-			e++;
-		end = vs_min(wstart + e * bs, size);
-		if (s->isdata[b]) {
-			if (check_interrupt(s) < 0 ||
-			    s->src->ops->read(s->src, s->buf + (b - g0) * bs,
-			    end - off, off) < 0)
-				return -1;
-			s->st->read_bytes += end - off;
-		}
-		for (size_t i = b; i < e; i++) {
-			uint64_t boff = wstart + i * bs;
-			size_t len = (size_t)vs_min(bs, size - boff);
-			const uint8_t *blk = s->buf + (i - g0) * bs;
-
-			if (!s->isdata[i] || vs_is_zero(blk, len))
-				s->new[i] = vs_hash_hole;
-			else
-				vs_hash_block(blk, len, s->info.seed, &s->new[i]);
-		}
-		if (s->isdata[b] && s->src->ops->drop_cache)
-			s->src->ops->drop_cache(s->src, off, end - off);
-		b = e;
+		if (!s->isdata[i] || vs_is_zero(blk, len))
+			s->new[i] = vs_hash_hole;
+		else
+			vs_hash_block(blk, len, s->info.seed, &s->new[i]);
 	}
 	return 0;
 }
@@ -129,12 +123,28 @@ old_entries(struct sync_state *s, uint64_t first, size_t g0, size_t g1)
 	    s->old + g0) < 0 ? -1 : 0;
 }
 
+/* Write blocks [b, e) of group @g0 as one piece. */
+static int
+write_blocks(struct sync_state *s, uint64_t wstart, size_t g0, size_t b,
+    size_t e)
+{
+	uint64_t bs = s->info.block_size, off = wstart + b * bs;
+
+	if (b == e)
+		return 0;
+	if (flush_punch(s) < 0)
+		return -1;
+	return s->t->ops->write(s->t, s->buf + (b - g0) * bs,
+	    (size_t)vs_min((e - b) * bs, s->src->size - off), off);
+}
+
 /* Blocks [g0, g1) of the window: hash, compare, write and punch. */
 static int
 sync_group(struct sync_state *s, uint64_t wstart, uint64_t first,
     size_t g0, size_t g1)
 {
 	uint64_t bs = s->info.block_size, size = s->src->size;
+	size_t run = g0;	/* first block of the pending write */
 	int same;
 
 	if (hash_group(s, wstart, g0, g1) < 0)
@@ -145,20 +155,20 @@ sync_group(struct sync_state *s, uint64_t wstart, uint64_t first,
 		uint64_t off = wstart + i * bs;
 		size_t len = (size_t)vs_min(bs, size - off);
 
+		if (!same && !vs_hash_eq(&s->new[i], &vs_hash_hole) &&
+		    !vs_hash_eq(&s->new[i], &s->old[i]))
+			continue;	/* joins the pending write */
+		if (write_blocks(s, wstart, g0, run, i) < 0)
+			return -1;
+		run = i + 1;
 		if (vs_hash_eq(&s->new[i], &vs_hash_hole)) {
 			if (hole_block(s, i, off, len) < 0)
 				return -1;
-			continue;
-		}
-		if (same || vs_hash_eq(&s->new[i], &s->old[i])) {
+		} else {
 			s->st->unchanged_bytes += len;
-			continue;
 		}
-		if (flush_punch(s) < 0 || s->t->ops->write(s->t,
-		    s->buf + (i - g0) * bs, len, off) < 0)
-			return -1;
 	}
-	return 0;
+	return write_blocks(s, wstart, g0, run, g1);
 }
 
 /* Mark the blocks of the window that hold any mapped data. */
@@ -207,10 +217,15 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 		return -1;
 	}
 	mark_data(s, wstart, nb);
+	vs_reader_window(s->reader, wstart, s->isdata, nb, bs, s->group);
 	for (size_t g = 0; g < nb; g += s->group) {
 		size_t g1 = g + s->group < nb ? g + s->group : nb;
+		int rc = sync_group(s, wstart, first, g, g1);
 
-		if (sync_group(s, wstart, first, g, g1) < 0)
+		if (s->buf)
+			vs_reader_give(s->reader, s->buf);
+		s->buf = NULL;
+		if (rc < 0)
 			return -1;
 		vs_progress_update(p, wstart + vs_min(g1 * bs, wlen), s->st);
 	}
@@ -232,18 +247,19 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p)
 	vs_info(2, "%s: %s, %llu bytes, block size %u, index %s", src->name,
 	    src->ops->name, (unsigned long long)src->size, s.info.block_size,
 	    s.st->index_state);
-	s.buf = malloc(VS_CHUNK);
 	s.isdata = malloc(VS_WINDOW_BYTES / s.info.block_size);
 	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
 	s.new = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.new));
 	s.group = VS_CHUNK / s.info.block_size;
 	if (t->ops->digests && s.info.trusted)
 		s.digests = calloc(VS_WINDOW_BYTES / VS_CHUNK, sizeof(*s.digests));
-	if (!s.buf || !s.isdata || !s.old || !s.new ||
+	if (!s.isdata || !s.old || !s.new ||
 	    (t->ops->digests && s.info.trusted && !s.digests)) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		goto out;
 	}
+	if (vs_reader_start(src, VS_CHUNK, &s.reader) < 0)
+		goto out;
 	vs_progress_start(p, src->size);
 	for (uint64_t w = 0; w < src->size; w += VS_WINDOW_BYTES)
 		if (sync_window(&s, w, p) < 0)
@@ -255,7 +271,7 @@ out:
 	s.st->elapsed = vs_now() - start;
 	vs_progress_end(p, ret == 0 ? src->size : 0, s.st);
 	vs_extent_vec_free(&s.map);
-	free(s.buf);
+	vs_reader_stop(s.reader);
 	free(s.isdata);
 	free(s.old);
 	free(s.new);

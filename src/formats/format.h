@@ -40,6 +40,7 @@ struct vs_io {
 	uint64_t size;			/* bytes */
 	bool is_block;			/* a block device */
 	int fd;				/* file descriptor, or -1 */
+	int direct_fd;			/* the same with O_DIRECT, or -1 */
 	uint32_t mode;			/* st_mode of the file, 0 if none */
 	uint64_t dev, ino;		/* st_dev, st_ino; 0 if none */
 	int64_t mtime_sec;		/* st_mtime, for the target's times */

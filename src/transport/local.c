@@ -12,6 +12,11 @@
  *   writing zeros; a method that says ENOTSUP is not tried again.  On a
  *   block device, BLKDISCARD is used while it reads back as zeros (checked
  *   after every discard), else BLKZEROOUT.
+ * - Nothing waits for the disk before commit(): the index stays dirty (and
+ *   so untrusted) until the data is durable.  Each record() starts the
+ *   writeback of the window just written and waits for the one before,
+ *   whose pages then leave the cache: the disk writes while the next
+ *   window is read, and a backup does not fill the page cache.
  * - Identity (dev, inode, size, mtime, ctime) ties the index to the file;
  *   ctime cannot be set by a user, so any write behind vmsync's back makes
  *   the index untrusted and the next run compares with the target.
@@ -60,6 +65,10 @@ struct local_target {
 	bool index_created;	/* this run created the index file */
 	bool began;		/* begin() succeeded */
 	bool unsynced;		/* target written since the last fdatasync */
+	uint64_t dirty_lo;	/* span written since the last record() */
+	uint64_t dirty_hi;
+	uint64_t wb_lo;		/* span whose writeback record() started */
+	uint64_t wb_hi;
 	enum zero_method zero;	/* current zeroing method */
 	uint8_t *buf;		/* old bytes of a write or punch scan */
 	size_t buf_len;		/* its size */
@@ -68,6 +77,21 @@ struct local_target {
 };
 
 #define ZERO_CHUNK (1u << 20)
+#define VS_WRITE_PIECE (4u << 20)	/* compare and write at most this */
+
+/* [off, off + len) of the target was changed. */
+static void
+mark_dirty(struct local_target *lt, uint64_t off, uint64_t len)
+{
+	lt->unsynced = true;
+	if (lt->dirty_hi == lt->dirty_lo) {
+		lt->dirty_lo = off;
+		lt->dirty_hi = off + len;
+		return;
+	}
+	lt->dirty_lo = vs_min(lt->dirty_lo, off);
+	lt->dirty_hi = vs_max(lt->dirty_hi, off + len);
+}
 
 /* The operation log (VMSYNC_DEBUG_OPS) and, for -n -v, the user's list. */
 static void
@@ -175,7 +199,7 @@ zero_range(struct local_target *lt, uint64_t off, uint64_t len)
 	lt->t.stats->punched_bytes += len;
 	if (lt->opts.dry_run)
 		return 0;
-	lt->unsynced = true;
+	mark_dirty(lt, off, len);
 	for (;;) {
 		int r;
 
@@ -316,7 +340,7 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		else
 			vs_info(1, "%s: new target", lt->path);
 	}
-	lt->buf_len = vs_max(lt->hdr.block_size, ZERO_CHUNK);
+	lt->buf_len = vs_max(lt->hdr.block_size, VS_WRITE_PIECE);
 	lt->buf = malloc(lt->buf_len);
 	if (!lt->buf) {
 		vs_errno(VS_EXIT_INTERNAL, lt->path, "buffer");
@@ -382,7 +406,7 @@ emit_run(struct local_target *lt, const uint8_t *buf, uint64_t off,
 	lt->t.stats->written_bytes += len;
 	if (lt->opts.dry_run)
 		return 0;
-	lt->unsynced = true;
+	mark_dirty(lt, off, len);
 	if (vs_pwrite_full(lt->fd, buf, len, off) < 0) {
 		vs_errno(VS_EXIT_TARGET, lt->path, "write at offset %llu",
 		    (unsigned long long)off);
@@ -391,23 +415,18 @@ emit_run(struct local_target *lt, const uint8_t *buf, uint64_t off,
 	return 0;
 }
 
+/* One piece of a write, at most buf_len bytes. */
 static int
-local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
+write_piece(struct local_target *lt, const uint8_t *new, size_t len,
+    uint64_t off)
 {
-	struct local_target *lt = (struct local_target *)t;
-	const uint8_t *new = data;
+	struct vs_target *t = &lt->t;
 	size_t run = 0, i;
 	bool run_zero = false, hole;
 
-	if (len > lt->buf_len) {
-		vs_err(VS_EXIT_INTERNAL, lt->path, "write of %zu bytes exceeds "
-		    "the block buffer", len);
-		return -1;
-	}
+	/* Over a hole, a sector differs exactly when it is not zero. */
 	hole = is_hole(lt, off, len);
-	if (hole) {
-		memset(lt->buf, 0, len);
-	} else {
+	if (!hole) {
 		ssize_t r = vs_pread_full(lt->fd, lt->buf, len, off);
 
 		if (r < 0) {
@@ -421,8 +440,9 @@ local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
 	/* Walk sectors, grouping neighbours that differ the same way. */
 	for (i = 0; i < len; i += VS_SECTOR) {
 		size_t n = (size_t)vs_min(VS_SECTOR, len - i);
-		bool differs = memcmp(new + i, lt->buf + i, n) != 0;
-		bool zero = differs && vs_is_zero(new + i, n);
+		bool differs = hole ? !vs_is_zero(new + i, n) :
+		    memcmp(new + i, lt->buf + i, n) != 0;
+		bool zero = differs && !hole && vs_is_zero(new + i, n);
 
 		if (run && (!differs || zero != run_zero)) {
 			if (emit_run(lt, new + i - run, off + i - run, run,
@@ -440,6 +460,21 @@ local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
 	if (run)
 		return emit_run(lt, new + len - run, off + len - run, run,
 		    run_zero);
+	return 0;
+}
+
+static int
+local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
+{
+	struct local_target *lt = (struct local_target *)t;
+	const uint8_t *new = data;
+
+	for (size_t done = 0; done < len; done += lt->buf_len) {
+		size_t n = (size_t)vs_min(lt->buf_len, len - done);
+
+		if (write_piece(lt, new + done, n, off + done) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -521,18 +556,45 @@ sync_data(struct local_target *lt)
 	return 0;
 }
 
+/* Wait for the writeback started at the last call and drop those pages;
+ * start the writeback of what was written since. */
+static int
+stream_out(struct local_target *lt)
+{
+	if (lt->wb_hi > lt->wb_lo) {
+		if (sync_file_range(lt->fd, (off_t)lt->wb_lo,
+		    (off_t)(lt->wb_hi - lt->wb_lo), SYNC_FILE_RANGE_WAIT_BEFORE |
+		    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+			vs_errno(VS_EXIT_TARGET, lt->path, "write back");
+			return -1;
+		}
+		posix_fadvise(lt->fd, (off_t)lt->wb_lo,
+		    (off_t)(lt->wb_hi - lt->wb_lo), POSIX_FADV_DONTNEED);
+	}
+	lt->wb_lo = lt->dirty_lo;
+	lt->wb_hi = lt->dirty_hi;
+	lt->dirty_lo = lt->dirty_hi = 0;
+	if (lt->wb_hi > lt->wb_lo)
+		sync_file_range(lt->fd, (off_t)lt->wb_lo,
+		    (off_t)(lt->wb_hi - lt->wb_lo), SYNC_FILE_RANGE_WRITE);
+	return 0;
+}
+
 static int
 local_record(struct vs_target *t, uint64_t first, size_t n,
     const struct vs_hash *old, const struct vs_hash *new)
 {
 	struct local_target *lt = (struct local_target *)t;
 
-	if (lt->opts.dry_run || !lt->ix)
+	if (lt->opts.dry_run)
 		return 0;
-	/* Entries may only describe data that is already durable. */
-	if (sync_data(lt) < 0)
+	if (stream_out(lt) < 0)
 		return -1;
-	/* An untrusted index was emptied by begin(): it holds holes. */
+	if (!lt->ix)
+		return 0;
+	/* An untrusted index was emptied by begin(): it holds holes.  The
+	 * entries describe data that is durable only at commit(), and the
+	 * index stays dirty until then. */
 	return idx_write(lt->ix, first, n, lt->trusted ? old : NULL, new);
 }
 

@@ -28,6 +28,7 @@ struct remote_target {
 	size_t ccap;		/* its size */
 	uint8_t *rec;		/* RECORD payload */
 	size_t rec_cap;		/* its size */
+	uint32_t block_size;	/* the target's, from BEGUN */
 };
 
 /* Read the reply of type @type; an ERROR from the peer is reported as it
@@ -130,6 +131,7 @@ remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		return -1;
 	}
 	t->stats->index_state = index_state(state);
+	rt->block_size = info->block_size;
 	return 0;
 }
 
@@ -173,8 +175,9 @@ remote_summaries(struct vs_target *t, uint64_t first, size_t n,
 	    n, out);
 }
 
+/* One WRITE message: at most a block, as the protocol has it. */
 static int
-remote_write(struct vs_target *t, const void *buf, size_t len, uint64_t off)
+write_block(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 {
 	struct remote_target *rt = (struct remote_target *)t;
 	uint8_t hdr[16];
@@ -200,6 +203,21 @@ remote_write(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 	if (vs_wire_send2(rt->w, VS_MSG_WRITE, hdr, p.len,
 	    clen ? rt->cbuf : buf, clen ? clen : len) < 0)
 		return send_failed(rt);
+	return 0;
+}
+
+static int
+remote_write(struct vs_target *t, const void *buf, size_t len, uint64_t off)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+
+	for (size_t done = 0; done < len; done += rt->block_size) {
+		size_t n = (size_t)vs_min(rt->block_size, len - done);
+
+		if (write_block(t, (const uint8_t *)buf + done, n,
+		    off + done) < 0)
+			return -1;
+	}
 	return 0;
 }
 

@@ -1,0 +1,223 @@
+/*
+ * reader.c - the source reader thread (see reader.h).
+ *
+ * Design notes
+ * - Two buffers: the engine works on one group while the thread fills the
+ *   other, so memory stays at two groups whatever the image size.
+ * - Pages are dropped from the cache as soon as they are in a buffer.
+ * - The thread blocks every signal: interrupts reach the main thread, and
+ *   the thread only notices vs_interrupted between reads.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "reader.h"
+#include "util.h"
+
+enum slot_state {
+	SLOT_FREE,		/* the thread may fill it */
+	SLOT_FILLING,		/* being read */
+	SLOT_READY,		/* read, waiting for the engine */
+	SLOT_FAILED,		/* the read failed or was interrupted */
+	SLOT_TAKEN,		/* the engine works on it */
+};
+
+struct slot {
+	uint8_t *buf;			/* group_bytes */
+	size_t g0;			/* first block of its group */
+	uint64_t bytes;			/* bytes read into it */
+	enum slot_state state;		/* see above */
+};
+
+struct vs_reader {
+	struct vs_image *src;		/* what to read */
+	pthread_t thread;		/* the reader */
+	pthread_mutex_t mu;		/* guards everything below */
+	pthread_cond_t cv;		/* any change of state */
+	struct slot slot[2];		/* the buffers */
+	uint64_t wstart;		/* the posted window ... */
+	const uint8_t *isdata;		/* ... its blocks to read */
+	size_t nb;			/* ... its block count */
+	uint64_t bs;			/* ... block size */
+	size_t group;			/* ... blocks per group */
+	size_t next;			/* next group to read (block index) */
+	bool stop;			/* the thread must end */
+};
+
+/* Read the data blocks of [g0, g1) into @buf; unlocked. */
+static int
+read_group(struct vs_reader *r, uint8_t *buf, size_t g0, size_t g1,
+    uint64_t *bytes)
+{
+	struct vs_image *src = r->src;
+
+	*bytes = 0;
+	for (size_t b = g0; b < g1;) {
+		size_t e = b;
+		uint64_t off = r->wstart + b * r->bs, end;
+
+		while (e < g1 && !r->isdata[e] == !r->isdata[b])
+			e++;
+		end = vs_min(r->wstart + e * r->bs, src->size);
+		if (r->isdata[b]) {
+			if (vs_interrupted)
+				return -1;
+			if (src->ops->read(src, buf + (b - g0) * r->bs,
+			    end - off, off) < 0)
+				return -1;
+			if (src->ops->drop_cache)
+				src->ops->drop_cache(src, off, end - off);
+			*bytes += end - off;
+		}
+		b = e;
+	}
+	return 0;
+}
+
+static struct slot *
+free_slot(struct vs_reader *r)
+{
+	for (int i = 0; i < 2; i++)
+		if (r->slot[i].state == SLOT_FREE)
+			return &r->slot[i];
+	return NULL;
+}
+
+static void *
+reader_main(void *arg)
+{
+	struct vs_reader *r = arg;
+	struct slot *s;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		size_t g0, g1;
+		int rc;
+
+		while (!r->stop && (r->next >= r->nb || !(s = free_slot(r))))
+			pthread_cond_wait(&r->cv, &r->mu);
+		if (r->stop)
+			break;
+		g0 = r->next;
+		g1 = vs_min(g0 + r->group, r->nb);
+		r->next = g1;
+		s->g0 = g0;
+		s->state = SLOT_FILLING;
+		pthread_mutex_unlock(&r->mu);
+		rc = read_group(r, s->buf, g0, g1, &s->bytes);
+		pthread_mutex_lock(&r->mu);
+		s->state = rc < 0 ? SLOT_FAILED : SLOT_READY;
+		if (rc < 0)
+			r->next = r->nb;	/* read nothing more */
+		pthread_cond_broadcast(&r->cv);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+int
+vs_reader_start(struct vs_image *src, size_t group_bytes,
+    struct vs_reader **out)
+{
+	struct vs_reader *r = calloc(1, sizeof(*r));
+	sigset_t all, old;
+	int rc;
+
+	*out = NULL;
+	if (!r || !(r->slot[0].buf = aligned_alloc(4096, group_bytes)) ||
+	    !(r->slot[1].buf = aligned_alloc(4096, group_bytes))) {
+		if (r)
+			free(r->slot[0].buf);
+		free(r);
+		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
+		return -1;
+	}
+	r->src = src;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&r->thread, NULL, reader_main, r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		free(r->slot[0].buf);
+		free(r->slot[1].buf);
+		free(r);
+		vs_err(VS_EXIT_INTERNAL, src->name, "cannot start the reader");
+		return -1;
+	}
+	*out = r;
+	return 0;
+}
+
+void
+vs_reader_window(struct vs_reader *r, uint64_t wstart, const uint8_t *isdata,
+    size_t nb, uint64_t bs, size_t group)
+{
+	pthread_mutex_lock(&r->mu);
+	r->wstart = wstart;
+	r->isdata = isdata;
+	r->nb = nb;
+	r->bs = bs;
+	r->group = group;
+	r->next = 0;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+uint8_t *
+vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes)
+{
+	struct slot *s = NULL;
+
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		for (int i = 0; i < 2; i++)
+			if (r->slot[i].g0 == g0 &&
+			    (r->slot[i].state == SLOT_READY ||
+			    r->slot[i].state == SLOT_FAILED))
+				s = &r->slot[i];
+		if (s)
+			break;
+		pthread_cond_wait(&r->cv, &r->mu);
+	}
+	if (s->state == SLOT_FAILED) {
+		s->state = SLOT_FREE;
+		pthread_mutex_unlock(&r->mu);
+		return NULL;
+	}
+	s->state = SLOT_TAKEN;
+	*bytes = s->bytes;
+	pthread_mutex_unlock(&r->mu);
+	return s->buf;
+}
+
+void
+vs_reader_give(struct vs_reader *r, uint8_t *buf)
+{
+	pthread_mutex_lock(&r->mu);
+	for (int i = 0; i < 2; i++)
+		if (r->slot[i].buf == buf)
+			r->slot[i].state = SLOT_FREE;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+void
+vs_reader_stop(struct vs_reader *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	pthread_join(r->thread, NULL);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r->slot[0].buf);
+	free(r->slot[1].buf);
+	free(r);
+}

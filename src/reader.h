@@ -1,0 +1,39 @@
+/*
+ * reader.h - read the source's data a group ahead, in a second thread.
+ *
+ * The engine hashes one group while the next is read: the copy out of the
+ * page cache and the disk's latency no longer add to the hashing time.
+ * Only the reader thread calls the source's read and drop_cache ops, and
+ * only while a window is posted; the engine maps a window before posting
+ * it and takes every group of it before mapping the next, so a format's
+ * caches are never used by two threads at once.
+ */
+#ifndef VS_READER_H
+#define VS_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats/format.h"
+
+struct vs_reader;
+
+/* Start the thread; groups hold at most @group_bytes. */
+int vs_reader_start(struct vs_image *src, size_t group_bytes,
+    struct vs_reader **out);
+/* Read the data blocks of the window at @wstart: @nb blocks of @bs bytes
+ * (the last one may be short), @isdata[i] nonzero for a block to read,
+ * in groups of @group blocks.  @isdata must stay unchanged until every
+ * group was taken. */
+void vs_reader_window(struct vs_reader *r, uint64_t wstart,
+    const uint8_t *isdata, size_t nb, uint64_t bs, size_t group);
+/* The buffer of the group starting at block @g0 once read (its data
+ * blocks at their offset from the group's start), and the bytes read.
+ * NULL on a read error (reported) or an interrupt (not reported). */
+uint8_t *vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes);
+/* Give the buffer of the last group taken back. */
+void vs_reader_give(struct vs_reader *r, uint8_t *buf);
+/* Stop the thread and free everything. */
+void vs_reader_stop(struct vs_reader *r);
+
+#endif

@@ -1,0 +1,130 @@
+#!/bin/sh
+# report.sh META ROWS SCALE OUT.md OUT.json: the bench tables and target
+# ratios, from the tab-separated files tests/bench/run.sh writes.
+#   META:  key, value
+#   ROWS:  format day tool elapsed user sys rss_kib source_read target_read
+#          target_written equal target_alloc source_alloc stale new_data
+#          guest_changed ("-" where a measure does not apply)
+#   SCALE: size run tool elapsed user sys rss_kib source_read target_read
+#          target_written
+set -eu
+META=$1 ROWS=$2 SCALE=$3 MD=$4 JSON=$5
+
+awk -F '\t' -v meta="$META" -v scale="$SCALE" '
+function mib(b) { return b == "-" ? "-" : sprintf("%.0f", b / 1048576) }
+function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
+function verdict(ok) { return ok ? "met" : "**not met**" }
+BEGIN {
+	while ((getline l < meta) > 0) {
+		split(l, kv, "\t")
+		m[kv[1]] = kv[2]
+	}
+	print "# vmsync benchmark, " m["size"] " guest disk"
+	print ""
+	print "vmsync: " m["vmsync"] "; machine: " m["machine"] "; seed " \
+	    m["seed"] ". Caches dropped before each run; each time includes a syncfs of the target filesystem."
+	print "Sizes in MiB. *new data*: `btrfs filesystem du` exclusive bytes of the target after the run, against a read-only snapshot taken after the run before; *changed*: 4 KiB sectors of the guest disk that hold new non-zero data (what a perfect incremental backup writes); *stale*: bytes the target holds where the source has a hole."
+}
+{
+	fmt = $1; day = $2; tool = $3
+	if (fmt != last) {
+		print ""
+		print "## " fmt " image"
+		print ""
+		print "| day | tool | time s | CPU s | source read | target read | target written | peak RSS | equal | target / source alloc | stale | new data | changed | new / changed |"
+		print "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"
+		last = fmt
+	}
+	alloc = ($12 == "-") ? "-" : mib($12) " / " mib($13)
+	nr = ($15 == "-" || $16 == "-") ? "-" : ratio($15, $16)
+	printf "| %s | %s | %.2f | %.2f | %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s |\n",
+	    day, tool, $4, $5 + $6, mib($8), mib($9), mib($10), $7 / 1024,
+	    $11, alloc, mib($14), mib($15), mib($16), nr
+	t[fmt, day, tool] = $4
+	newd[fmt, day, tool] = $15
+	chg[fmt, day] = $16
+	stl[fmt, day, tool] = $14
+	eq[fmt, day, tool] = $11
+	if (tool ~ /^vmsync/ && $7 > maxrss) maxrss = $7
+	fmts[fmt] = 1
+	if (day > maxday) maxday = day
+}
+END {
+	n = 0
+	while ((getline l < scale) > 0) {
+		split(l, c, "\t")
+		if (n++ == 0) {
+			print ""
+			print "## Scaling: sparse raw images, 1/256 of them data"
+			print ""
+			print "| size | run | tool | time s | CPU s | peak RSS MiB | source read | target written |"
+			print "|---|---|---|---:|---:|---:|---:|---:|"
+		}
+		printf "| %s | %s | %s | %.2f | %.2f | %.1f | %s | %s |\n",
+		    c[1], c[2], c[3], c[4], c[5] + c[6], c[7] / 1024,
+		    mib(c[8]), mib(c[10])
+		st[c[1], c[2], c[3]] = c[4]
+		if (c[3] == "vmsync" && c[7] > maxrss) maxrss = c[7]
+		if (c[3] == "vmsync" && c[2] != "first") scaled[c[1] " " c[2]] = 1
+	}
+	print ""
+	print "## Targets"
+	print ""
+	for (f in fmts) for (d = 1; d <= maxday; d++) {
+		v = t[f, d, "vmsync"]; r = t[f, d, "readalloc"]
+		if (v != "" && r != "")
+			printf "- %s day %d: vmsync %.2f s / reading the allocated source bytes once %.2f s = %s (target <= 1.2): %s\n",
+			    f, d, v, r, ratio(v, r), verdict(v <= 1.2 * r)
+		nd = newd[f, d, "vmsync"]
+		if (nd != "" && nd != "-")
+			printf "- %s day %d: vmsync new btrfs data %s MiB / guest changed %s MiB = %s (target <= 1.1), stale %s MiB: %s\n",
+			    f, d, mib(nd), mib(chg[f, d]), ratio(nd, chg[f, d]),
+			    mib(stl[f, d, "vmsync"]),
+			    verdict(nd <= 1.1 * chg[f, d] && stl[f, d, "vmsync"] == 0)
+	}
+	for (f in fmts) {
+		best = ""
+		split("qemu-img-convert nbdcopy cp", first, " ")
+		for (i = 1; i <= 3; i++)
+			if (t[f, 0, first[i]] != "" && (best == "" || t[f, 0, first[i]] < best)) {
+				best = t[f, 0, first[i]]; bt = first[i]
+			}
+		v = t[f, 0, "vmsync"]
+		if (v != "" && best != "")
+			printf "- %s first sync: vmsync %.2f s / fastest of qemu-img convert, nbdcopy, cp (%s) %.2f s = %s (target <= 1.0): %s\n",
+			    f, v, bt, best, ratio(v, best), verdict(v <= best)
+	}
+	printf "- peak RSS of vmsync over every run above: %.1f MiB (target <= 64): %s\n",
+	    maxrss / 1024, verdict(maxrss <= 65536)
+	for (f in fmts) for (d = 1; d <= maxday; d++) {
+		v = t[f, d, "vmsync"]; b = t[f, d, "btrfs-send"]
+		r1 = t[f, d, "rsync-inplace"]; r2 = t[f, d, "rsync-inplace-sparse"]
+		r = (r1 != "" && (r2 == "" || r1 < r2)) ? r1 : r2
+		if (v != "" && b != "" && r != "")
+			printf "- %s day %d: vmsync / btrfs send -p | receive = %s; vmsync / faster rsync in place = %s (targets once btrfs change detection lands: <= 1.2 and <= 0.05)\n",
+			    f, d, ratio(v, b), ratio(v, r)
+	}
+	for (f in fmts) for (d = 0; d <= maxday; d++)
+		for (k in eq) {
+			split(k, p, SUBSEP)
+			if (p[1] == f && p[2] == d && eq[k] == "NO")
+				printf "- %s day %d: **%s left a target that differs from the source**\n", f, d, p[3]
+		}
+}' "$ROWS" > "$MD"
+
+# The same rows as JSON, numbers as numbers.
+jq -n -R --rawfile meta "$META" --rawfile rows "$ROWS" --rawfile scale "$SCALE" '
+def num: if . == "-" then null elif test("^[0-9.]+$") then tonumber else . end;
+def table($keys): split("\n") | map(select(length > 0) | split("\t") |
+	[$keys, map(num)] | transpose | map({(.[0]): .[1]}) | add);
+{
+  meta: ($meta | split("\n") | map(select(length > 0) | split("\t") |
+	{(.[0]): .[1]}) | add),
+  runs: ($rows | table(["format", "day", "tool", "elapsed_s", "user_s",
+	"sys_s", "max_rss_kib", "source_read", "target_read",
+	"target_written", "equal", "target_alloc", "source_alloc", "stale",
+	"new_data", "guest_changed"])),
+  scaling: ($scale | table(["size", "run", "tool", "elapsed_s", "user_s",
+	"sys_s", "max_rss_kib", "source_read", "target_read",
+	"target_written"]))
+}' > "$JSON"

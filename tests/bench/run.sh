@@ -1,0 +1,409 @@
+#!/bin/bash
+# make bench: vmsync against the tools people use today, on a guest that
+# lives a few days.  Needs root (loop devices, btrfs, FUSE).
+#
+# Workload: a source and a target btrfs, each on a loop device.  A guest
+# disk of BENCH_SIZE (raw, and qcow2 exported by qemu-storage-daemon as a
+# FUSE file) holds a real ext4 attached with losetup; tests/bench/workload
+# fills it on day 0 and changes it on each later day (overwrites, new and
+# deleted files), then the guest runs fstrim.  Every tool syncs each day
+# into its own target subvolume, caches dropped before each run; a
+# read-only snapshot after each run lets `btrfs filesystem du` tell the new
+# data of the next.  Then vmsync alone on sparse images of BENCH_SCALES.
+#
+# Knobs: BENCH_SIZE (8G), BENCH_SEED (1), BENCH_DAYS (2), BENCH_FORMATS
+# ("raw qcow2"), BENCH_SCALES ("1G 8G 64G 1T"; "" for none), BENCH_TOOLS
+# (a regex of tools to run), BENCH_DIR (scratch directory, default under
+# /var/tmp), BENCH_OUT (results directory, default tests/bench/results).
+# Timings include a syncfs of the target: every tool's data is on disk.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+BUILD=${BUILD:-build}
+VMSYNC=$ROOT/$BUILD/vmsync
+BENCH_BIN=$ROOT/$BUILD/tests/bench
+SIZE=${BENCH_SIZE:-8G}
+SEED=${BENCH_SEED:-1}
+DAYS=${BENCH_DAYS:-2}
+FORMATS=${BENCH_FORMATS:-raw qcow2}
+SCALES=${BENCH_SCALES-1G 8G 64G 1T}
+TOOLS_RE=${BENCH_TOOLS:-.}
+OUT=${BENCH_OUT:-$ROOT/tests/bench/results}
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (loop devices, mounts, drop_caches)"
+for c in qemu-img qemu-storage-daemon nbdcopy rsync btrfs mkfs.ext4 \
+    fstrim losetup jq /usr/bin/time; do
+	command -v "$c" >/dev/null || die "$c is missing (run 'make bench' as root)"
+done
+[ -x "$VMSYNC" ] || die "$VMSYNC is missing"
+
+bytes() {	# 8G -> 8589934592
+	numfmt --from=iec "$1"
+}
+VSIZE=$(bytes "$SIZE")
+DATA=$((VSIZE * 3 / 8))		# day 0 fills about 3/8 of the disk
+
+W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/vmsync-bench.XXXXXX")
+S=$W/src			# source btrfs
+D=$W/dst			# target btrfs
+G=$W/guest			# guest ext4 mount point
+mkdir -p "$S" "$D" "$G" "$OUT"
+ROWS=$W/rows.tsv
+SCALE_ROWS=$W/scale.tsv
+: > "$ROWS"
+: > "$SCALE_ROWS"
+qsd_pid=
+loops=()
+
+cleanup() {
+	set +e
+	mountpoint -q "$G" && umount "$G"
+	stop_export
+	for m in "$S" "$D"; do mountpoint -q "$m" && umount "$m"; done
+	for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# mkfs_btrfs IMG MNT SIZE: a btrfs on a loop device, named in $dev.  The
+# loop device uses direct I/O, so its counters and timings are the disk's
+# and not a second page cache's.
+mkfs_btrfs() {
+	truncate -s "$3" "$1"
+	mkfs.btrfs -q -f "$1" >/dev/null
+	dev=$(losetup -f --show --direct-io=on "$1")
+	loops+=("$dev")
+	mount -o noatime "$dev" "$2"
+}
+mkfs_btrfs "$W/src.img" "$S" $((VSIZE * 2 + (16 << 30)))
+SRCDEV=$dev
+mkfs_btrfs "$W/dst.img" "$D" $((VSIZE * 8 + (64 << 30)))
+DSTDEV=$dev
+btrfs subvolume create "$S/images" >/dev/null
+
+# Device counters: sectors read and written (/sys/block/loopN/stat).
+dev_stat() {	# DEV FIELD (3: sectors read, 7: sectors written)
+	awk -v f="$2" '{ printf "%.0f\n", $f * 512 }' "/sys/block/${1#/dev/}/stat"
+}
+drop_caches() {
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+}
+alloc_of() { stat -c '%b %B' "$1" | awk '{ print $1 * $2 }'; }
+
+# ---- the guest -------------------------------------------------------
+
+export_file=$W/export		# the FUSE export of a qcow2 image
+: > "$export_file"
+
+# start_export IMAGE [ro]: qemu-storage-daemon exports the qcow2 IMAGE on
+# $export_file, with discard passed down to the image file.
+start_export() {
+	local w=on i
+	[ "${2:-}" = ro ] && w=off
+	qemu-storage-daemon \
+		--blockdev "driver=file,filename=$1,node-name=f,discard=unmap" \
+		--blockdev "driver=qcow2,file=f,node-name=q,discard=unmap" \
+		--export "type=fuse,id=e,node-name=q,mountpoint=$export_file,writable=$w" \
+		> "$W/qsd.log" 2>&1 &
+	qsd_pid=$!
+	for i in $(seq 200); do
+		awk -v f="$export_file" '$2 == f { m = 1 } END { exit !m }' \
+			/proc/mounts && return 0
+		kill -0 "$qsd_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$W/qsd.log" >&2
+	die "qemu-storage-daemon did not export $1"
+}
+stop_export() {
+	[ -n "$qsd_pid" ] || return 0
+	kill "$qsd_pid" 2>/dev/null
+	wait "$qsd_pid" 2>/dev/null || true
+	qsd_pid=
+	umount -l "$export_file" 2>/dev/null || true
+}
+
+# guest_day FMT DAY: run one day of the guest on the image.
+guest_day() {
+	local fmt=$1 day=$2 img=$S/images/vm.$1 disk dev
+	disk=$img
+	if [ "$fmt" = qcow2 ]; then
+		start_export "$img"
+		disk=$export_file
+	fi
+	dev=$(losetup -f --show "$disk")
+	[ "$day" -eq 0 ] && mkfs.ext4 -q -F -E lazy_itable_init=0 "$dev"
+	mount -o noatime "$dev" "$G"
+	"$BENCH_BIN/workload" "$G" "$day" "$SEED" "$DATA" > "$W/guest.out"
+	fstrim "$G"
+	umount "$G"
+	losetup -d "$dev"
+	while [ -n "$(losetup -j "$disk")" ]; do sleep 0.05; done
+	[ "$fmt" = qcow2 ] && stop_export
+	sync
+	btrfs subvolume snapshot -r "$S/images" "$S/images@day$day" >/dev/null
+	log "$fmt day $day: $(cat "$W/guest.out")"
+}
+
+# guest_change FMT DAY: "changed trimmed" bytes of the guest disk since the
+# day before, and of the image file itself.
+guest_change() {
+	local fmt=$1 day=$2 a b
+	a=$S/images@day$(($2 - 1))/vm.$fmt
+	b=$S/images@day$day/vm.$fmt
+	if [ "$fmt" = raw ]; then
+		"$BENCH_BIN/imgdiff" change "$a" "$b" | awk '{ print $2, $4 }'
+		return
+	fi
+	qemu-img convert -f qcow2 -O raw "$a" "$W/old.raw"
+	qemu-img convert -f qcow2 -O raw "$b" "$W/new.raw"
+	"$BENCH_BIN/imgdiff" change "$W/old.raw" "$W/new.raw" | awk '{ print $2, $4 }'
+	rm -f "$W/old.raw" "$W/new.raw"
+}
+
+# ---- the tools -------------------------------------------------------
+
+# The tools, in table order.  Most make their own day-0 backup, measured
+# as a first sync; the in-place ones start from a snapshot of another
+# tool's day-0 backup (tool_base).
+TOOLS="vmsync vmsync-O-raw rsync-inplace rsync-inplace-sparse rsync-sparse
+       qemu-img-convert qemu-img-convert-n nbdcopy cp btrfs-send readalloc"
+
+tool_applies() {	# TOOL FMT
+	[[ $1 =~ $TOOLS_RE ]] || return 1
+	[ "$1" != vmsync-O-raw ] || [ "$2" = qcow2 ]
+}
+tool_base() {		# TOOL: whose day-0 backup it starts from, if not its own
+	case $1 in
+	rsync-inplace|rsync-inplace-sparse) echo cp ;;
+	qemu-img-convert-n) echo qemu-img-convert ;;
+	esac
+}
+# tool_target TOOL FMT: the file the tool's backup is
+tool_target() {
+	case $1 in
+	vmsync|rsync*|cp) echo "$D/$1/vm.$2" ;;
+	btrfs-send) echo "$D/$1/images@day$day/vm.$2" ;;
+	readalloc) echo "" ;;
+	*) echo "$D/$1/vm.raw" ;;
+	esac
+}
+# tool_cmd TOOL FMT DAY SRC TARGET: the command line
+tool_cmd() {
+	local t=$1 fmt=$2 day=$3 src=$4 dst=$5
+	case $t in
+	vmsync) echo "$VMSYNC -q --no-progress $src $dst" ;;
+	vmsync-O-raw) echo "$VMSYNC -q --no-progress -O raw $src $dst" ;;
+	rsync-inplace) echo "rsync -a --inplace --no-whole-file $src $dst" ;;
+	rsync-inplace-sparse)
+		echo "rsync -aI --inplace --sparse --no-whole-file $src $dst" ;;
+	rsync-sparse) echo "rsync -a --sparse $src $dst" ;;
+	qemu-img-convert) echo "qemu-img convert -f $fmt -O raw $src $dst" ;;
+	qemu-img-convert-n)
+		echo "qemu-img convert -n -f $fmt -O raw $src $dst" ;;
+	nbdcopy)
+		if [ "$fmt" = raw ]; then
+			echo "nbdcopy $src $dst"
+		else
+			echo "nbdcopy -- [ qemu-nbd -r -f qcow2 $src ] $dst"
+		fi ;;
+	cp) echo "cp --sparse=always $src $dst" ;;
+	btrfs-send)
+		if [ "$day" -eq 0 ]; then
+			echo "btrfs send -q $SEND_PROTO $S/images@day0 | btrfs receive -q $D/$t"
+		else
+			echo "btrfs send -q $SEND_PROTO -p $S/images@day$((day - 1)) $S/images@day$day | btrfs receive -q $D/$t"
+		fi ;;
+	readalloc) echo "$BENCH_BIN/readalloc $src" ;;
+	esac
+}
+SEND_PROTO=
+btrfs send --help 2>&1 | grep -q -- --proto && SEND_PROTO="--proto 2"
+
+# new_data SUBVOL: bytes in SUBVOL shared with nothing else (the data the
+# last run wrote, since an older snapshot holds everything before it).
+new_data() {
+	btrfs filesystem du -s --raw "$1" | awk 'NR == 2 { print $2 }'
+}
+
+# timed WHAT CMD: drop the caches, run CMD and a syncfs of the target;
+# sets $tm ("elapsed user sys maxrss_kib") and $io ("source read, target
+# read, target written" in bytes, from the loop devices).
+timed() {
+	local sr0 dr0 dw0
+	drop_caches
+	sr0=$(dev_stat "$SRCDEV" 3); dr0=$(dev_stat "$DSTDEV" 3)
+	dw0=$(dev_stat "$DSTDEV" 7)
+	if ! /usr/bin/time -f '%e %U %S %M' -o "$W/time" \
+	    bash -c "set -o pipefail; $2 && sync -f $D" > "$W/tool.out" 2>&1; then
+		cat "$W/tool.out" >&2
+		die "$1 failed: $2"
+	fi
+	io="$(($(dev_stat "$SRCDEV" 3) - sr0)) $(($(dev_stat "$DSTDEV" 3) - dr0))"
+	io="$io $(($(dev_stat "$DSTDEV" 7) - dw0))"
+	tm=$(tail -n 1 "$W/time")
+}
+
+# measure FMT DAY TOOL CHANGED: run TOOL for DAY, append one row.
+measure() {
+	local fmt=$1 day=$2 t=$3 changed=$4 src=$S/images/vm.$1 dst cmd
+	local tm io equal=- talloc=- stale=- new=- sub=$D/$3
+	dst=$(tool_target "$t" "$fmt")
+	cmd=$(tool_cmd "$t" "$fmt" "$day" "$src" "$dst")
+	timed "$t on $fmt day $day" "$cmd"
+	if [ -n "$dst" ]; then
+		local tfmt=raw
+		case $dst in *.qcow2) tfmt=qcow2 ;; esac
+		equal=yes
+		qemu-img compare -q -f "$fmt" -F "$tfmt" "$src" "$dst" || equal=NO
+		talloc=$(alloc_of "$dst")
+		if [ "$tfmt" = "$fmt" ]; then
+			stale=$("$BENCH_BIN/imgdiff" stale "$src" "$dst" | awk '{ print $2 }')
+		elif [ "$fmt" = qcow2 ]; then
+			stale=$(guest_stale "$src" "$dst")
+		fi
+		[ "$t" = btrfs-send ] && sub=$D/$t/images@day$day
+		if [ "$day" -gt 0 ]; then
+			new=$(new_data "$sub")
+		fi
+		if [ "$t" != btrfs-send ]; then
+			btrfs subvolume snapshot -r "$sub" "$sub@day$day" >/dev/null
+			if [ "$day" -gt 0 ]; then
+				btrfs subvolume delete -c "$sub@day$((day - 1))" \
+					>/dev/null
+			fi
+		fi
+	fi
+	echo "$fmt $day $t $tm $io $equal $talloc $(alloc_of "$src") $stale" \
+		"$new $changed" | tr ' ' '\t' >> "$ROWS"
+	log "$fmt day $day $t: $(echo "$tm" | awk '{ print $1 }') s, equal $equal"
+}
+
+# guest_stale QCOW2 RAW: bytes allocated in RAW where the guest disk of
+# QCOW2 reads as zeros (qemu-img map).
+guest_stale() {
+	qemu-img map -f qcow2 --output=json "$1" |
+		jq -r '.[] | select(.data | not) | "\(.start) \(.length)"' \
+		> "$W/zero.ranges"
+	"$BENCH_BIN/imgdiff" stale-ranges "$W/zero.ranges" "$2" | awk '{ print $2 }'
+}
+
+# ---- the days --------------------------------------------------------
+
+run_format() {
+	local fmt=$1 t day changed=- ch
+	log "$fmt: $SIZE guest disk, $((DATA >> 20)) MiB of files on day 0"
+	if [ "$fmt" = raw ]; then
+		truncate -s "$VSIZE" "$S/images/vm.raw"
+	else
+		qemu-img create -q -f qcow2 "$S/images/vm.qcow2" "$VSIZE"
+	fi
+	guest_day "$fmt" 0
+	for t in $TOOLS; do
+		tool_applies "$t" "$fmt" || continue
+		btrfs subvolume create "$D/$t" >/dev/null
+		if [ -z "$(tool_base "$t")" ]; then
+			measure "$fmt" 0 "$t" -
+		fi
+	done
+	for t in $TOOLS; do
+		local base
+		base=$(tool_base "$t")
+		tool_applies "$t" "$fmt" && [ -n "$base" ] || continue
+		[ -d "$D/$base@day0" ] || die "$t needs $base (BENCH_TOOLS)"
+		btrfs subvolume delete -c "$D/$t" >/dev/null
+		btrfs subvolume snapshot "$D/$base@day0" "$D/$t" >/dev/null
+		btrfs subvolume snapshot -r "$D/$t" "$D/$t@day0" >/dev/null
+	done
+	for day in $(seq 1 "$DAYS"); do
+		guest_day "$fmt" "$day"
+		ch=$(guest_change "$fmt" "$day")
+		changed=${ch% *}
+		log "$fmt day $day: guest changed $((changed >> 20)) MiB, trimmed $((${ch#* } >> 20)) MiB"
+		for t in $TOOLS; do
+			tool_applies "$t" "$fmt" || continue
+			measure "$fmt" "$day" "$t" "$changed"
+		done
+	done
+	# Make room for the next format.
+	for t in $TOOLS; do
+		for sv in "$D/$t"/images@day* "$D/$t"@day* "$D/$t"; do
+			[ -d "$sv" ] && btrfs subvolume delete "$sv" >/dev/null
+		done
+	done
+	for sv in "$S"/images@day*; do btrfs subvolume delete "$sv" >/dev/null; done
+	rm -f "$S/images/vm.$fmt"
+	btrfs subvolume sync "$D" >/dev/null
+	btrfs subvolume sync "$S" >/dev/null
+}
+
+# ---- scaling ---------------------------------------------------------
+
+# spread FILE STRIDE PIECES LEN SEED: write PIECES pseudo-random pieces of
+# LEN bytes into FILE, one every STRIDE bytes.
+spread() {
+	local i specs=()
+	for ((i = 0; i < $3; i++)); do
+		specs+=("$((i * $2)):$4:$(($5 + i))")
+	done
+	"$ROOT/$BUILD/tests/helpers/holes" fill "$1" "${specs[@]}"
+}
+
+# run_scale SIZE: a sparse raw image of SIZE with SIZE/256 of data in 1 MiB
+# pieces: first sync, an unchanged run, then 1 % of the data changed in
+# 64 KiB pieces.  vmsync and the physical limit only.
+run_scale() {
+	local size img=$S/images/scale.raw dst=$D/scale/scale.raw data run
+	local tm io pieces stride changes
+	size=$(bytes "$1")
+	data=$((size / 256 < (4 << 20) ? (4 << 20) : size / 256))
+	pieces=$((data >> 20))
+	stride=$((size / pieces))
+	changes=$((data / 100 >> 16 ? data / 100 >> 16 : 1))
+	log "scale $1: $((data >> 20)) MiB of data"
+	truncate -s "$size" "$img"
+	spread "$img" "$stride" "$pieces" $((1 << 20)) 1
+	btrfs subvolume create "$D/scale" >/dev/null
+	for run in first unchanged 1%-changed; do
+		# The changes overwrite existing pieces, spread evenly.
+		if [ "$run" = 1%-changed ]; then
+			spread "$img" $((stride * (pieces / changes))) \
+				"$changes" $((64 << 10)) 7
+		fi
+		timed "vmsync on scale $1 $run" "$VMSYNC -q --no-progress $img $dst"
+		qemu-img compare -q -f raw -F raw "$img" "$dst" ||
+			die "scale $1 $run: the backup differs from the source"
+		echo "$1 $run vmsync $tm $io" | tr ' ' '\t' >> "$SCALE_ROWS"
+		[ "$run" = first ] && continue
+		timed "readalloc on scale $1" "$BENCH_BIN/readalloc $img"
+		echo "$1 $run readalloc $tm $io" | tr ' ' '\t' >> "$SCALE_ROWS"
+	done
+	log "scale $1 done"
+	btrfs subvolume delete "$D/scale" >/dev/null
+	rm -f "$img"
+	btrfs subvolume sync "$D" >/dev/null
+}
+
+for fmt in $FORMATS; do
+	run_format "$fmt"
+done
+for s in $SCALES; do
+	run_scale "$s"
+done
+
+name=$(date -u +%Y-%m-%d)-$SIZE
+{
+	echo "machine	$(nproc) CPUs, $(awk '/MemTotal/ { printf "%d GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
+	echo "size	$SIZE"
+	echo "seed	$SEED"
+	echo "vmsync	$("$VMSYNC" --version | head -n 1)"
+} > "$W/meta.tsv"
+sh tests/bench/report.sh "$W/meta.tsv" "$ROWS" "$SCALE_ROWS" \
+	"$OUT/$name.md" "$OUT/$name.json"
+cat "$OUT/$name.md"
+echo "bench: results in $OUT/$name.md and $OUT/$name.json" >&2
