@@ -146,8 +146,7 @@ demo: deps
 # The benchmark's own tools come on top of the test packages.  Knobs are
 # described in tests/bench/run.sh (BENCH_SIZE, BENCH_SCALES, ...).
 bench: deps
-	$(Q)sh tests/deps.sh rsync libnbd-bin qemu-utils qemu-system-common \
-		fuse3 btrfs-progs e2fsprogs time jq
+	$(Q)sh tests/deps.sh rsync libnbd-bin
 	$(Q)$(MAKE) --no-print-directory all-tests $(BENCH_BINS)
 	$(Q)BUILD=$(BUILD) bash tests/bench/run.sh
 

@@ -63,9 +63,7 @@ END {
 		printf "| %s | %s | %s | %.2f | %.2f | %.1f | %s | %s |\n",
 		    c[1], c[2], c[3], c[4], c[5] + c[6], c[7] / 1024,
 		    mib(c[8]), mib(c[10])
-		st[c[1], c[2], c[3]] = c[4]
 		if (c[3] == "vmsync" && c[7] > maxrss) maxrss = c[7]
-		if (c[3] == "vmsync" && c[2] != "first") scaled[c[1] " " c[2]] = 1
 	}
 	print ""
 	print "## Targets"

@@ -100,15 +100,14 @@ alloc_of() { stat -c '%b %B' "$1" | awk '{ print $1 * $2 }'; }
 export_file=$W/export		# the FUSE export of a qcow2 image
 : > "$export_file"
 
-# start_export IMAGE [ro]: qemu-storage-daemon exports the qcow2 IMAGE on
-# $export_file, with discard passed down to the image file.
+# start_export IMAGE: qemu-storage-daemon exports the qcow2 IMAGE on
+# $export_file, writable, with discard passed down to the image file.
 start_export() {
-	local w=on i
-	[ "${2:-}" = ro ] && w=off
+	local i
 	qemu-storage-daemon \
 		--blockdev "driver=file,filename=$1,node-name=f,discard=unmap" \
 		--blockdev "driver=qcow2,file=f,node-name=q,discard=unmap" \
-		--export "type=fuse,id=e,node-name=q,mountpoint=$export_file,writable=$w" \
+		--export "type=fuse,id=e,node-name=q,mountpoint=$export_file,writable=on" \
 		> "$W/qsd.log" 2>&1 &
 	qsd_pid=$!
 	for i in $(seq 200); do
