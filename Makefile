@@ -44,7 +44,7 @@ endif
 
 PKGS      = popt libxxhash zlib libzstd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd) -lbtrfsutil
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 CFLAGS  ?= -O2 -g
@@ -64,6 +64,11 @@ LIB_SRCS = \
 	src/server.c \
 	src/client.c \
 	src/source.c \
+	src/view.c \
+	src/btrfs.c \
+	src/physmap.c \
+	src/changes.c \
+	src/snapshot.c \
 	src/progress.c \
 	src/formats/io.c \
 	src/formats/format.c \

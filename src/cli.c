@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "index.h"
+#include "source.h"
 #include "transport/transport.h"
 #include "util.h"
 #include "vmsync.h"
@@ -16,7 +17,8 @@ enum {
 	OPT_VERBOSE = 1, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION,
 	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX, OPT_OUTPUT, OPT_RSH,
 	OPT_REMOTE_VMSYNC, OPT_COMPRESS, OPT_COMPRESS_LEVEL, OPT_BWLIMIT,
-	OPT_ROOT,
+	OPT_ROOT, OPT_SOURCE_SNAPSHOT, OPT_STATE_DIR, OPT_SINCE,
+	OPT_SNAPSHOT_DIR, OPT_KEEP,
 };
 
 /* Take a string option's value; a repeated option replaces the earlier. */
@@ -77,7 +79,9 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	char *block = NULL, *format = NULL, *index = NULL, *output = NULL;
 	char *rsh = NULL, *rvm = NULL, *comp = NULL, *level = NULL;
 	char *bw = NULL, *root = NULL;
-	int server = 0;
+	char *srcsnap = NULL, *state = NULL, *since = NULL, *snapdir = NULL;
+	char *keep = NULL;
+	int server = 0, snapshot = 0;
 	const char **rest;
 	poptContext pc;
 	int rc, ret = -1;
@@ -108,6 +112,25 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "raw: sync the guest disk of a qcow2 image to a raw image "
 		  "(NAME.raw); qcow2: sync the qcow2 file itself (the default)",
 		  "FMT" },
+		{ "source-snapshot", '\0', POPT_ARG_STRING, NULL,
+		  OPT_SOURCE_SNAPSHOT, "auto: read a source on btrfs through "
+		  "a reflink clone, and skip what it shares with the last "
+		  "one (default); never: read it live", "WHEN" },
+		{ "state-dir", '\0', POPT_ARG_STRING, NULL, OPT_STATE_DIR,
+		  "where the clones live (default .vmsync beside SRC)",
+		  "DIR" },
+		{ "since", '\0', POPT_ARG_STRING, NULL, OPT_SINCE,
+		  "change-detection base: the image as last synced (a file "
+		  "in a read-only snapshot)", "PATH" },
+		{ "snapshot", '\0', POPT_ARG_NONE, &snapshot, 0,
+		  "after a successful sync, snapshot the target's btrfs "
+		  "subvolume read-only", NULL },
+		{ "snapshot-dir", '\0', POPT_ARG_STRING, NULL,
+		  OPT_SNAPSHOT_DIR, "where --snapshot puts snapshots "
+		  "(default .vmsync-snapshots in the subvolume)", "DIR" },
+		{ "keep", '\0', POPT_ARG_STRING, NULL, OPT_KEEP,
+		  "with --snapshot: delete the oldest snapshots vmsync made "
+		  "beyond N", "N" },
 		{ "index", '\0', POPT_ARG_STRING, NULL, OPT_INDEX,
 		  "index file (needed to keep an index for a block device)",
 		  "PATH" },
@@ -188,6 +211,39 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		case OPT_ROOT:
 			take_arg(pc, &root);
 			break;
+		case OPT_SOURCE_SNAPSHOT:
+			take_arg(pc, &srcsnap);
+			if (strcmp(srcsnap, "auto") != 0 &&
+			    strcmp(srcsnap, "never") != 0) {
+				usage_error(pc, "--source-snapshot '%s': want "
+				    "auto or never", srcsnap);
+				goto out;
+			}
+			cli->source_live = strcmp(srcsnap, "never") == 0;
+			break;
+		case OPT_STATE_DIR:
+			take_arg(pc, &state);
+			break;
+		case OPT_SINCE:
+			take_arg(pc, &since);
+			break;
+		case OPT_SNAPSHOT_DIR:
+			take_arg(pc, &snapdir);
+			break;
+		case OPT_KEEP: {
+			char *end;
+			long v;
+
+			take_arg(pc, &keep);
+			v = strtol(keep, &end, 10);
+			if (!*keep || *end || v < 1 || v > 100000) {
+				usage_error(pc, "--keep '%s': want a number of "
+				    "snapshots from 1", keep);
+				goto out;
+			}
+			cli->keep = (uint32_t)v;
+			break;
+		}
 		case OPT_COMPRESS:
 			take_arg(pc, &comp);
 			if (!known_format(comp, codecs)) {
@@ -283,6 +339,26 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		    "missing SRC and DEST");
 		goto out;
 	}
+	cli->snapshot = snapshot;
+	if ((keep || snapdir) && !snapshot) {
+		usage_error(pc, "%s", "--keep and --snapshot-dir go with "
+		    "--snapshot");
+		goto out;
+	}
+	if (since && cli->npaths > 2) {
+		usage_error(pc, "%s", "--since names the base of one image: "
+		    "give a single SRC");
+		goto out;
+	}
+	if (since && cli->source_live) {
+		usage_error(pc, "%s", "--since needs a point-in-time source, "
+		    "not --source-snapshot=never");
+		goto out;
+	}
+	if ((state && !(cli->state_dir = strdup(state))) ||
+	    (since && !(cli->since = strdup(since))) ||
+	    (snapdir && !(cli->snapshot_dir = strdup(snapdir))))
+		goto out;
 	if (index && cli->npaths > 2) {
 		usage_error(pc, "%s", "--index names the index of one target: "
 		    "give a single SRC");
@@ -308,6 +384,11 @@ out:
 	free(bw);
 	free(root);
 	free(index);
+	free(srcsnap);
+	free(state);
+	free(since);
+	free(snapdir);
+	free(keep);
 	poptFreeContext(pc);
 	if (ret < 0)
 		vs_cli_free(cli);
@@ -324,6 +405,10 @@ vs_cli_free(struct vs_cli *cli)
 	free((char *)cli->rsh);
 	free((char *)cli->remote_vmsync);
 	free((char *)cli->root);
+	free((char *)cli->state_dir);
+	free((char *)cli->since);
+	free((char *)cli->snapshot_dir);
+	cli->state_dir = cli->since = cli->snapshot_dir = NULL;
 	cli->paths = NULL;
 	cli->index = NULL;
 	cli->rsh = cli->remote_vmsync = cli->root = NULL;
@@ -338,6 +423,26 @@ vs_cli_target_opts(const struct vs_cli *cli, struct vs_stats *st)
 		.dry_run = cli->dry_run,
 		.checksum = cli->checksum,
 		.index_path = cli->index,
+		.snapshot = {
+			.take = cli->snapshot,
+			.dir = cli->snapshot_dir,
+			.keep = cli->keep,
+		},
 		.stats = st,
+	};
+}
+
+struct vs_source_opts
+vs_cli_source_opts(const struct vs_cli *cli)
+{
+	return (struct vs_source_opts){
+		.format = cli->format,
+		.output = cli->output,
+		.view = {
+			.never = cli->source_live,
+			.state_dir = cli->state_dir,
+			.since = cli->since,
+			.dry_run = cli->dry_run,
+		},
 	};
 }

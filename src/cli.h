@@ -28,12 +28,19 @@ struct vs_cli {
 	uint64_t bwlimit;	/* --bwlimit, bytes per second, 0: none */
 	bool server;		/* --server: the remote end, on stdin/stdout */
 	const char *root;	/* --root: confine the server to this directory */
+	bool source_live;	/* --source-snapshot=never */
+	const char *state_dir;	/* --state-dir, NULL: .vmsync beside SRC */
+	const char *since;	/* --since: change-detection base */
+	bool snapshot;		/* --snapshot */
+	const char *snapshot_dir; /* --snapshot-dir, NULL: the default */
+	uint32_t keep;		/* --keep, 0: keep every snapshot */
 	const char **paths;	/* SRC... DEST (malloc'd array) */
 	int npaths;		/* entries in paths */
 };
 
 struct vs_stats;
 struct vs_target_opts;
+struct vs_source_opts;
 
 /* The target options the command line gives (source fields left 0). */
 struct vs_target_opts vs_cli_target_opts(const struct vs_cli *cli,
@@ -43,5 +50,7 @@ struct vs_target_opts vs_cli_target_opts(const struct vs_cli *cli,
  * -1 on a usage error (message printed). */
 int vs_cli_parse(int argc, const char **argv, struct vs_cli *cli);
 void vs_cli_free(struct vs_cli *cli);
+/* The source options the command line gives. */
+struct vs_source_opts vs_cli_source_opts(const struct vs_cli *cli);
 
 #endif

@@ -107,7 +107,12 @@ fill_open(const struct vs_cli *cli, const struct session *s,
 	memset(o, 0, sizeof(*o));
 	o->direction = direction;
 	o->flags = (cli->dry_run ? VS_OPEN_DRY_RUN : 0) |
-	    (cli->checksum ? VS_OPEN_CHECKSUM : 0);
+	    (cli->checksum ? VS_OPEN_CHECKSUM : 0) |
+	    (cli->snapshot ? VS_OPEN_SNAPSHOT : 0) |
+	    (cli->source_live ? VS_OPEN_LIVE : 0);
+	o->keep = cli->keep;
+	snprintf(o->snapshot_dir, sizeof(o->snapshot_dir), "%s",
+	    cli->snapshot_dir ? cli->snapshot_dir : "");
 	o->block_size = cli->block_size;
 	o->codec = s->codec;
 	o->level = cli->compress_level;
@@ -128,7 +133,9 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
     char **dstp, bool progress, struct vs_stats *st)
 {
 	struct vs_target_opts topts = { .stats = st };
-	struct vs_image *img = NULL;
+	struct vs_source_opts sopts = vs_cli_source_opts(cli);
+	struct vs_sync_view view;
+	struct vs_source so;
 	struct vs_target *t = NULL;
 	struct vs_progress *p = NULL;
 	struct vs_open *o = malloc(sizeof(*o));
@@ -136,17 +143,15 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 	struct session s = { .open = false };
 	struct vs_msg m;
 	char *name = NULL;
-	bool to_raw;
 	int ret = -1;
 
+	if (vs_source_open(src, &sopts, &topts, &so) < 0)
+		goto out;
 	if (!o || !r) {
 		vs_errno(VS_EXIT_INTERNAL, src, "push");
 		goto out;
 	}
-	if (vs_source_open(src, cli->format, cli->output, &topts, &img,
-	    &to_raw) < 0)
-		goto out;
-	if (!(name = vs_target_name(src, to_raw))) {
+	if (!(name = vs_target_name(src, so.to_raw))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "target name");
 		goto out;
 	}
@@ -173,13 +178,14 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 		goto out;
 	}
 	vs_info(1, "%s -> %s%s", src, *dstp, cli->dry_run ? " (dry run)" : "");
-	ret = vs_sync(img, t, p);
+	view = vs_source_sync_view(&so);
+	ret = vs_sync(so.img, t, p, &view);
 out:
 	vs_progress_free(p);
 	if (t)
 		t->ops->close(t);
 	session_end(&s, st);
-	vs_image_close(img);
+	vs_source_close(&so, ret == 0);
 	free(name);
 	free(o);
 	free(r);
@@ -199,6 +205,7 @@ pull_stats(struct session *s, struct vs_stats *st)
 	st->virtual_size = vs_get_u64(&r);
 	st->data_bytes = vs_get_u64(&r);
 	st->read_bytes = vs_get_u64(&r);
+	st->skipped_bytes = vs_get_u64(&r);
 	st->elapsed = (double)vs_get_u64(&r) / 1e6;
 	if (r.bad || r.left) {
 		vs_err(VS_EXIT_SOURCE, s->host, "malformed STATS message");

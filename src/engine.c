@@ -16,10 +16,15 @@
  *   hashed, compared and written.
  * - Neighbouring blocks to write go to the target as one write() of up to
  *   a group, so it can compare and write in large pieces.
+ * - With change detection (changes.h), blocks the base shares with the
+ *   source are "kept": not read, their entries stay as the index has them.
+ *   It is used only when the trusted index says the target was synced
+ *   from that very base.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "changes.h"
 #include "engine.h"
 #include "progress.h"
 #include "reader.h"
@@ -33,6 +38,8 @@ struct sync_state {
 	struct vs_reader *reader;	/* reads the groups ahead */
 	uint8_t *buf;			/* the group being worked on */
 	uint8_t *isdata;		/* per block of the window */
+	uint8_t *keep;			/* per block: unchanged since the base */
+	struct vs_changes *changes;	/* change detection, or NULL */
 	struct vs_hash *old, *new;	/* entries of the window */
 	struct vs_hash *digests;	/* per group, or NULL: no digests */
 	size_t group;			/* blocks per group (one chunk) */
@@ -97,6 +104,8 @@ hash_group(struct sync_state *s, uint64_t wstart, size_t g0, size_t g1)
 		size_t len = (size_t)vs_min(bs, size - boff);
 		const uint8_t *blk = s->buf + (i - g0) * bs;
 
+		if (s->keep[i])
+			continue;	/* set from the old entry */
 		if (!s->isdata[i] || vs_is_zero(blk, len))
 			s->new[i] = vs_hash_hole;
 		else
@@ -111,9 +120,21 @@ static int
 old_entries(struct sync_state *s, uint64_t first, size_t g0, size_t g1)
 {
 	struct vs_hash d;
+	size_t kept = 0;
 
+	for (size_t i = g0; i < g1; i++)
+		kept += s->keep[i];
 	if (!s->digests)
 		return 0;		/* fetched for the whole window */
+	if (kept == g1 - g0) {
+		/* Nothing changes here: no need to know the entries. */
+		for (size_t i = g0; i < g1; i++)
+			s->old[i] = s->new[i] = vs_hash_unknown;
+		return 1;
+	}
+	if (kept)		/* their entries are needed */
+		return s->t->ops->summaries(s->t, first + g0, g1 - g0,
+		    s->old + g0) < 0 ? -1 : 0;
 	vs_hash_group(s->new + g0, g1 - g0, s->info.seed, &d);
 	if (vs_hash_eq(&d, &s->digests[g0 / s->group])) {
 		memcpy(s->old + g0, s->new + g0, (g1 - g0) * sizeof(*s->new));
@@ -151,6 +172,9 @@ sync_group(struct sync_state *s, uint64_t wstart, uint64_t first,
 		return -1;
 	if ((same = old_entries(s, first, g0, g1)) < 0)
 		return -1;
+	for (size_t i = g0; i < g1 && !same; i++)
+		if (s->keep[i])
+			s->new[i] = s->old[i];
 	for (size_t i = g0; i < g1; i++) {
 		uint64_t off = wstart + i * bs;
 		size_t len = (size_t)vs_min(bs, size - off);
@@ -190,6 +214,53 @@ mark_data(struct sync_state *s, uint64_t wstart, size_t nb)
 	}
 }
 
+/* Blocks of the window that change detection finds unchanged: not read. */
+static int
+mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
+{
+	uint64_t bs = s->info.block_size;
+
+	if (!s->changes) {
+		memset(s->keep, 0, nb);
+		return 0;
+	}
+	if (vs_changes_window(s->changes, wstart, wlen, (uint32_t)bs,
+	    s->keep) < 0)
+		return -1;
+	/* A kept hole is a hole in the base too: keeping its entry spares
+	 * a far target the question. */
+	for (size_t i = 0; i < nb; i++)
+		if (s->keep[i] && s->isdata[i]) {
+			s->isdata[i] = 0;
+			s->st->skipped_bytes += vs_min(bs, wlen - i * bs);
+		}
+	return 0;
+}
+
+/* Whether change detection can be used: the target holds the base. */
+static int
+start_changes(struct sync_state *s, const struct vs_sync_view *v)
+{
+	const char *why = NULL;
+
+	if (!v || !v->base)
+		return 0;
+	if (!s->info.trusted)
+		why = "the target's index is not trusted";
+	else if (!vs_hash_eq(&s->info.view, &v->base_id))
+		why = "the target was not synced from the base";
+	else if (v->base->size != s->src->size)
+		why = "the image changed size";
+	if (why) {
+		vs_info(0, "%s: change detection off (%s): reading all data",
+		    s->src->name, why);
+		return 0;
+	}
+	vs_info(2, "%s: change detection against %s", s->src->name,
+	    v->base->name);
+	return vs_changes_open(s->src, v->base, &s->changes);
+}
+
 static int
 sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 {
@@ -217,6 +288,8 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 		return -1;
 	}
 	mark_data(s, wstart, nb);
+	if (mark_kept(s, wstart, wlen, nb) < 0)
+		return -1;
 	vs_reader_window(s->reader, wstart, s->isdata, nb, bs, s->group);
 	for (size_t g = 0; g < nb; g += s->group) {
 		size_t g1 = g + s->group < nb ? g + s->group : nb;
@@ -235,7 +308,8 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 }
 
 int
-vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p)
+vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
+    const struct vs_sync_view *view)
 {
 	struct sync_state s = { .src = src, .t = t, .st = t->stats };
 	double start = vs_now();
@@ -248,23 +322,25 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p)
 	    src->ops->name, (unsigned long long)src->size, s.info.block_size,
 	    s.st->index_state);
 	s.isdata = malloc(VS_WINDOW_BYTES / s.info.block_size);
+	s.keep = malloc(VS_WINDOW_BYTES / s.info.block_size);
 	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
 	s.new = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.new));
 	s.group = VS_CHUNK / s.info.block_size;
 	if (t->ops->digests && s.info.trusted)
 		s.digests = calloc(VS_WINDOW_BYTES / VS_CHUNK, sizeof(*s.digests));
-	if (!s.isdata || !s.old || !s.new ||
+	if (!s.isdata || !s.keep || !s.old || !s.new ||
 	    (t->ops->digests && s.info.trusted && !s.digests)) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		goto out;
 	}
-	if (vs_reader_start(src, VS_CHUNK, &s.reader) < 0)
+	if (start_changes(&s, view) < 0 ||
+	    vs_reader_start(src, VS_CHUNK, &s.reader) < 0)
 		goto out;
 	vs_progress_start(p, src->size);
 	for (uint64_t w = 0; w < src->size; w += VS_WINDOW_BYTES)
 		if (sync_window(&s, w, p) < 0)
 			goto out;
-	if (t->ops->commit(t) < 0)
+	if (t->ops->commit(t, view ? &view->id : NULL) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -272,7 +348,9 @@ out:
 	vs_progress_end(p, ret == 0 ? src->size : 0, s.st);
 	vs_extent_vec_free(&s.map);
 	vs_reader_stop(s.reader);
+	vs_changes_close(s.changes);
 	free(s.isdata);
+	free(s.keep);
 	free(s.old);
 	free(s.new);
 	free(s.digests);

@@ -17,8 +17,17 @@
 
 struct vs_progress;
 
-/* Sync @src into @t; counters go to t->stats.  @progress may be NULL. */
+/* What change detection needs (view.h): the base, and which views the
+ * target and the source are. */
+struct vs_sync_view {
+	struct vs_image *base;	/* the base, same format and view, or NULL */
+	struct vs_hash base_id;	/* the base's view id */
+	struct vs_hash id;	/* the id of the view synced now; zero: none */
+};
+
+/* Sync @src into @t; counters go to t->stats.  @progress and @view may be
+ * NULL. */
 int vs_sync(struct vs_image *src, struct vs_target *t,
-    struct vs_progress *progress);
+    struct vs_progress *progress, const struct vs_sync_view *view);
 
 #endif

@@ -16,6 +16,7 @@
 int vs_verbose;
 volatile int vs_interrupted;
 bool vs_err_quiet;
+static bool demoted;
 static enum vs_exit first_error = VS_EXIT_OK;
 static char first_text[1200];
 
@@ -25,6 +26,12 @@ emit(const char *prefix, const char *what, const char *fmt, va_list ap,
 {
 	char msg[1024], line[1200];
 
+	if (is_error && demoted) {	/* a warning, not the run's error */
+		if (vs_verbose < 0)
+			return;
+		prefix = "warning: ";
+		is_error = false;
+	}
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	snprintf(line, sizeof(line), "%s%s%s%s%s%s", prefix,
 	    what ? what : "", what ? ": " : "", msg,
@@ -38,7 +45,7 @@ emit(const char *prefix, const char *what, const char *fmt, va_list ap,
 static void
 record(enum vs_exit cat)
 {
-	if (first_error == VS_EXIT_OK)
+	if (first_error == VS_EXIT_OK && !demoted)
 		first_error = cat;
 }
 
@@ -96,6 +103,12 @@ vs_info(int level, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+}
+
+void
+vs_err_demote(bool on)
+{
+	demoted = on;
 }
 
 enum vs_exit

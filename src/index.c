@@ -6,7 +6,9 @@
  *  16 block size u32    20 flags u32    24 virtual size u64   32 seed u64
  *  40 dev u64  48 ino u64  56 size u64  64 mtime s i64  72 mtime ns i64
  *  80 ctime s i64  88 ctime ns i64  96 entry count u64  104 medium u64
- * 112 XXH3-64 of bytes 0..111.  The rest of the 4 KiB is zero.
+ * 112 view id (16 bytes)   128 XXH3-64 of bytes 0..127.
+ * The rest of the 4 KiB is zero.  Version 1 had no view id and its
+ * checksum at 112; it is still read (as "no view").
  */
 #include <endian.h>
 #include <errno.h>
@@ -21,7 +23,9 @@
 #include "confine.h"
 #include "vmsync.h"
 
-#define OFF_CSUM 112
+#define OFF_VIEW 112
+#define OFF_CSUM 128
+#define OFF_CSUM_V1 112
 
 struct vs_index {
 	int fd;			/* the index file */
@@ -75,7 +79,7 @@ idx_header_encode(const struct idx_header *h, uint8_t *buf)
 {
 	memset(buf, 0, IDX_HEADER_SIZE);
 	memcpy(buf, IDX_MAGIC, 8);
-	put32(buf + 8, h->version);
+	put32(buf + 8, IDX_VERSION);
 	put32(buf + 12, IDX_HEADER_SIZE);
 	put32(buf + 16, h->block_size);
 	put32(buf + 20, h->flags);
@@ -90,6 +94,7 @@ idx_header_encode(const struct idx_header *h, uint8_t *buf)
 	put64(buf + 88, (uint64_t)h->id.ctime_nsec);
 	put64(buf + 96, idx_nblocks(h->virtual_size, h->block_size));
 	put64(buf + 104, h->id.medium);
+	memcpy(buf + OFF_VIEW, h->view.b, sizeof(h->view.b));
 	put64(buf + OFF_CSUM, vs_hash64(buf, OFF_CSUM));
 }
 
@@ -98,6 +103,7 @@ idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
     const char **why)
 {
 	uint64_t entries;
+	size_t csum;
 
 	if (len < IDX_HEADER_SIZE) {
 		*why = "index header is truncated";
@@ -107,15 +113,19 @@ idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
 		*why = "not a vmsync index (bad magic)";
 		return -1;
 	}
-	if (get64(buf + OFF_CSUM) != vs_hash64(buf, OFF_CSUM)) {
-		*why = "index header checksum mismatch";
-		return -1;
-	}
 	h->version = get32(buf + 8);
-	if (h->version != IDX_VERSION) {
+	if (h->version != IDX_VERSION && h->version != 1) {
 		*why = "unsupported index version";
 		return -1;
 	}
+	csum = h->version == 1 ? OFF_CSUM_V1 : OFF_CSUM;
+	if (get64(buf + csum) != vs_hash64(buf, csum)) {
+		*why = "index header checksum mismatch";
+		return -1;
+	}
+	memset(&h->view, 0, sizeof(h->view));
+	if (h->version != 1)
+		memcpy(h->view.b, buf + OFF_VIEW, sizeof(h->view.b));
 	if (get32(buf + 12) != IDX_HEADER_SIZE) {
 		*why = "bad index header size";
 		return -1;

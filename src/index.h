@@ -18,7 +18,7 @@
 #include "hash.h"
 
 #define IDX_MAGIC "VMSYNCIX"
-#define IDX_VERSION 1
+#define IDX_VERSION 2
 #define IDX_HEADER_SIZE 4096
 #define IDX_FLAG_DIRTY 0x1u
 #define IDX_MIN_BLOCK (4u << 10)
@@ -42,6 +42,8 @@ struct idx_header {
 	uint64_t virtual_size;	/* bytes the entries cover */
 	uint64_t seed;		/* XXH3 seed, random per target */
 	struct idx_identity id;	/* the target file it describes */
+	struct vs_hash view;	/* the source view it was synced from
+				 * (view.h); zero: none */
 };
 
 /* Blocks needed to cover @size bytes. */

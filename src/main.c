@@ -59,17 +59,17 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
     struct vs_stats *st)
 {
 	struct vs_target_opts topts = vs_cli_target_opts(cli, st);
-	struct vs_image *img = NULL;
+	struct vs_source_opts sopts = vs_cli_source_opts(cli);
+	struct vs_sync_view view;
+	struct vs_source s;
 	struct vs_target *t = NULL;
 	struct vs_progress *p = NULL;
-	bool to_raw = false;
 	char *dst;
 	int ret = -1;
 
-	if (vs_source_open(src, cli->format, cli->output, &topts, &img,
-	    &to_raw) < 0)
-		return -1;
-	if (!(*dstp = dst = target_path(src, dest, dest_is_dir, to_raw))) {
+	if (vs_source_open(src, &sopts, &topts, &s) < 0)
+		goto out;
+	if (!(*dstp = dst = target_path(src, dest, dest_is_dir, s.to_raw))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "target path");
 		goto out;
 	}
@@ -86,12 +86,13 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 		goto out;
 	}
 	vs_info(1, "%s -> %s%s", src, dst, cli->dry_run ? " (dry run)" : "");
-	ret = vs_sync(img, t, p);
+	view = vs_source_sync_view(&s);
+	ret = vs_sync(s.img, t, p, &view);
 out:
 	vs_progress_free(p);
 	if (t)
 		t->ops->close(t);
-	vs_image_close(img);
+	vs_source_close(&s, ret == 0);
 	return ret;
 }
 
@@ -124,6 +125,7 @@ add_stats(struct vs_stats *sum, const struct vs_stats *st)
 	sum->read_bytes += st->read_bytes;
 	sum->target_read_bytes += st->target_read_bytes;
 	sum->unchanged_bytes += st->unchanged_bytes;
+	sum->skipped_bytes += st->skipped_bytes;
 	sum->written_bytes += st->written_bytes;
 	sum->punched_bytes += st->punched_bytes;
 	sum->wire_sent += st->wire_sent;
@@ -165,6 +167,15 @@ main(int argc, char **argv)
 		    (cli.index && nsrc > 1))) {
 			fprintf(stderr, "vmsync: %s: a remote source needs a "
 			    "local DEST\n", cli.paths[i]);
+			vs_cli_free(&cli);
+			return VS_EXIT_USAGE;
+		}
+	for (int i = 0; i < nsrc; i++)
+		if (vs_is_remote(cli.paths[i]) && (cli.since ||
+		    cli.state_dir)) {
+			fprintf(stderr, "vmsync: %s: --since and --state-dir "
+			    "name local files; a remote source keeps its "
+			    "state beside the image\n", cli.paths[i]);
 			vs_cli_free(&cli);
 			return VS_EXIT_USAGE;
 		}

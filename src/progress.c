@@ -118,6 +118,7 @@ vs_stats_print(FILE *fp, const char *src, const char *dst,
 	line(fp, "read from source:", st->read_bytes);
 	line(fp, "read from target:", st->target_read_bytes);
 	line(fp, "unchanged:", st->unchanged_bytes);
+	line(fp, "  of which not read:", st->skipped_bytes);
 	line(fp, dry_run ? "would write:" : "written:", st->written_bytes);
 	line(fp, dry_run ? "would punch:" : "punched:", st->punched_bytes);
 	fprintf(fp, "  %-20s %12s\n", "index:", st->index_state ?
@@ -158,7 +159,8 @@ vs_stats_json(FILE *fp, const char *src, const char *dst,
 	vs_json_string(fp, dst);
 	fprintf(fp, ",\"status\":%d,\"virtual_size\":%llu,\"data_bytes\":%llu,"
 	    "\"read_bytes\":%llu,\"target_read_bytes\":%llu,"
-	    "\"unchanged_bytes\":%llu,\"written_bytes\":%llu,"
+	    "\"unchanged_bytes\":%llu,\"skipped_bytes\":%llu,"
+	    "\"written_bytes\":%llu,"
 	    "\"punched_bytes\":%llu,\"wire_sent_bytes\":%llu,"
 	    "\"wire_received_bytes\":%llu,\"index\":\"%s\","
 	    "\"elapsed_seconds\":%.6f,\"throughput_bytes_per_second\":%.0f}",
@@ -167,6 +169,7 @@ vs_stats_json(FILE *fp, const char *src, const char *dst,
 	    (unsigned long long)st->read_bytes,
 	    (unsigned long long)st->target_read_bytes,
 	    (unsigned long long)st->unchanged_bytes,
+	    (unsigned long long)st->skipped_bytes,
 	    (unsigned long long)st->written_bytes,
 	    (unsigned long long)st->punched_bytes,
 	    (unsigned long long)st->wire_sent,

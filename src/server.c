@@ -61,6 +61,11 @@ serve_push(struct vs_wire *w, const struct vs_open *o)
 		.src_mode = o->mode,
 		.src_mtime_sec = o->mtime_sec,
 		.src_mtime_nsec = o->mtime_nsec,
+		.snapshot = {
+			.take = o->flags & VS_OPEN_SNAPSHOT,
+			.dir = o->snapshot_dir[0] ? o->snapshot_dir : NULL,
+			.keep = o->keep,
+		},
 		.stats = &st,
 	};
 	struct vs_opened r = { 0 };
@@ -94,25 +99,32 @@ serve_pull(struct vs_wire *w, const struct vs_open *o)
 {
 	struct vs_stats st = { .index_state = "-" };
 	struct vs_target_opts topts = { 0 };
+	struct vs_source_opts sopts = {
+		.format = o->format[0] ? o->format : NULL,
+		.output = o->output[0] ? o->output : NULL,
+		.view = {
+			.never = o->flags & VS_OPEN_LIVE,
+			.dry_run = o->flags & VS_OPEN_DRY_RUN,
+		},
+	};
+	struct vs_sync_view view;
+	struct vs_source so;
 	struct vs_opened r = { 0 };
-	struct vs_image *img = NULL;
 	struct vs_target *t = NULL;
 	char *path = vs_confine_source(o->path), *name = NULL;
 	uint8_t buf[128];
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
-	bool to_raw;
 	int rc = -1;
 
 	if (!path)
 		return -1;
-	if (vs_source_open(path, o->format[0] ? o->format : NULL,
-	    o->output[0] ? o->output : NULL, &topts, &img, &to_raw) < 0)
+	if (vs_source_open(path, &sopts, &topts, &so) < 0)
 		goto out;
-	if (!(name = vs_target_name(path, to_raw))) {
+	if (!(name = vs_target_name(path, so.to_raw))) {
 		vs_errno(VS_EXIT_INTERNAL, path, "name");
 		goto out;
 	}
-	r.size = img->size;
+	r.size = so.img->size;
 	r.mode = topts.src_mode;
 	r.mtime_sec = topts.src_mtime_sec;
 	r.mtime_nsec = topts.src_mtime_nsec;
@@ -120,19 +132,21 @@ serve_pull(struct vs_wire *w, const struct vs_open *o)
 	if (vs_send_opened(w, &r) < 0 || vs_wire_flush(w) < 0 ||
 	    vs_remote_target(w, path, o->codec, o->level, &st, &t) < 0)
 		goto out;
-	if (vs_sync(img, t, NULL) < 0)
+	view = vs_source_sync_view(&so);
+	if (vs_sync(so.img, t, NULL, &view) < 0)
 		goto out;
 	/* The engine's counters; the target side has its own. */
 	vs_put_u64(&p, st.virtual_size);
 	vs_put_u64(&p, st.data_bytes);
 	vs_put_u64(&p, st.read_bytes);
+	vs_put_u64(&p, st.skipped_bytes);
 	vs_put_u64(&p, (uint64_t)(st.elapsed * 1e6));
 	rc = vs_wire_send(w, VS_MSG_STATS, p.p, p.len) < 0 ? -1 :
 	    vs_wire_flush(w);
 out:
 	if (t)
 		t->ops->close(t);
-	vs_image_close(img);
+	vs_source_close(&so, rc == 0);
 	free(name);
 	free(path);
 	return rc;

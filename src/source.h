@@ -1,20 +1,38 @@
 /*
- * source.h - the source side of a sync: open the image, choose the view,
- * name the target.
+ * source.h - the source side of a sync: take the point-in-time view, open
+ * the image and its base, choose the view that is synced, name the target.
  */
 #ifndef VS_SOURCE_H
 #define VS_SOURCE_H
 
 #include <stdbool.h>
 
+#include "engine.h"
 #include "formats/format.h"
 #include "transport/transport.h"
+#include "view.h"
 
-/* Open @src (format @format, NULL for auto) and choose the view: the
- * guest disk if @output is "raw", the file itself otherwise.  Fills the
- * source fields of @topts; *@to_raw tells the target name to use. */
-int vs_source_open(const char *src, const char *format, const char *output,
-    struct vs_target_opts *topts, struct vs_image **out, bool *to_raw);
+struct vs_source_opts {
+	const char *format;		/* -f, NULL for auto */
+	const char *output;		/* -O, NULL for the image's own */
+	struct vs_view_opts view;	/* point-in-time view, base */
+};
+
+struct vs_source {
+	struct vs_view *view;	/* the point-in-time view and its base */
+	struct vs_image *img;	/* what is synced */
+	struct vs_image *base;	/* the base in the same view, or NULL */
+	bool to_raw;		/* the guest disk of a non-raw image */
+};
+
+/* Open @src as @o says and choose the view: the guest disk if -O raw,
+ * the file itself otherwise.  Fills the source fields of @topts. */
+int vs_source_open(const char *src, const struct vs_source_opts *o,
+    struct vs_target_opts *topts, struct vs_source *s);
+/* What the engine needs for change detection. */
+struct vs_sync_view vs_source_sync_view(const struct vs_source *s);
+/* Close; @ok: the sync succeeded, keep the view as the next base. */
+void vs_source_close(struct vs_source *s, bool ok);
 /* The target's file name for @src (malloc'd): its basename, with the
  * extension replaced by ".raw" for the guest view of a non-raw image. */
 char *vs_target_name(const char *src, bool to_raw);

@@ -47,6 +47,7 @@ struct vs_stats {
 	uint64_t read_bytes;	/* read from the source */
 	uint64_t target_read_bytes; /* read from the target to compare */
 	uint64_t unchanged_bytes; /* data found equal (index or target) */
+	uint64_t skipped_bytes;	/* unchanged by change detection, not read */
 	uint64_t written_bytes;	/* written to the target */
 	uint64_t punched_bytes;	/* deallocated or zeroed on the target */
 	uint64_t wire_sent;	/* bytes sent to the remote side */
@@ -74,6 +75,10 @@ void vs_info(int level, const char *fmt, ...)
 const char *vs_err_text(void);
 /* Errors are recorded but not printed (the server sends them instead). */
 extern bool vs_err_quiet;
+
+/* While on, errors are printed as warnings and not recorded: for
+ * optional work whose failure does not fail the run. */
+void vs_err_demote(bool on);
 
 /* Category of the first error since the last vs_err_reset(), or OK. */
 enum vs_exit vs_err_first(void);

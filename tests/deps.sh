@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="gcc make pkg-config libc6-dev libpopt-dev libxxhash-dev libcmocka-dev
-      zlib1g-dev libzstd-dev qemu-system-common fuse3
+      zlib1g-dev libzstd-dev libbtrfsutil-dev qemu-system-common fuse3 snapper
       openssh-server openssh-client
       qemu-utils btrfs-progs e2fsprogs mount util-linux diffutils jq
       groff-base man-db procps time"

@@ -103,6 +103,7 @@ static const struct vs_format_ops fileview_ops = {
 	.map = fileview_map,
 	.read = fileview_read,
 	.drop_cache = fileview_drop_cache,
+	.place = vs_place_identity,
 };
 
 int

@@ -146,6 +146,35 @@ vs_extent_add(struct vs_extent_vec *vec, uint64_t off, uint64_t len,
 }
 
 int
+vs_place_add(struct vs_place_vec *vec, uint64_t off, uint64_t len,
+    uint64_t host)
+{
+	struct vs_place *last = vec->n ? &vec->v[vec->n - 1] : NULL;
+
+	if (len == 0)
+		return 0;
+	if (last && last->off + last->len == off &&
+	    (last->host == VS_NOWHERE ? host == VS_NOWHERE :
+	    host != VS_NOWHERE && last->host + last->len == host)) {
+		last->len += len;
+		return 0;
+	}
+	return vs_place_vec_push(vec,
+	    (struct vs_place){ .off = off, .len = len, .host = host });
+}
+
+int
+vs_place_identity(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out)
+{
+	if (vs_place_add(out, off, len, off) < 0) {
+		vs_errno(VS_EXIT_INTERNAL, img->name, "placement");
+		return -1;
+	}
+	return 0;
+}
+
+int
 vs_extent_check(const struct vs_extent_vec *vec, uint64_t off, uint64_t len)
 {
 	uint64_t pos = off, end;

@@ -21,6 +21,17 @@
 
 VS_VECTOR(vs_extent_vec, struct vs_extent)
 
+/* Where the bytes of a range of the image are stored in its container. */
+struct vs_place {
+	uint64_t off;		/* image offset */
+	uint64_t len;		/* bytes */
+	uint64_t host;		/* container offset of @off, or VS_NOWHERE */
+};
+/* Not a plain copy of container bytes: compressed, zero, a backing file's. */
+#define VS_NOWHERE UINT64_MAX
+
+VS_VECTOR(vs_place_vec, struct vs_place)
+
 struct vs_io;
 
 struct vs_io_ops {
@@ -83,6 +94,11 @@ struct vs_format_ops {
 	 * container is the disk itself (raw). */
 	int (*host_live)(struct vs_image *, uint64_t off, uint64_t len,
 	    struct vs_extent_vec *out);
+	/* Where [off, off + len) is stored in the container, covering it
+	 * exactly (change detection compares the containers' extents there).
+	 * NULL: not known, every data range is read. */
+	int (*place)(struct vs_image *, uint64_t off, uint64_t len,
+	    struct vs_place_vec *out);
 	/* An external file the image needs besides its container (a data
 	 * file), or NULL. */
 	const char *(*external)(struct vs_image *);
@@ -112,6 +128,13 @@ int vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
 /* Map the whole image once, so that damaged metadata is refused before a
  * target is touched.  Reads no guest data. */
 int vs_image_validate(struct vs_image *img);
+
+/* Append a placement, merging with the previous one when it continues it. */
+int vs_place_add(struct vs_place_vec *vec, uint64_t off, uint64_t len,
+    uint64_t host);
+/* The identity placement: the container's bytes are the image's. */
+int vs_place_identity(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out);
 
 /* Append an extent, merging with the previous one when it continues it. */
 int vs_extent_add(struct vs_extent_vec *vec, uint64_t off, uint64_t len,

@@ -334,6 +334,29 @@ qcow2_map(struct vs_image *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/* Guest clusters stored plainly in the qcow2 file have a host offset;
+ * compressed, zero, unallocated (backing) and data-file ones do not. */
+static int
+qcow2_place(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out)
+{
+	struct qcow2 *q = (struct qcow2 *)img;
+	uint64_t pos = off, end = off + len;
+	struct qcow2_run r;
+
+	while (pos < end) {
+		if (qcow2_lookup(q, pos, end - pos, &r) < 0)
+			return -1;
+		if (vs_place_add(out, pos, r.len, r.kind == Q2_DATA &&
+		    q->data == img->io ? r.host : VS_NOWHERE) < 0) {
+			vs_errno(VS_EXIT_INTERNAL, img->name, "placement");
+			return -1;
+		}
+		pos += r.len;
+	}
+	return 0;
+}
+
 /* The decompressed cluster stored at @host, in q->dbuf. */
 static int
 decompress_cluster(struct qcow2 *q, uint64_t guest, uint64_t host,
@@ -481,5 +504,6 @@ const struct vs_format_ops vs_format_qcow2 = {
 	.read = qcow2_read,
 	.drop_cache = qcow2_drop_cache,
 	.host_live = qcow2_host_live,
+	.place = qcow2_place,
 	.external = qcow2_external,
 };

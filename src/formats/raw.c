@@ -68,4 +68,5 @@ const struct vs_format_ops vs_format_raw = {
 	.map = raw_map,
 	.read = raw_read,
 	.drop_cache = raw_drop_cache,
+	.place = vs_place_identity,
 };

@@ -349,6 +349,9 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	info->block_size = lt->hdr.block_size;
 	info->seed = lt->hdr.seed;
 	info->trusted = lt->trusted;
+	memset(&info->view, 0, sizeof(info->view));
+	if (lt->trusted)
+		info->view = lt->hdr.view;
 	if (lt->opts.dry_run) {
 		lt->began = true;
 		return 0;
@@ -615,8 +618,17 @@ sync_dir(const char *path)
 	return r;
 }
 
+/* The target is complete and durable: snapshot it if asked. */
 static int
-local_commit(struct vs_target *t)
+snapshot(struct local_target *lt)
+{
+	if (!lt->opts.snapshot.take)
+		return 0;
+	return vs_snapshot_take(lt->path, &lt->opts.snapshot);
+}
+
+static int
+local_commit(struct vs_target *t, const struct vs_hash *view)
 {
 	struct local_target *lt = (struct local_target *)t;
 	struct idx_header h = lt->hdr;
@@ -639,17 +651,20 @@ local_commit(struct vs_target *t)
 	if (sync_data(lt) < 0 || sync_dir(lt->path) < 0)
 		return -1;
 	if (!lt->ix)
-		return 0;
+		return snapshot(lt);
 	if (idx_sync(lt->ix) < 0 || get_identity(lt, &h.id) < 0)
 		return -1;
 	h.flags &= ~IDX_FLAG_DIRTY;
+	memset(&h.view, 0, sizeof(h.view));
+	if (view)
+		h.view = *view;
 	if (idx_write_header(lt->ix, &h) < 0)
 		return -1;
 	if (sync_dir(lt->index_path) < 0) {
 		vs_errno(VS_EXIT_TARGET, lt->index_path, "sync directory");
 		return -1;
 	}
-	return 0;
+	return snapshot(lt);
 }
 
 static void
@@ -827,6 +842,10 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 	lt->t.stats = opts->stats;
 	lt->opts = *opts;
 	lt->fd = -1;
+	/* Refuse --snapshot before anything is created or written. */
+	if (opts->snapshot.take && !opts->dry_run &&
+	    vs_snapshot_check(path) < 0)
+		goto fail;
 	if (open_target(lt) < 0)
 		goto fail;
 	lt->zero = lt->is_block ? ZERO_DISCARD : ZERO_PUNCH;

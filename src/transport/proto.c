@@ -56,7 +56,7 @@ vs_send_error(struct vs_wire *w, uint32_t cat, const char *text)
 int
 vs_send_open(struct vs_wire *w, const struct vs_open *o)
 {
-	uint8_t buf[2 * VS_PATH_MAX + 128];
+	uint8_t buf[3 * VS_PATH_MAX + 128];
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 
 	vs_put_u32(&p, o->direction);
@@ -71,6 +71,8 @@ vs_send_open(struct vs_wire *w, const struct vs_open *o)
 	vs_put_str(&p, o->name);
 	vs_put_str(&p, o->format);
 	vs_put_str(&p, o->output);
+	vs_put_u32(&p, o->keep);
+	vs_put_str(&p, o->snapshot_dir);
 	return send_packed(w, VS_MSG_OPEN, &p);
 }
 
@@ -154,8 +156,11 @@ vs_parse_open(const struct vs_msg *m, struct vs_open *o)
 	vs_get_str(&r, o->name, VS_PATH_MAX);
 	vs_get_str(&r, o->format, sizeof(o->format) - 1);
 	vs_get_str(&r, o->output, sizeof(o->output) - 1);
+	o->keep = vs_get_u32(&r);
+	vs_get_str(&r, o->snapshot_dir, VS_PATH_MAX);
 	if ((o->direction != VS_PUSH && o->direction != VS_PULL) ||
-	    (o->flags & ~(VS_OPEN_DRY_RUN | VS_OPEN_CHECKSUM)) ||
+	    (o->flags & ~(VS_OPEN_DRY_RUN | VS_OPEN_CHECKSUM |
+	    VS_OPEN_SNAPSHOT | VS_OPEN_LIVE)) ||
 	    o->codec > VS_WIRE_ZSTD || o->level < -100 || o->level > 100 ||
 	    o->mtime_nsec < 0 || o->mtime_nsec > 999999999 || !o->path[0] ||
 	    strchr(o->name, '/'))
@@ -249,8 +254,13 @@ vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 			prev = k;
 		}
 		break;
-	case VS_MSG_COMMIT:
+	case VS_MSG_COMMIT: {
+		const uint8_t *v = vs_get(&r, sizeof(q->view.b));
+
+		if (v)
+			memcpy(q->view.b, v, sizeof(q->view.b));
 		break;
+	}
 	default:
 		return -1;
 	}

@@ -12,7 +12,7 @@
 #include "wire.h"
 #include "../hash.h"
 
-#define VS_PROTO_VERSION	1
+#define VS_PROTO_VERSION	2
 #define VS_PROTO_MAGIC		"VMSYNC\0\1"
 #define VS_PATH_MAX		4096
 #define VS_MSG_TEXT_MAX		1024
@@ -52,6 +52,8 @@ enum vs_direction {
 
 #define VS_OPEN_DRY_RUN		1u
 #define VS_OPEN_CHECKSUM	2u
+#define VS_OPEN_SNAPSHOT	4u	/* push: snapshot the target after */
+#define VS_OPEN_LIVE		8u	/* pull: --source-snapshot=never */
 
 struct vs_hello {
 	uint32_t version;	/* highest version spoken */
@@ -71,6 +73,8 @@ struct vs_open {
 	char name[VS_PATH_MAX + 1];	/* push: target name under DEST */
 	char format[16];		/* pull: -f, "" for auto */
 	char output[16];		/* pull: -O, "" for the default */
+	uint32_t keep;			/* push: --keep, 0: keep all */
+	char snapshot_dir[VS_PATH_MAX + 1]; /* push: --snapshot-dir or "" */
 };
 
 struct vs_opened {
@@ -95,6 +99,7 @@ struct vs_req {
 	const uint8_t *data;	/* WRITE payload, RECORD entries */
 	size_t data_len;	/* its bytes */
 	uint32_t count;		/* RECORD entries */
+	struct vs_hash view;	/* COMMIT: the source view synced */
 };
 
 /* The HELLO this build sends: its version, codecs and hash. */

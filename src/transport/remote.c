@@ -114,6 +114,7 @@ remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	struct vs_unpack r;
 	struct vs_msg m;
+	const uint8_t *view;
 	char state[16];
 
 	vs_put_u64(&p, size);
@@ -125,6 +126,9 @@ remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	info->seed = vs_get_u64(&r);
 	info->trusted = vs_get_u8(&r);
 	vs_get_str(&r, state, sizeof(state) - 1);
+	view = vs_get(&r, sizeof(info->view.b));
+	if (view)
+		memcpy(info->view.b, view, sizeof(info->view.b));
 	if (r.bad || r.left || !vs_is_pow2(info->block_size) ||
 	    info->block_size < VS_SECTOR || info->block_size > VS_CHUNK) {
 		vs_err(rt->w->cat, rt->w->peer, "malformed BEGUN message");
@@ -275,13 +279,15 @@ remote_record(struct vs_target *t, uint64_t first, size_t n,
 }
 
 static int
-remote_commit(struct vs_target *t)
+remote_commit(struct vs_target *t, const struct vs_hash *view)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	struct vs_pack p = { .p = NULL, .cap = 0 };
+	uint8_t buf[VS_HASH_LEN];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	struct vs_unpack r;
 	struct vs_msg m;
 
+	vs_put(&p, (view ? view : &vs_hash_hole)->b, sizeof(buf));
 	if (send_small(rt, VS_MSG_COMMIT, &p) < 0 ||
 	    vs_remote_expect(rt->w, VS_MSG_DONE, &m) < 0)
 		return -1;

@@ -93,6 +93,7 @@ do_begin(struct serve *s, const struct vs_req *q)
 	vs_put_u64(&p, s->info.seed);
 	vs_put_u8(&p, s->info.trusted);
 	vs_put_str(&p, s->t->stats->index_state);
+	vs_put(&p, s->info.view.b, sizeof(s->info.view.b));
 	return vs_wire_send(s->w, VS_MSG_BEGUN, p.p, p.len);
 }
 
@@ -155,13 +156,13 @@ do_record(struct serve *s, const struct vs_req *q)
 }
 
 static int
-do_commit(struct serve *s)
+do_commit(struct serve *s, const struct vs_req *q)
 {
 	uint8_t buf[64];
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	const struct vs_stats *st = s->t->stats;
 
-	if (s->t->ops->commit(s->t) < 0)
+	if (s->t->ops->commit(s->t, &q->view) < 0)
 		return -1;
 	vs_put_u64(&p, st->target_read_bytes);
 	vs_put_u64(&p, st->written_bytes);
@@ -211,7 +212,7 @@ serve_loop(struct serve *s)
 				return -1;
 			break;
 		case VS_MSG_COMMIT:
-			return do_commit(s);
+			return do_commit(s, &q);
 		}
 	}
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "../hash.h"
+#include "../snapshot.h"
 #include "../vmsync.h"
 
 /* Sector size of the write refinement: only differing sectors are written. */
@@ -30,6 +31,8 @@ struct vs_target_info {
 	uint32_t block_size;	/* bytes per index entry */
 	uint64_t seed;		/* hash seed of this target */
 	bool trusted;		/* summaries come from a valid index */
+	struct vs_hash view;	/* the source view the trusted index was
+				 * synced from (view.h); zero: none */
 };
 
 struct vs_target_ops {
@@ -54,8 +57,9 @@ struct vs_target_ops {
 	/* Store entries that changed from @old to @new (after the data). */
 	int (*record)(struct vs_target *, uint64_t first, size_t n,
 	    const struct vs_hash *old, const struct vs_hash *new);
-	/* Make everything durable and the index clean. */
-	int (*commit)(struct vs_target *);
+	/* Make everything durable and the index clean, recording that the
+	 * target now holds source view @view (NULL: none). */
+	int (*commit)(struct vs_target *, const struct vs_hash *view);
 	/* Release; without commit() the index stays dirty. */
 	void (*close)(struct vs_target *);
 };
@@ -76,6 +80,7 @@ struct vs_target_opts {
 	int64_t src_mtime_nsec;
 	uint64_t src_dev;	/* the source's st_dev and st_ino, so that the */
 	uint64_t src_ino;	/* target and index are never the source */
+	struct vs_snapshot_opts snapshot; /* after commit, if take */
 	struct vs_stats *stats;	/* counters */
 };
 

@@ -10,6 +10,11 @@
 # into its own target subvolume, caches dropped before each run; a
 # read-only snapshot after each run lets `btrfs filesystem du` tell the new
 # data of the next.  Then vmsync alone on sparse images of BENCH_SCALES.
+# vmsync runs twice: as it runs by default on btrfs (a reflink clone of
+# the image, change detection against the last one; its state directory is
+# kept outside the images subvolume, so btrfs send does not carry it), and
+# as vmsync-full, which reads every allocated source byte
+# (--source-snapshot=never).
 #
 # Knobs: BENCH_SIZE (8G), BENCH_SEED (1), BENCH_DAYS (2), BENCH_FORMATS
 # ("raw qcow2"), BENCH_SCALES ("1G 8G 64G 1T"; "" for none), BENCH_TOOLS
@@ -84,6 +89,7 @@ SRCDEV=$dev
 mkfs_btrfs "$W/dst.img" "$D" $((VSIZE * 8 + (64 << 30)))
 DSTDEV=$dev
 btrfs subvolume create "$S/images" >/dev/null
+mkdir -p "$S/state"
 
 # Device counters: sectors read and written (/sys/block/loopN/stat).
 dev_stat() {	# DEV FIELD (3: sectors read, 7: sectors written)
@@ -170,7 +176,7 @@ guest_change() {
 # The tools, in table order.  Most make their own day-0 backup, measured
 # as a first sync; the in-place ones start from a snapshot of another
 # tool's day-0 backup (tool_base).
-TOOLS="vmsync vmsync-O-raw rsync-inplace rsync-inplace-sparse rsync-sparse
+TOOLS="vmsync vmsync-full vmsync-O-raw rsync-inplace rsync-inplace-sparse rsync-sparse
        qemu-img-convert qemu-img-convert-n nbdcopy cp btrfs-send readalloc"
 
 tool_applies() {	# TOOL FMT
@@ -186,7 +192,7 @@ tool_base() {		# TOOL: whose day-0 backup it starts from, if not its own
 # tool_target TOOL FMT: the file the tool's backup is
 tool_target() {
 	case $1 in
-	vmsync|rsync*|cp) echo "$D/$1/vm.$2" ;;
+	vmsync|vmsync-full|rsync*|cp) echo "$D/$1/vm.$2" ;;
 	btrfs-send) echo "$D/$1/images@day$day/vm.$2" ;;
 	readalloc) echo "" ;;
 	*) echo "$D/$1/vm.raw" ;;
@@ -196,8 +202,11 @@ tool_target() {
 tool_cmd() {
 	local t=$1 fmt=$2 day=$3 src=$4 dst=$5
 	case $t in
-	vmsync) echo "$VMSYNC -q --no-progress $src $dst" ;;
-	vmsync-O-raw) echo "$VMSYNC -q --no-progress -O raw $src $dst" ;;
+	vmsync) echo "$VMSYNC -q --no-progress --state-dir=$S/state/$t $src $dst" ;;
+	vmsync-full)
+		echo "$VMSYNC -q --no-progress --source-snapshot=never $src $dst" ;;
+	vmsync-O-raw)
+		echo "$VMSYNC -q --no-progress --state-dir=$S/state/$t -O raw $src $dst" ;;
 	rsync-inplace) echo "rsync -a --inplace --no-whole-file $src $dst" ;;
 	rsync-inplace-sparse)
 		echo "rsync -aI --inplace --sparse --no-whole-file $src $dst" ;;
@@ -336,7 +345,7 @@ run_format() {
 		done
 	done
 	for sv in "$S"/images@day*; do btrfs subvolume delete "$sv" >/dev/null; done
-	rm -f "$S/images/vm.$fmt"
+	rm -f "$S/images/vm.$fmt" "$S"/state/*/*
 	btrfs subvolume sync "$D" >/dev/null
 	btrfs subvolume sync "$S" >/dev/null
 }
@@ -374,7 +383,8 @@ run_scale() {
 			spread "$img" $((stride * (pieces / changes))) \
 				"$changes" $((64 << 10)) 7
 		fi
-		timed "vmsync on scale $1 $run" "$VMSYNC -q --no-progress $img $dst"
+		timed "vmsync on scale $1 $run" \
+			"$VMSYNC -q --no-progress --state-dir=$S/state/scale $img $dst"
 		qemu-img compare -q -f raw -F raw "$img" "$dst" ||
 			die "scale $1 $run: the backup differs from the source"
 		echo "$1 $run vmsync $tm $io" | tr ' ' '\t' >> "$SCALE_ROWS"
@@ -384,7 +394,7 @@ run_scale() {
 	done
 	log "scale $1 done"
 	btrfs subvolume delete "$D/scale" >/dev/null
-	rm -f "$img"
+	rm -f "$img" "$S"/state/scale/*
 	btrfs subvolume sync "$D" >/dev/null
 }
 

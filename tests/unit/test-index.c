@@ -59,11 +59,11 @@ rd32(const uint8_t *p)
 	    (uint32_t)p[3] << 24;
 }
 
-/* Recompute the header checksum (XXH3-64 of bytes 0..111 at 112). */
+/* Recompute the header checksum (XXH3-64 of bytes 0..127 at 128). */
 static void
 reseal(uint8_t *buf)
 {
-	le64(buf + 112, XXH3_64bits(buf, 112));
+	le64(buf + 128, XXH3_64bits(buf, 128));
 }
 
 static struct idx_header
@@ -81,6 +81,8 @@ sample_header(void)
 			.ctime_sec = -5, .ctime_nsec = 999999999,
 			.medium = 0x1122334455667788ull,
 		},
+		.view = { { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+		    16 } },
 	};
 
 	return h;
@@ -210,10 +212,37 @@ test_header_layout(void **state)
 	assert_true(rd64(buf + 88) == (uint64_t)h.id.ctime_nsec);
 	assert_true(rd64(buf + 96) == (1ull << 14) + 1);	/* entries */
 	assert_true(rd64(buf + 104) == h.id.medium);
-	assert_true(rd64(buf + 112) == XXH3_64bits(buf, 112));
-	for (size_t i = 120; i < sizeof(buf); i++)
+	assert_memory_equal(buf + 112, h.view.b, 16);
+	assert_true(rd64(buf + 128) == XXH3_64bits(buf, 128));
+	for (size_t i = 136; i < sizeof(buf); i++)
 		if (buf[i])
 			fail_msg("byte %zu of the header is not zero", i);
+}
+
+/* A version 1 header (no view id, checksum at 112) is still read, as
+ * synced from no view. */
+static void
+test_decode_version1(void **state)
+{
+	struct idx_header h = sample_header(), out;
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	le32(buf + 8, 1);
+	memset(buf + 112, 0, 24);
+	le64(buf + 112, XXH3_64bits(buf, 112));
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.version, 1);
+	assert_true(out.seed == h.seed);
+	assert_true(vs_hash_eq(&out.view, &vs_hash_hole));
+	/* Written again, it is the current version with the view. */
+	out.view = h.view;
+	idx_header_encode(&out, buf);
+	assert_int_equal(rd32(buf + 8), IDX_VERSION);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_memory_equal(out.view.b, h.view.b, 16);
 }
 
 static void
@@ -270,7 +299,7 @@ test_decode_version(void **state)
 
 	(void)state;
 	idx_header_encode(&h, buf);
-	le32(buf + 8, 2);
+	le32(buf + 8, IDX_VERSION + 1);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "version");
 	le32(buf + 8, 0);
@@ -819,6 +848,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header_round_trip),
 		cmocka_unit_test(test_header_layout),
+		cmocka_unit_test(test_decode_version1),
 		cmocka_unit_test(test_decode_truncated),
 		cmocka_unit_test(test_decode_bad_magic),
 		cmocka_unit_test(test_decode_checksum),

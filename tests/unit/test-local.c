@@ -504,7 +504,7 @@ first_run(const char *tgt, uint8_t *data, struct vs_hash *rec, bool commit)
 	}
 	assert_int_equal(t->ops->record(t, 0, 4, old, rec), 0);
 	if (commit)
-		assert_int_equal(t->ops->commit(t), 0);
+		assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
 	return info.seed;
 }
@@ -595,7 +595,7 @@ test_no_commit_dirty(void **state)
 		assert_true(vs_hash_eq(&got[i], &vs_hash_unknown));
 	/* This run commits: the next one trusts the index again. */
 	assert_int_equal(t->ops->record(t, 0, 4, got, rec), 0);
-	assert_int_equal(t->ops->commit(t), 0);
+	assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
 	t = reopen(tgt, &o, 4 * BS, &info);
 	assert_true(info.trusted);
@@ -705,7 +705,7 @@ test_resize_entries(void **state)
 	assert_true(vs_hash_eq(&got[0], &rec[0]));
 	assert_true(vs_hash_eq(&got[1], &rec[1]));
 	assert_true(vs_hash_eq(&got[2], &vs_hash_unknown));
-	assert_int_equal(t->ops->commit(t), 0);
+	assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
 
 	/* Grow again: block 2 stays unknown (its length changed), the new
@@ -752,7 +752,7 @@ test_dry_run_changes_nothing(void **state)
 	assert_int_equal(t->ops->punch(t, BS, BS), 0);
 	assert_int_equal(t->ops->record(t, 0, 1, &vs_hash_unknown,
 	    &vs_hash_hole), 0);
-	assert_int_equal(t->ops->commit(t), 0);
+	assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
 
 	/* Counted and logged as if done... */
@@ -788,7 +788,7 @@ test_dry_run_new_target(void **state)
 	tbegin(t, 2 * BS, &info);
 	assert_int_equal(t->ops->write(t, new, BS, BS), 0);
 	assert_int_equal(t->ops->punch(t, 0, BS), 0);
-	assert_int_equal(t->ops->commit(t), 0);
+	assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
 	assert_int_equal(st.written_bytes, BS);
 	assert_int_equal(st.punched_bytes, 0);
@@ -820,7 +820,7 @@ test_dry_run_keeps_index(void **state)
 	assert_int_equal(t->ops->write(t, new, BS, 0), 0);
 	assert_int_equal(t->ops->punch(t, 0, 4 * BS), 0);
 	assert_int_equal(t->ops->record(t, 0, 4, got, got), 0);
-	assert_int_equal(t->ops->commit(t), 0);
+	assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
 	assert_int_equal(size_of(ixp), sizeof(ix1));
 	read_at(ixp, ix2, sizeof(ix2), 0);

@@ -1,0 +1,58 @@
+/*
+ * btrfs.c - filesystem type, subvolume of a file, reflink clones.
+ */
+#include <errno.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/vfs.h>
+
+#include <btrfsutil.h>
+
+#include "btrfs.h"
+
+bool
+vs_on_btrfs(int fd)
+{
+	struct statfs sf;
+
+	return fstatfs(fd, &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC;
+}
+
+int
+vs_btrfs_subvol(int fd, struct vs_subvol *out)
+{
+	struct btrfs_util_subvolume_info info;
+	enum btrfs_util_error e;
+
+	/* With id 0 this is BTRFS_IOC_GET_SUBVOL_INFO: no privilege needed,
+	 * and any file of the subvolume will do. */
+	e = btrfs_util_subvolume_info_fd(fd, 0, &info);
+	if (e != BTRFS_UTIL_OK) {
+		if (!errno)
+			errno = EINVAL;
+		return -1;
+	}
+	memcpy(out->uuid, info.uuid, sizeof(out->uuid));
+	out->id = info.id;
+	out->read_only = info.flags & 1;	/* BTRFS_ROOT_SUBVOL_RDONLY */
+	return 0;
+}
+
+int
+vs_btrfs_clone(int src, int dst)
+{
+	int sflags = 0, dflags = 0;
+
+	if (ioctl(src, FS_IOC_GETFLAGS, &sflags) < 0)
+		return -1;
+	if (ioctl(dst, FS_IOC_GETFLAGS, &dflags) < 0)
+		return -1;
+	if ((sflags ^ dflags) & FS_NOCOW_FL) {
+		dflags = (dflags & ~FS_NOCOW_FL) | (sflags & FS_NOCOW_FL);
+		if (ioctl(dst, FS_IOC_SETFLAGS, &dflags) < 0)
+			return -1;
+	}
+	return ioctl(dst, FICLONE, src);
+}

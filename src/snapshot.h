@@ -1,0 +1,32 @@
+/*
+ * snapshot.h - read-only snapshots of the target's subvolume after a
+ * successful sync, and retention of the ones vmsync made.
+ *
+ * Design notes
+ * - A snapshot is made writable under a temporary name, marked as vmsync's
+ *   (an xattr naming the subvolume it was taken of), made read-only and only
+ *   then renamed to its final name (the UTC time): a crash leaves no
+ *   half-made snapshot under a final name, and the next run removes it.
+ * - Retention (--keep N) considers only read-only subvolumes of the
+ *   snapshot directory that carry the mark for this subvolume, oldest first
+ *   by creation time: snapshots made by anyone else are never touched.
+ */
+#ifndef VS_SNAPSHOT_H
+#define VS_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vs_snapshot_opts {
+	bool take;		/* --snapshot */
+	const char *dir;	/* --snapshot-dir; relative: in the subvolume */
+	uint32_t keep;		/* --keep; 0: keep all */
+};
+
+/* Check before the sync that @target (a file path) is on btrfs, in a
+ * subvolume vmsync can snapshot.  Reports and returns -1 if not. */
+int vs_snapshot_check(const char *target);
+/* Snapshot the subvolume holding @target, then apply retention. */
+int vs_snapshot_take(const char *target, const struct vs_snapshot_opts *o);
+
+#endif

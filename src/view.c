@@ -1,0 +1,311 @@
+/*
+ * view.c - clone the source into the state directory, name views, find the
+ * base.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "btrfs.h"
+#include "confine.h"
+#include "util.h"
+#include "view.h"
+#include "vmsync.h"
+
+#define VIEW_XATTR "user.vmsync.view"
+#define VIEW_SEED 0x766d7379766965ull
+#define STATE_DIR ".vmsync"
+
+const struct vs_hash vs_view_none;
+
+/* The id of the point-in-time view open as @fd: a clone's xattr, or the
+ * read-only snapshot's UUID and the inode.  Zero if it has none. */
+static void
+view_id_of(int fd, struct vs_hash *id)
+{
+	struct vs_subvol sv;
+	uint8_t buf[24];
+	struct stat st;
+
+	*id = vs_view_none;
+	if (fgetxattr(fd, VIEW_XATTR, id->b, sizeof(id->b)) ==
+	    (ssize_t)sizeof(id->b))
+		return;
+	*id = vs_view_none;
+	if (!vs_on_btrfs(fd) || vs_btrfs_subvol(fd, &sv) < 0 ||
+	    !sv.read_only || fstat(fd, &st) < 0)
+		return;
+	memcpy(buf, sv.uuid, 16);
+	memcpy(buf + 16, &st.st_ino, 8);
+	vs_hash_block(buf, sizeof(buf), VIEW_SEED, id);
+}
+
+/* "<dir>/<name><suffix>", malloc'd. */
+static char *
+state_path(const char *dir, const char *name, const char *suffix)
+{
+	char *out;
+
+	return asprintf(&out, "%s/%s%s", dir, name, suffix) < 0 ? NULL : out;
+}
+
+/* Open (make, unless @dry) the state directory @dir. */
+static int
+open_state_dir(const char *dir, bool dry)
+{
+	int fd = vs_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	char *copy, *copy2;
+	int pfd;
+
+	if (fd >= 0 || errno != ENOENT || dry)
+		return fd;
+	copy = strdup(dir);
+	copy2 = strdup(dir);
+	if (!copy || !copy2) {
+		free(copy);
+		free(copy2);
+		return -1;
+	}
+	pfd = vs_open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+	if (pfd >= 0 && (mkdirat(pfd, basename(copy2), 0700) == 0 ||
+	    errno == EEXIST))
+		fd = vs_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (pfd >= 0)
+		close(pfd);
+	free(copy);
+	free(copy2);
+	return fd;
+}
+
+/* Lock the image's state against another vmsync reading the same image. */
+static int
+lock_state(struct vs_view *v, const char *dir)
+{
+	char *lock = state_path(".", v->name, ".lock");
+
+	if (!lock)
+		return -1;
+	v->lock_fd = openat(v->dir_fd, lock, O_RDWR | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	free(lock);
+	if (v->lock_fd < 0) {
+		vs_errno(VS_EXIT_SOURCE, dir, "state directory lock");
+		return -1;
+	}
+	if (flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			vs_err(VS_EXIT_LOCKED, v->src, "another vmsync is "
+			    "reading this image (lock in %s)", dir);
+		else
+			vs_errno(VS_EXIT_SOURCE, dir, "state directory lock");
+		return -1;
+	}
+	return 0;
+}
+
+/* A state directory that cannot be used: an error if the user named it,
+ * else a warning (errno says why). */
+static void
+state_error(const struct vs_view_opts *o, const char *dir, const char *what)
+{
+	if (o->state_dir)
+		vs_errno(VS_EXIT_SOURCE, dir, "%s", what);
+	else
+		vs_warn(dir, "%s: %s", what, strerror(errno));
+}
+
+/* Clone @fd into "<name>.new" of the state directory and name it.  Returns
+ * 1 if cloned, 0 if the source is to be read live, -1 on an error. */
+static int
+make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o)
+{
+	char *dir = NULL, *copy = NULL, *newname = NULL;
+	uint64_t r[2];
+	int nfd = -1, ret = -1;
+
+	if (o->state_dir)
+		dir = strdup(o->state_dir);
+	else if ((copy = strdup(v->src)))
+		dir = vs_path_join(dirname(copy), STATE_DIR);
+	if (!dir || !(newname = state_path(".", v->name, ".new")))
+		goto nomem;
+	if ((v->dir_fd = open_state_dir(dir, o->dry_run)) < 0) {
+		if (errno == ENOENT && o->dry_run && !o->state_dir) {
+			ret = 0;	/* a dry run makes no state directory */
+			goto out;
+		}
+		state_error(o, dir, "state directory");
+		goto live;
+	}
+	if (lock_state(v, dir) < 0)
+		goto out;
+	unlinkat(v->dir_fd, newname, 0);
+	nfd = openat(v->dir_fd, newname, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (nfd < 0 || vs_btrfs_clone(fd, nfd) < 0) {
+		state_error(o, dir, "cannot clone the source here");
+		if (nfd >= 0)
+			unlinkat(v->dir_fd, newname, 0);
+		goto live;
+	}
+	if (vs_random64(&r[0]) < 0 || vs_random64(&r[1]) < 0)
+		goto nomem;
+	memcpy(v->id.b, r, sizeof(v->id.b));
+	/* Durable before the target records the id. */
+	if (fsetxattr(nfd, VIEW_XATTR, v->id.b, sizeof(v->id.b), 0) < 0 ||
+	    fsync(nfd) < 0) {
+		v->id = vs_view_none;
+		vs_warn(dir, "cannot name the clone of %s (%s); no change "
+		    "detection next time", v->src, strerror(errno));
+	}
+	v->cloned = true;
+	if (!(v->read_path = state_path(dir, v->name, ".new")))
+		goto nomem;
+	if (!o->since) {
+		char *base = state_path(".", v->name, ".base");
+
+		if (base && faccessat(v->dir_fd, base, F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0)
+			v->base_in_state = (v->base_path =
+			    state_path(dir, v->name, ".base")) != NULL;
+		free(base);
+	}
+	ret = 1;
+	goto out;
+live:
+	/* Only an explicit --state-dir makes this an error. */
+	ret = o->state_dir ? -1 : 0;
+	if (ret == 0)
+		vs_warn(v->src, "reading the live image, not a point-in-time "
+		    "clone");
+	goto out;
+nomem:
+	vs_errno(VS_EXIT_INTERNAL, v->src, "state directory");
+out:
+	if (nfd >= 0)
+		close(nfd);
+	free(dir);
+	free(copy);
+	free(newname);
+	return ret;
+}
+
+/* The base to compare with: its id, or a warning if it has none. */
+static int
+find_base(struct vs_view *v, const struct vs_view_opts *o)
+{
+	int fd;
+
+	if (o->since && !(v->base_path = strdup(o->since))) {
+		vs_errno(VS_EXIT_INTERNAL, v->src, "base");
+		return -1;
+	}
+	if (!v->base_path)
+		return 0;
+	fd = vs_open(v->base_path, O_RDONLY | O_NOCTTY | O_CLOEXEC |
+	    O_NONBLOCK, 0);
+	if (fd < 0) {
+		vs_errno(o->since ? VS_EXIT_USAGE : VS_EXIT_SOURCE,
+		    v->base_path, "change-detection base");
+		return -1;
+	}
+	view_id_of(fd, &v->base_id);
+	close(fd);
+	if (o->since && vs_hash_eq(&v->base_id, &vs_view_none))
+		vs_warn(v->base_path, "neither a vmsync base nor in a read-only "
+		    "snapshot: no change detection");
+	return 0;
+}
+
+int
+vs_view_open(const char *src, const struct vs_view_opts *o,
+    struct vs_view **out)
+{
+	struct vs_view *v = calloc(1, sizeof(*v));
+	struct vs_subvol sv;
+	struct stat st;
+	char *copy = strdup(src);
+	int fd = -1;
+
+	if (!v || !copy) {
+		vs_errno(VS_EXIT_INTERNAL, src, "view");
+		free(v);
+		free(copy);
+		return -1;
+	}
+	v->src = src;
+	v->dry = o->dry_run;
+	v->dir_fd = v->lock_fd = -1;
+	v->name = strdup(basename(copy));
+	free(copy);
+	if (o->never && o->since) {
+		vs_err(VS_EXIT_USAGE, src, "--since needs a point-in-time "
+		    "source, not --source-snapshot=never");
+		goto fail;
+	}
+	fd = vs_open(src, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK, 0);
+	/* Anything but a regular file on btrfs is read as it is; opening
+	 * it again reports what is wrong with it. */
+	if (o->never || fd < 0 || fstat(fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode)) {
+		vs_info(2, "%s: reading the image as it is", src);
+	} else if (!vs_on_btrfs(fd)) {
+		vs_info(1, "%s: not on btrfs: reading the live image", src);
+	} else if (vs_btrfs_subvol(fd, &sv) == 0 && sv.read_only) {
+		vs_info(2, "%s: in a read-only snapshot: read as it is", src);
+		view_id_of(fd, &v->id);
+	} else if (make_clone(v, fd, o) < 0) {
+		goto fail;
+	}
+	if (!v->read_path && !(v->read_path = strdup(src))) {
+		vs_errno(VS_EXIT_INTERNAL, src, "view");
+		goto fail;
+	}
+	if (fd >= 0 && !o->never && find_base(v, o) < 0)
+		goto fail;
+	if (fd >= 0)
+		close(fd);
+	*out = v;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	vs_view_finish(v, false);
+	return -1;
+}
+
+void
+vs_view_finish(struct vs_view *v, bool ok)
+{
+	char *newname, *base;
+
+	if (!v)
+		return;
+	newname = v->name ? state_path(".", v->name, ".new") : NULL;
+	base = v->name ? state_path(".", v->name, ".base") : NULL;
+	if (v->cloned && newname && base) {
+		/* The clone becomes the base only once the target recorded
+		 * its id: until then the old base stays, unmatched. */
+		if (!ok || v->dry || renameat(v->dir_fd, newname, v->dir_fd, base) < 0)
+			unlinkat(v->dir_fd, newname, 0);
+		else
+			fsync(v->dir_fd);
+	}
+	if (v->lock_fd >= 0)
+		close(v->lock_fd);
+	if (v->dir_fd >= 0)
+		close(v->dir_fd);
+	free(newname);
+	free(base);
+	free(v->name);
+	free(v->read_path);
+	free(v->base_path);
+	free(v);
+}

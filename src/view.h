@@ -1,0 +1,57 @@
+/*
+ * view.h - the point-in-time view of a source, and the base it is compared
+ * with for change detection.
+ *
+ * Design notes
+ * - A source on a writable btrfs subvolume is cloned (FICLONE) into a state
+ *   directory and the clone is read, so a running guest's later writes
+ *   cannot tear the copy.  After a successful sync the clone is kept as the
+ *   base of the next run.  A source in a read-only subvolume (a snapshot)
+ *   is already point-in-time and is read directly.
+ * - Every point-in-time view has an id, recorded in the target's index at
+ *   commit: a clone gets a random one, kept as an xattr; a file in a
+ *   read-only snapshot is named by the snapshot's UUID and its inode.  The
+ *   next run uses its base only if the base's id is the one the target's
+ *   index holds: any other history (another target, a restored target, a
+ *   failed run) reads everything.
+ */
+#ifndef VS_VIEW_H
+#define VS_VIEW_H
+
+#include <stdbool.h>
+
+#include "hash.h"
+
+struct vs_view_opts {
+	bool never;		/* --source-snapshot=never: read live */
+	const char *state_dir;	/* --state-dir, NULL: .vmsync beside it */
+	const char *since;	/* --since: the base, NULL: the state's */
+	bool dry_run;		/* keep nothing for the next run */
+};
+
+struct vs_view {
+	const char *src;	/* the source as given */
+	char *read_path;	/* what to read: the clone or the source */
+	int dir_fd;		/* the state directory, or -1 */
+	char *name;		/* the image's file name in it */
+	int lock_fd;		/* the image's lock in it, or -1 */
+	bool cloned;		/* read_path is the new clone */
+	bool dry;		/* a dry run: the clone is not kept */
+	struct vs_hash id;	/* this view's id, zero: none (read live) */
+	char *base_path;	/* the base to compare with, or NULL */
+	bool base_in_state;	/* it is the state directory's base */
+	struct vs_hash base_id;	/* its id, zero: none */
+};
+
+/* The zero id: a view that has none. */
+extern const struct vs_hash vs_view_none;
+
+/* Choose and make the view of @src.  Fails only when the user asked for
+ * something that cannot be done (--state-dir, --since). */
+int vs_view_open(const char *src, const struct vs_view_opts *o,
+    struct vs_view **out);
+/* After the sync: on success keep the clone as the next base, otherwise
+ * remove it.  Frees @v. */
+void vs_view_finish(struct vs_view *v, bool ok);
+
+#endif
