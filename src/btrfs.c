@@ -8,7 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/vfs.h>
 
-#include <btrfsutil.h>
+#include <linux/btrfs.h>
 
 #include "btrfs.h"
 
@@ -23,19 +23,15 @@ vs_on_btrfs(int fd)
 int
 vs_btrfs_subvol(int fd, struct vs_subvol *out)
 {
-	struct btrfs_util_subvolume_info info;
-	enum btrfs_util_error e;
+	struct btrfs_ioctl_get_subvol_info_args info;
 
-	/* With id 0 this is BTRFS_IOC_GET_SUBVOL_INFO: no privilege needed,
-	 * and any file of the subvolume will do. */
-	e = btrfs_util_subvolume_info_fd(fd, 0, &info);
-	if (e != BTRFS_UTIL_OK) {
-		if (!errno)
-			errno = EINVAL;
+	/* The ioctl itself, not libbtrfsutil: that one wants the subvolume's
+	 * root directory, the kernel takes any file of it, unprivileged. */
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &info) < 0)
 		return -1;
-	}
 	memcpy(out->uuid, info.uuid, sizeof(out->uuid));
-	out->id = info.id;
+	out->id = info.treeid;
 	out->read_only = info.flags & 1;	/* BTRFS_ROOT_SUBVOL_RDONLY */
 	return 0;
 }

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -135,4 +136,26 @@ char *
 vs_confine_source(const char *path)
 {
 	return confined(path);
+}
+
+int
+vs_open_dir(const char *path, bool create, mode_t mode)
+{
+	int fd = vs_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), pfd;
+	char *copy, *copy2;
+
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd;
+	copy = strdup(path);
+	copy2 = strdup(path);
+	pfd = copy && copy2 ? vs_open(dirname(copy), O_PATH | O_DIRECTORY |
+	    O_CLOEXEC, 0) : -1;
+	if (pfd >= 0 && (mkdirat(pfd, basename(copy2), mode) == 0 ||
+	    errno == EEXIST))
+		fd = vs_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (pfd >= 0)
+		close(pfd);
+	free(copy);
+	free(copy2);
+	return fd;
 }

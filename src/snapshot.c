@@ -112,8 +112,7 @@ vs_snapshot_check(const char *target)
 static int
 open_snapdir(const char *subvol, const char *dir, char **pathp)
 {
-	char *path, *copy, *copy2;
-	int fd, pfd;
+	char *path;
 
 	if (!dir)
 		path = vs_path_join(subvol, SNAP_DIR);
@@ -124,21 +123,7 @@ open_snapdir(const char *subvol, const char *dir, char **pathp)
 	*pathp = path;
 	if (!path)
 		return -1;
-	fd = vs_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (fd >= 0 || errno != ENOENT)
-		return fd;
-	copy = strdup(path);
-	copy2 = strdup(path);
-	pfd = copy && copy2 ? vs_open(dirname(copy), O_PATH | O_DIRECTORY |
-	    O_CLOEXEC, 0) : -1;
-	if (pfd >= 0 && (mkdirat(pfd, basename(copy2), 0755) == 0 ||
-	    errno == EEXIST))
-		fd = vs_open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (pfd >= 0)
-		close(pfd);
-	free(copy);
-	free(copy2);
-	return fd;
+	return vs_open_dir(path, true, 0755);
 }
 
 /* Is @name in @dfd a snapshot vmsync took of subvolume @uuid?  Fills

@@ -56,34 +56,6 @@ state_path(const char *dir, const char *name, const char *suffix)
 	return asprintf(&out, "%s/%s%s", dir, name, suffix) < 0 ? NULL : out;
 }
 
-/* Open (make, unless @dry) the state directory @dir. */
-static int
-open_state_dir(const char *dir, bool dry)
-{
-	int fd = vs_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	char *copy, *copy2;
-	int pfd;
-
-	if (fd >= 0 || errno != ENOENT || dry)
-		return fd;
-	copy = strdup(dir);
-	copy2 = strdup(dir);
-	if (!copy || !copy2) {
-		free(copy);
-		free(copy2);
-		return -1;
-	}
-	pfd = vs_open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-	if (pfd >= 0 && (mkdirat(pfd, basename(copy2), 0700) == 0 ||
-	    errno == EEXIST))
-		fd = vs_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (pfd >= 0)
-		close(pfd);
-	free(copy);
-	free(copy2);
-	return fd;
-}
-
 /* Lock the image's state against another vmsync reading the same image. */
 static int
 lock_state(struct vs_view *v, const char *dir)
@@ -136,7 +108,7 @@ make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o)
 		dir = vs_path_join(dirname(copy), STATE_DIR);
 	if (!dir || !(newname = state_path(".", v->name, ".new")))
 		goto nomem;
-	if ((v->dir_fd = open_state_dir(dir, o->dry_run)) < 0) {
+	if ((v->dir_fd = vs_open_dir(dir, !o->dry_run, 0700)) < 0) {
 		if (errno == ENOENT && o->dry_run && !o->state_dir) {
 			ret = 0;	/* a dry run makes no state directory */
 			goto out;
