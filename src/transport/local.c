@@ -13,10 +13,11 @@
  *   block device, BLKDISCARD is used while it reads back as zeros (checked
  *   after every discard), else BLKZEROOUT.
  * - Nothing waits for the disk before commit(): the index stays dirty (and
- *   so untrusted) until the data is durable.  Each record() starts the
- *   writeback of the window just written and waits for the one before,
- *   whose pages then leave the cache: the disk writes while the next
- *   window is read, and a backup does not fill the page cache.
+ *   so untrusted) until the data is durable.  Writeback is left to the
+ *   kernel (its dirty limits bound it) and the written pages leave the
+ *   cache once commit() made them durable.  Starting the writeback of each
+ *   window early, and waiting for it, measured slower: on a first sync it
+ *   interleaves target writes with source reads.
  * - Identity (dev, inode, size, mtime, ctime) ties the index to the file;
  *   ctime cannot be set by a user, so any write behind vmsync's back makes
  *   the index untrusted and the next run compares with the target.
@@ -65,10 +66,8 @@ struct local_target {
 	bool index_created;	/* this run created the index file */
 	bool began;		/* begin() succeeded */
 	bool unsynced;		/* target written since the last fdatasync */
-	uint64_t dirty_lo;	/* span written since the last record() */
+	uint64_t dirty_lo;	/* span written since the last commit() */
 	uint64_t dirty_hi;
-	uint64_t wb_lo;		/* span whose writeback record() started */
-	uint64_t wb_hi;
 	enum zero_method zero;	/* current zeroing method */
 	uint8_t *buf;		/* old bytes of a write or punch scan */
 	size_t buf_len;		/* its size */
@@ -556,30 +555,11 @@ sync_data(struct local_target *lt)
 		return -1;
 	}
 	lt->unsynced = false;
-	return 0;
-}
-
-/* Wait for the writeback started at the last call and drop those pages;
- * start the writeback of what was written since. */
-static int
-stream_out(struct local_target *lt)
-{
-	if (lt->wb_hi > lt->wb_lo) {
-		if (sync_file_range(lt->fd, (off_t)lt->wb_lo,
-		    (off_t)(lt->wb_hi - lt->wb_lo), SYNC_FILE_RANGE_WAIT_BEFORE |
-		    SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
-			vs_errno(VS_EXIT_TARGET, lt->path, "write back");
-			return -1;
-		}
-		posix_fadvise(lt->fd, (off_t)lt->wb_lo,
-		    (off_t)(lt->wb_hi - lt->wb_lo), POSIX_FADV_DONTNEED);
-	}
-	lt->wb_lo = lt->dirty_lo;
-	lt->wb_hi = lt->dirty_hi;
+	/* Durable, hence clean: a backup leaves nothing in the cache. */
+	if (lt->dirty_hi > lt->dirty_lo)
+		posix_fadvise(lt->fd, (off_t)lt->dirty_lo,
+		    (off_t)(lt->dirty_hi - lt->dirty_lo), POSIX_FADV_DONTNEED);
 	lt->dirty_lo = lt->dirty_hi = 0;
-	if (lt->wb_hi > lt->wb_lo)
-		sync_file_range(lt->fd, (off_t)lt->wb_lo,
-		    (off_t)(lt->wb_hi - lt->wb_lo), SYNC_FILE_RANGE_WRITE);
 	return 0;
 }
 
@@ -589,11 +569,7 @@ local_record(struct vs_target *t, uint64_t first, size_t n,
 {
 	struct local_target *lt = (struct local_target *)t;
 
-	if (lt->opts.dry_run)
-		return 0;
-	if (stream_out(lt) < 0)
-		return -1;
-	if (!lt->ix)
+	if (lt->opts.dry_run || !lt->ix)
 		return 0;
 	/* An untrusted index was emptied by begin(): it holds holes.  The
 	 * entries describe data that is durable only at commit(), and the
