@@ -12,7 +12,9 @@ struct vs_changes {
 	struct vs_image *img, *base;		/* new view, base */
 	struct vs_physmap *pimg, *pbase;	/* their containers' extents */
 	struct vs_place_vec pi, pb;		/* placements of a window */
-	struct vs_extent_vec same;		/* unchanged ranges of it */
+	struct vs_extent_vec same;		/* same extents in both */
+	struct vs_extent_vec bmap;		/* the base's map of it */
+	struct vs_extent_vec types;		/* mapped alike in both */
 };
 
 int
@@ -51,6 +53,8 @@ vs_changes_close(struct vs_changes *c)
 	vs_place_vec_free(&c->pi);
 	vs_place_vec_free(&c->pb);
 	vs_extent_vec_free(&c->same);
+	vs_extent_vec_free(&c->bmap);
+	vs_extent_vec_free(&c->types);
 	free(c);
 }
 
@@ -111,25 +115,63 @@ find_same(struct vs_changes *c, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* The ranges of [off, off + len) that @map and the base's map give the
+ * same type, into c->types. */
+static int
+find_types(struct vs_changes *c, const struct vs_extent_vec *map,
+    uint64_t off, uint64_t len)
+{
+	size_t i = 0, j = 0;
+
+	vs_extent_vec_reset(&c->types);
+	vs_extent_vec_reset(&c->bmap);
+	if (off >= c->base->size)
+		return 0;
+	if (vs_image_map(c->base, off, vs_min(len, c->base->size - off),
+	    &c->bmap) < 0)
+		return -1;
+	while (i < map->n && j < c->bmap.n) {
+		const struct vs_extent *a = &map->v[i], *b = &c->bmap.v[j];
+		uint64_t lo = vs_max(a->off, b->off);
+		uint64_t hi = vs_min(a->off + a->len, b->off + b->len);
+
+		if (lo < hi && a->type == b->type &&
+		    vs_extent_add(&c->types, lo, hi - lo, VS_EXT_DATA) < 0) {
+			vs_errno(VS_EXIT_INTERNAL, c->img->name, "extent map");
+			return -1;
+		}
+		if (a->off + a->len == hi)
+			i++;
+		if (b->off + b->len == hi)
+			j++;
+	}
+	return 0;
+}
+
+/* Does one range of @v (sorted, merged) cover [b0, b1)?  *@k: a cursor
+ * for blocks in increasing order. */
+static bool
+covers(const struct vs_extent_vec *v, size_t *k, uint64_t b0, uint64_t b1)
+{
+	while (*k < v->n && v->v[*k].off + v->v[*k].len < b1)
+		(*k)++;
+	return *k < v->n && v->v[*k].off <= b0;
+}
+
 int
 vs_changes_window(struct vs_changes *c, uint64_t off, uint64_t len,
-    uint32_t bs, uint8_t *keep)
+    uint32_t bs, const struct vs_extent_vec *map, uint8_t *keep)
 {
-	size_t nb = (size_t)((len + bs - 1) / bs), k = 0;
+	size_t nb = (size_t)((len + bs - 1) / bs), k = 0, t = 0;
 
 	memset(keep, 0, nb);
-	if (find_same(c, off, len) < 0)
+	if (find_same(c, off, len) < 0 || find_types(c, map, off, len) < 0)
 		return -1;
-	/* A block is kept if one unchanged range covers it whole (ranges
-	 * are merged, so a block never spans two). */
 	for (size_t i = 0; i < nb; i++) {
 		uint64_t b0 = off + i * bs, b1 = vs_min(b0 + bs, off + len);
 
-		while (k < c->same.n && c->same.v[k].off + c->same.v[k].len <
-		    b1)
-			k++;
-		if (k < c->same.n && c->same.v[k].off <= b0)
-			keep[i] = 1;
+		keep[i] = covers(&c->same, &k, b0, b1) &&
+		    covers(&c->types, &t, b0, b1);
 	}
 	return 0;
 }

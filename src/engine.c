@@ -225,10 +225,10 @@ mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
 		return 0;
 	}
 	if (vs_changes_window(s->changes, wstart, wlen, (uint32_t)bs,
-	    s->keep) < 0)
+	    &s->map, s->keep) < 0)
 		return -1;
-	/* A kept hole is a hole in the base too: keeping its entry spares
-	 * a far target the question. */
+	/* A kept hole was a hole in the base too (the maps agree): keeping
+	 * its entry spares a far target the question. */
 	for (size_t i = 0; i < nb; i++)
 		if (s->keep[i] && s->isdata[i]) {
 			s->isdata[i] = 0;
@@ -252,7 +252,10 @@ start_changes(struct sync_state *s, const struct vs_sync_view *v)
 	else if (v->base->size != s->src->size)
 		why = "the image changed size";
 	if (why) {
-		vs_info(0, "%s: change detection off (%s): reading all data",
+		/* A new target reads everything anyway: say so only under -v. */
+		vs_info(s->st->index_state && strcmp(s->st->index_state,
+		    "new") == 0 ? 1 : 0,
+		    "%s: change detection off (%s): reading all data",
 		    s->src->name, why);
 		return 0;
 	}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -141,10 +142,13 @@ is_ours(int dfd, const char *name, const uint8_t uuid[16], struct snap *s,
 
 	if (fd < 0)
 		return false;
+	/* The mark is copied into a snapshot of a snapshot: only a direct
+	 * snapshot of the subvolume is ours. */
 	ours = fstat(fd, &st) == 0 && st.st_ino == SUBVOL_INO &&
 	    fgetxattr(fd, SNAP_XATTR, mark, sizeof(mark)) ==
 	    (ssize_t)sizeof(mark) && memcmp(mark, uuid, 16) == 0 &&
-	    btrfs_util_subvolume_info_fd(fd, 0, &info) == BTRFS_UTIL_OK;
+	    btrfs_util_subvolume_info_fd(fd, 0, &info) == BTRFS_UTIL_OK &&
+	    memcmp(info.parent_uuid, uuid, 16) == 0;
 	if (ours) {
 		s->otime = info.otime;
 		*ro = info.flags & 1;
@@ -180,6 +184,20 @@ delete_snapshot(int dfd, const char *dir, const char *name)
 	return 0;
 }
 
+/* A half-made snapshot whose run is gone (not another run's, in progress). */
+static bool
+abandoned(const char *name)
+{
+	char *end;
+	long pid;
+
+	if (strncmp(name, SNAP_TMP, strlen(SNAP_TMP)) != 0)
+		return false;
+	pid = strtol(name + strlen(SNAP_TMP), &end, 10);
+	return *end || pid <= 0 || pid == (long)getpid() ||
+	    (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+}
+
 /* Remove half-made snapshots, and complete ones beyond @keep (0: none). */
 static int
 prune(int dfd, const char *dir, const uint8_t uuid[16], uint32_t keep)
@@ -187,7 +205,9 @@ prune(int dfd, const char *dir, const uint8_t uuid[16], uint32_t keep)
 	struct snap *v = NULL;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
-	int ret = 0, d2 = dup(dfd);
+	/* A new open: a dup'ed one may not list the snapshot just renamed
+	 * in. */
+	int ret = 0, d2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = d2 >= 0 ? fdopendir(d2) : NULL;
 
 	if (!d) {
@@ -206,8 +226,8 @@ prune(int dfd, const char *dir, const uint8_t uuid[16], uint32_t keep)
 		if (!is_ours(dfd, de->d_name, uuid, &s, &ro))
 			continue;
 		if (!ro) {	/* interrupted between make and finish */
-			if (strncmp(de->d_name, SNAP_TMP, strlen(SNAP_TMP))
-			    == 0 && delete_snapshot(dfd, dir, de->d_name) < 0)
+			if (abandoned(de->d_name) &&
+			    delete_snapshot(dfd, dir, de->d_name) < 0)
 				ret = -1;
 			continue;
 		}

@@ -102,14 +102,16 @@ make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o)
 	uint64_t r[2];
 	int nfd = -1, ret = -1;
 
+	/* Beside the file itself, whatever path or symlink led to it, so
+	 * every path to an image shares its lock and base. */
 	if (o->state_dir)
 		dir = strdup(o->state_dir);
-	else if ((copy = strdup(v->src)))
+	else if ((copy = strdup(v->real)))
 		dir = vs_path_join(dirname(copy), STATE_DIR);
 	if (!dir || !(newname = state_path(".", v->name, ".new")))
 		goto nomem;
 	if ((v->dir_fd = vs_open_dir(dir, !o->dry_run, 0700)) < 0) {
-		if (errno == ENOENT && o->dry_run && !o->state_dir) {
+		if (errno == ENOENT && o->dry_run) {
 			ret = 0;	/* a dry run makes no state directory */
 			goto out;
 		}
@@ -203,10 +205,12 @@ vs_view_open(const char *src, const struct vs_view_opts *o,
 	struct vs_view *v = calloc(1, sizeof(*v));
 	struct vs_subvol sv;
 	struct stat st;
-	char *copy = strdup(src);
+	char *copy = realpath(src, NULL);
 	int fd = -1;
 
-	if (!v || !copy) {
+	if (!copy)
+		copy = strdup(src);
+	if (!v || !copy || !(v->real = strdup(copy))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "view");
 		free(v);
 		free(copy);
@@ -277,6 +281,7 @@ vs_view_finish(struct vs_view *v, bool ok)
 	free(newname);
 	free(base);
 	free(v->name);
+	free(v->real);
 	free(v->read_path);
 	free(v->base_path);
 	free(v);

@@ -31,6 +31,7 @@ struct vs_view_opts {
 
 struct vs_view {
 	const char *src;	/* the source as given */
+	char *real;		/* its real path (symlinks resolved) */
 	char *read_path;	/* what to read: the clone or the source */
 	int dir_fd;		/* the state directory, or -1 */
 	char *name;		/* the image's file name in it */

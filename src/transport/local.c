@@ -819,8 +819,7 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 	lt->opts = *opts;
 	lt->fd = -1;
 	/* Refuse --snapshot before anything is created or written. */
-	if (opts->snapshot.take && !opts->dry_run &&
-	    vs_snapshot_check(path) < 0)
+	if (opts->snapshot.take && vs_snapshot_check(path) < 0)
 		goto fail;
 	if (open_target(lt) < 0)
 		goto fail;

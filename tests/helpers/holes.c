@@ -8,14 +8,21 @@
  *                           but the SPEC ranges, each "OFF:LEN[:SEED]",
  *                           filled with pseudo-random bytes from SEED
  *   holes fill FILE SPEC... write SPEC ranges into an existing FILE
- * Sizes take K, M, G suffixes.
+ *   holes reflink SRC SRCOFF DST DSTOFF LEN
+ *                           share LEN bytes of SRC at SRCOFF into the
+ *                           existing DST at DSTOFF (FICLONERANGE: both on
+ *                           one btrfs, offsets and LEN block-aligned, or
+ *                           LEN reaching SRC's end)
+ * Sizes and offsets take K, M, G suffixes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 static uint64_t
@@ -98,6 +105,37 @@ fill(int fd, const char *spec)
 	return 0;
 }
 
+static int
+reflink(char **argv)
+{
+	struct file_clone_range r;
+	int src, dst, ret = 0;
+
+	src = open(argv[0], O_RDONLY);
+	if (src < 0) {
+		perror(argv[0]);
+		return 1;
+	}
+	dst = open(argv[2], O_WRONLY);
+	if (dst < 0) {
+		perror(argv[2]);
+		close(src);
+		return 1;
+	}
+	r.src_fd = src;
+	r.src_offset = parse(argv[1]);
+	r.dest_offset = parse(argv[3]);
+	r.src_length = parse(argv[4]);
+	if (ioctl(dst, FICLONERANGE, &r) < 0) {
+		perror("FICLONERANGE");
+		ret = 1;
+	}
+	close(src);
+	if (close(dst) < 0)
+		ret = 1;
+	return ret;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -105,6 +143,8 @@ main(int argc, char **argv)
 
 	if (argc == 3 && strcmp(argv[1], "report") == 0)
 		return report(argv[2]);
+	if (argc == 7 && strcmp(argv[1], "reflink") == 0)
+		return reflink(argv + 2);
 	if (argc >= 4 && strcmp(argv[1], "make") == 0) {
 		fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd < 0 || ftruncate(fd, (off_t)parse(argv[3])) < 0) {
@@ -120,7 +160,8 @@ main(int argc, char **argv)
 		}
 	} else {
 		fprintf(stderr, "usage: holes report FILE | make FILE SIZE "
-		    "OFF:LEN[:SEED]... | fill FILE OFF:LEN[:SEED]...\n");
+		    "OFF:LEN[:SEED]... | fill FILE OFF:LEN[:SEED]... | "
+		    "reflink SRC SRCOFF DST DSTOFF LEN\n");
 		return 2;
 	}
 	for (; i < argc; i++)

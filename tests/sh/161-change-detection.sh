@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# Proves: change detection (FIEMAP of the base against the new clone) skips
+# exactly what did not change, whatever way the image was changed, and is
+# not used when the target does not hold the base.
+#  - Effective and exact: after each change the target equals the source,
+#    skipped_bytes > 0, read + skipped covers the data bytes, and
+#    read_bytes is the changed 64 KiB blocks (plus at most 2 blocks):
+#    (a) writes in place (dd conv=notrunc), (b) holes punched (fallocate
+#    -p), whole blocks and inside a block, (c) a range shared from another
+#    file (FICLONERANGE), (d) a truncate then an extension back to the same
+#    size; a size change reads everything (skipped 0) and stays exact;
+#    (e) on a compress=zstd mount: exact, the compressed extents always read,
+#    incompressible ones still skipped; (f) a nodatacow (chattr +C) image,
+#    with a range written twice between runs (in place the second time);
+#    (g) writes inside a preallocated (unwritten) extent.
+#    A run with nothing changed reads nothing.
+#  - Not used (skipped 0, still exact): the same source synced alternately
+#    to two targets; a target put back from an older copy; the run after an
+#    interrupted one (SIGTERM: exit 4; kill -9, leaving a .new behind, which
+#    the next run replaces).  A run that fails before writing (the target's
+#    filesystem read-only) keeps the base: the next run skips and is exact.
+#  - --since: a target synced from snapshot 1's image is brought to snapshot
+#    2's with --since snapshot 1 (skipped > 0, exact); a --since that is a
+#    plain writable file warns and reads everything; a --since in another
+#    snapshot than the one the target was synced from reads everything.
+#  - qcow2, guest view (-O raw) and file view, each with its own
+#    --state-dir: a rewrite in place is skipped around and exact; a write
+#    that grows the file is exact (the file view reads everything, the
+#    guest view still skips); discards and zero writes leave targets equal
+#    to a full sync's.
+#  - A push and a pull through the remote protocol skip too, and are exact.
+. "$VMSYNC_TOP/tests/functions.sh"
+. "$VMSYNC_TOP/tests/qcow2.sh"
+requires_btrfs
+requires jq fallocate chattr qemu-img qemu-io
+
+mnt=$(mkbtrfs 3G)
+K=1024
+B=$((64 * K))
+btrfs subvolume create "$mnt/images" > /dev/null
+mkdir "$mnt/backup"
+src=$mnt/images/disk.img
+tgt=$mnt/backup/disk.img
+"$HOLES" make "$src" 64M 0:16M:1 32M:16M:2
+vs -q "$src" "$mnt/backup/"
+same "$src" "$tgt"
+
+# check WHAT SRC TGT: the last $STATS is an exact sync in which the bytes
+# read and skipped (whole blocks) cover the data.
+check() {
+	local r s d
+	same "$2" "$3"
+	r=$(stat_of read_bytes)
+	s=$(stat_of skipped_bytes)
+	d=$(stat_of data_bytes)
+	[ $((r + s)) -ge "$d" ] ||
+		fail "$1: read $r + skipped $s < data $d"
+}
+# incr WHAT MIN MAX [ARGS...]: sync $src into $mnt/backup/ (ARGS before);
+# exact, change detection used, MIN <= read_bytes <= MAX + 2 blocks.
+incr() {
+	local what=$1 min=$2 max=$3 r
+	shift 3
+	sync_stats "$@" "$src" "$mnt/backup/" || fail "$what: vmsync exits $?"
+	check "$what" "$src" "$tgt"
+	[ "$(stat_of index)" = trusted ] || fail "$what: index $(stat_of index)"
+	[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "$what: nothing skipped"
+	r=$(stat_of read_bytes)
+	if [ "$r" -lt "$min" ] || [ "$r" -gt $((max + 2 * B)) ]; then
+		fail "$what: read $r bytes, not $min..$((max + 2 * B))"
+	fi
+}
+# full WHAT SRC DEST [ARGS...]: sync without change detection, exact.
+full() {
+	local what=$1 s=$2 d=$3
+	shift 3
+	local rc=0
+	sync_stats "$@" "$s" "$d" 2> "$TMP/err" || rc=$?
+	[ "$rc" -eq 0 ] || { cat "$TMP/err"; fail "$what: vmsync exits $rc"; }
+	[ "$(stat_of skipped_bytes)" -eq 0 ] ||
+		fail "$what: skipped $(stat_of skipped_bytes) bytes"
+	case $d in */) d=$d$(basename "$s") ;; esac
+	check "$what" "$s" "$d"
+}
+
+incr "unchanged" 0 0
+[ "$(stat_of read_bytes)" -eq 0 ] || fail "unchanged: read $(stat_of read_bytes)"
+
+# (a) In place: 4 KiB inside one block, 100 KiB over three blocks.
+dd if=/dev/urandom of="$src" bs=4K seek=$((256 + 2)) count=1 conv=notrunc status=none
+dd if=/dev/urandom of="$src" bs=4K seek=$((5 * 256 + 15)) count=25 conv=notrunc status=none
+incr "dd" $((4 * B)) $((4 * B))
+
+# (b) Punched: a whole MiB (nothing to read), 8 KiB inside a block.
+fallocate -p -o $((2 * M)) -l "$M" "$src"
+fallocate -p -o $((3 * M + 4 * K)) -l $((8 * K)) "$src"
+incr "punch" "$B" "$B"
+[ "$(stat_of punched_bytes)" -ge $((M + 8 * K)) ] ||
+	fail "punch: punched $(stat_of punched_bytes)"
+
+# (c) 2 MiB shared from another file.
+"$HOLES" make "$mnt/images/other.img" 8M 0:8M:3
+"$HOLES" reflink "$mnt/images/other.img" 1M "$src" 5M 2M
+cmp -s -i $((5 * M)):$M -n $((2 * M)) "$src" "$mnt/images/other.img" ||
+	fail "reflink did not share the range"
+incr "reflink" $((2 * M)) $((2 * M))
+
+# (d) Truncated to 40 MiB and extended back: the tail of the data is holes.
+truncate -s 40M "$src"
+truncate -s 64M "$src"
+incr "truncate and extend" 0 0
+# A size change: everything is read.
+truncate -s 48M "$src"
+full "shrunk" "$src" "$mnt/backup/"
+truncate -s 80M "$src"
+"$HOLES" fill "$src" 70M:1M:4
+full "grown" "$src" "$mnt/backup/"
+incr "unchanged after growing" 0 0
+
+# (f) nodatacow, made empty then filled.
+nc=$mnt/images/nocow.img
+touch "$nc"
+chattr +C "$nc"
+lsattr "$nc" | grep -q '^[^ ]*C' || skip "chattr +C did not set nodatacow"
+"$HOLES" fill "$nc" 0:16M:5 32M:16M:6
+truncate -s 64M "$nc"
+vs -q "$nc" "$mnt/backup/"
+for i in 1 2 3; do
+	dd if=/dev/urandom of="$nc" bs=4K seek=1000 count=3 conv=notrunc status=none
+	[ "$i" -eq 2 ] &&	# again: the range is now the image's own
+		dd if=/dev/urandom of="$nc" bs=4K seek=1000 count=4 conv=notrunc status=none
+	sync_stats "$nc" "$mnt/backup/"
+	check "nodatacow $i" "$nc" "$mnt/backup/nocow.img"
+	[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "nodatacow $i: nothing skipped"
+	[ "$(stat_of read_bytes)" -le $((2 * B)) ] ||
+		fail "nodatacow $i: read $(stat_of read_bytes)"
+done
+
+# (g) Preallocated (fallocate), written inside the unwritten extent.
+pre=$mnt/images/prealloc.img
+fallocate -l 32M "$pre"
+"$HOLES" fill "$pre" 0:4M:21
+vs -q "$pre" "$mnt/backup/"
+for i in 1 2; do
+	"$HOLES" fill "$pre" 10M:4K:$((21 + i)) $((12 * M + i * 4096)):4K:$((23 + i))
+	sync_stats "$pre" "$mnt/backup/"
+	check "preallocated $i" "$pre" "$mnt/backup/prealloc.img"
+	[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "preallocated $i: nothing skipped"
+	[ "$(stat_of read_bytes)" -le $((2 * B)) ] ||
+		fail "preallocated $i: read $(stat_of read_bytes)"
+done
+
+# --- Not the base the target holds: everything is read.
+# Two targets, alternately.
+mkdir "$mnt/backup2"
+vs -q "$src" "$mnt/backup2/"
+"$HOLES" fill "$src" 1M:64K:7
+full "first target after the second" "$src" "$mnt/backup/"
+"$HOLES" fill "$src" 9M:64K:8
+full "second target after the first" "$src" "$mnt/backup2/"
+sync_stats "$src" "$mnt/backup2/"
+check "second target again" "$src" "$mnt/backup2/disk.img"
+[ "$(stat_of read_bytes)" -eq 0 ] || fail "second target again: read $(stat_of read_bytes)"
+
+# The target put back from an older copy (with its index).
+cp -a --sparse=always "$tgt" "$mnt/backup/.disk.img.vmsync-index" "$TMP/"
+"$HOLES" fill "$src" 10M:64K:9
+full "first target, behind" "$src" "$mnt/backup/"
+"$HOLES" fill "$src" 11M:64K:10
+incr "first target, caught up" "$B" "$B"
+cp -a --sparse=always "$TMP/disk.img" "$TMP/.disk.img.vmsync-index" "$mnt/backup/"
+"$HOLES" fill "$src" 12M:64K:11
+full "restored target" "$src" "$mnt/backup/"
+incr "restored target, next run" 0 0
+
+# A run that fails before writing anything keeps the base.
+mnt2=$(mkbtrfs 1G)
+vs -q "$src" "$mnt2/"
+"$HOLES" fill "$src" 13M:64K:12
+mount -o remount,ro "$mnt2"
+cleanup_fn "mount -o remount,rw '$mnt2' 2>/dev/null"
+must_fail 3 "Read-only file system" vs "$src" "$mnt2/"
+mount -o remount,rw "$mnt2"
+[ ! -e "$mnt/images/.vmsync/disk.img.new" ] || fail "failed run left its clone"
+sync_stats "$src" "$mnt2/"
+check "after a failed run" "$src" "$mnt2/disk.img"
+[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "after a failed run: nothing skipped"
+
+# Interrupted runs, on an image big enough to stop in the middle.
+big=$mnt/images/big.img
+bigt=$mnt2/big.img
+"$HOLES" make "$big" 512M 0:64M:1 150M:64M:2 300M:64M:3 488M:24M:4
+vs -q "$big" "$mnt2/"
+export VMSYNC_DEBUG_OPS=$TMP/ops
+# start ARGS...: vmsync in the background, once it has written something.
+start() {
+	: > "$TMP/ops"
+	"$VMSYNC" --json --no-progress "$@" > "$TMP/out" 2> "$TMP/err" &
+	pid=$!
+	for _ in $(seq 1 2000); do
+		[ -s "$TMP/ops" ] && return 0
+		kill -0 "$pid" 2> /dev/null || return 0
+		sleep 0.005
+	done
+	fail "vmsync wrote nothing in 10 s"
+}
+for sig in TERM KILL; do
+	stopped=0
+	for attempt in 1 2 3; do
+		seed=$((attempt * 10))
+		[ "$sig" = KILL ] && seed=$((seed + 100))
+		"$HOLES" fill "$big" 0:64M:$((seed + 1)) 150M:64M:$((seed + 2)) \
+			300M:64M:$((seed + 3)) 488M:24M:$((seed + 4))
+		start "$big" "$mnt2/"
+		kill -"$sig" "$pid" 2> /dev/null || true
+		rc=0
+		wait "$pid" || rc=$?
+		if [ "$rc" -ne 0 ] && ! cmp -s "$big" "$bigt"; then
+			stopped=1
+			break
+		fi
+		[ "$rc" -eq 0 ] || fail "SIG$sig: exit $rc"
+		echo "attempt $attempt: the run had finished when SIG$sig came"
+	done
+	[ "$stopped" -eq 1 ] || fail "never stopped a run in the middle with SIG$sig"
+	case $sig in
+	TERM)	[ "$rc" -eq 4 ] || fail "SIGTERM: exit $rc, not 4"
+		[ ! -e "$mnt/images/.vmsync/big.img.new" ] ||
+			fail "SIGTERM: the clone was left behind" ;;
+	KILL)	[ "$rc" -eq 137 ] || fail "kill -9: exit $rc" ;;
+	esac
+	full "after SIG$sig" "$big" "$mnt2/"
+	[ "$(stat_of index)" = rebuilt ] || fail "after SIG$sig: index $(stat_of index)"
+	[ ! -e "$mnt/images/.vmsync/big.img.new" ] ||
+		fail "after SIG$sig: .new left behind"
+	"$HOLES" fill "$big" 100K:4K:99
+	sync_stats "$big" "$mnt2/"
+	check "after SIG$sig, next run" "$big" "$bigt"
+	[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "after SIG$sig, next run: nothing skipped"
+done
+unset VMSYNC_DEBUG_OPS
+rm -f "$big" "$bigt" "$mnt2/.big.img.vmsync-index" "$mnt/images/.vmsync/big.img.base"
+
+# --- --since, with read-only snapshots of the images' subvolume.
+mkdir "$mnt/since"
+btrfs subvolume snapshot -r "$mnt/images" "$mnt/snap1" > /dev/null
+vs -q "$mnt/snap1/disk.img" "$mnt/since/" ||
+	fail "syncing a read-only snapshot's image exits $?"
+"$HOLES" fill "$src" 20M:64K:13
+btrfs subvolume snapshot -r "$mnt/images" "$mnt/snap2" > /dev/null
+sync_stats --since "$mnt/snap1/disk.img" "$mnt/snap2/disk.img" "$mnt/since/"
+check "--since" "$mnt/snap2/disk.img" "$mnt/since/disk.img"
+[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "--since: nothing skipped"
+[ "$(stat_of read_bytes)" -le $((3 * B)) ] || fail "--since: read $(stat_of read_bytes)"
+# A plain writable file as the base: a warning, everything read.
+"$HOLES" fill "$src" 21M:64K:14
+btrfs subvolume snapshot -r "$mnt/images" "$mnt/snap3" > /dev/null
+cp --reflink=always "$mnt/snap2/disk.img" "$mnt/plain.img"
+full "--since a plain file" "$mnt/snap3/disk.img" "$mnt/since/" --since "$mnt/plain.img"
+grep -q "^vmsync: warning: $mnt/plain.img: " "$TMP/err" ||
+	{ cat "$TMP/err"; fail "--since a plain file: no warning"; }
+# The target now holds snapshot 3: snapshot 2 is not its base.
+"$HOLES" fill "$src" 22M:64K:15
+btrfs subvolume snapshot -r "$mnt/images" "$mnt/snap4" > /dev/null
+full "--since another snapshot" "$mnt/snap4/disk.img" "$mnt/since/" --since "$mnt/snap2/disk.img"
+sync_stats --since "$mnt/snap4/disk.img" "$mnt/snap4/disk.img" "$mnt/since/"
+check "--since itself" "$mnt/snap4/disk.img" "$mnt/since/disk.img"
+[ "$(stat_of read_bytes)" -eq 0 ] || fail "--since itself: read $(stat_of read_bytes)"
+
+# --- qcow2, both views, each with its own state directory.
+q=$mnt/images/vm.qcow2
+qemu-img create -q -f qcow2 "$q" 64M
+qemu-io -f qcow2 -c 'write -P 0x11 0 8M' -c 'write -P 0x22 32M 8M' "$q" > /dev/null
+mkdir "$mnt/q"
+views=("--state-dir=$mnt/st-file" "-O raw --state-dir=$mnt/st-raw")
+# qsync WHAT SKIP: sync both views; exact; SKIP "yes" wants skipped > 0 in
+# both, "raw" only in the guest view.
+qsync() {
+	local v
+	for v in "${views[@]}"; do
+		# shellcheck disable=SC2086
+		sync_stats $v "$q" "$mnt/q/"
+		case $v in
+		-O*)	guest_ok "$q" "$mnt/q/vm.raw" "$1 (guest view)" ;;
+		*)	file_ok "$q" "$mnt/q/vm.qcow2" "$1 (file view)"
+			vs -q --source-snapshot=never "$q" "$TMP/full.qcow2"
+			cmp "$TMP/full.qcow2" "$mnt/q/vm.qcow2" ||
+				fail "$1: file view differs from a full sync's"
+			rm "$TMP/full.qcow2" "$TMP/.full.qcow2.vmsync-index" ;;
+		esac
+		case $2,$v in
+		yes,*|raw,-O*)
+			[ "$(stat_of skipped_bytes)" -gt 0 ] ||
+				fail "$1 ($v): nothing skipped" ;;
+		esac
+	done
+}
+qsync "first" no
+qemu-io -f qcow2 -c 'write -P 0x5a 1M 64K' -c 'write -P 0x5b 33M 100K' "$q" > /dev/null
+qsync "rewritten in place" yes
+cmp "$q" "$mnt/q/vm.qcow2" || fail "file view after writes in place"
+qsync "unchanged" yes
+qemu-io -f qcow2 -c 'write -P 0x5c 16M 1M' "$q" > /dev/null
+qsync "grown" raw
+qemu-io -f qcow2 -c 'discard 4M 1M' -c 'write -z 36M 1M' "$q" > /dev/null
+qsync "discard and zero writes" raw
+
+# --- Through the remote protocol: a push, then a pull (which keeps its
+# state beside the image too, so they take turns).
+r=$mnt/images/remote.img
+"$HOLES" make "$r" 64M 0:16M:16 32M:16M:17
+mkdir "$mnt/pushed" "$mnt/pulled"
+rvs -q "$r" "host:$mnt/pushed/"
+"$HOLES" fill "$r" 3M:64K:18
+STATS=$(rvs --json --no-progress "$r" "host:$mnt/pushed/")
+check "push" "$r" "$mnt/pushed/remote.img"
+[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "push: nothing skipped"
+[ "$(stat_of written_bytes)" -eq "$B" ] || fail "push: wrote $(stat_of written_bytes)"
+rvs -q "host:$r" "$mnt/pulled/"
+"$HOLES" fill "$r" 4M:64K:19
+STATS=$(rvs --json --no-progress "host:$r" "$mnt/pulled/")
+check "pull" "$r" "$mnt/pulled/remote.img"
+[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "pull: nothing skipped"
+[ "$(stat_of written_bytes)" -eq "$B" ] || fail "pull: wrote $(stat_of written_bytes)"
+
+# --- (e) compress=zstd: compressed extents are read, the others skipped.
+mnt3=$(mkbtrfs 1G)
+mount -o remount,compress=zstd "$mnt3"
+z=$mnt3/text.img
+{ yes "vmsync compressible line of text" || :; } | head -c $((8 * M)) > "$z"
+truncate -s 32M "$z"
+"$HOLES" fill "$z" 16M:8M:20
+mkdir "$mnt3/backup"
+vs -q "$z" "$mnt3/backup/"
+printf 'XYZ' | dd of="$z" bs=1 seek=$((5 * M + 17)) conv=notrunc status=none
+printf 'XYZ' | dd of="$z" bs=1 seek=$((20 * M + 5)) conv=notrunc status=none
+sync_stats "$z" "$mnt3/backup/"
+check "compress=zstd" "$z" "$mnt3/backup/text.img"
+[ "$(stat_of read_bytes)" -ge $((8 * M)) ] ||
+	fail "compress=zstd: read $(stat_of read_bytes): compressed extents skipped"
+[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "compress=zstd: nothing skipped"
