@@ -40,6 +40,7 @@ struct sync_state {
 	uint8_t *isdata;		/* per block of the window */
 	uint8_t *keep;			/* per block: unchanged since the base */
 	struct vs_changes *changes;	/* change detection, or NULL */
+	uint64_t base_size;		/* the base's size, with changes */
 	struct vs_hash *old, *new;	/* entries of the window */
 	struct vs_hash *digests;	/* per group, or NULL: no digests */
 	size_t group;			/* blocks per group (one chunk) */
@@ -93,6 +94,12 @@ hash_group(struct sync_state *s, uint64_t wstart, size_t g0, size_t g1)
 {
 	uint64_t bs = s->info.block_size, size = s->src->size, bytes = 0;
 
+	if (!vs_group_has_data(s->isdata, g0, g1)) {	/* nothing to read */
+		for (size_t i = g0; i < g1; i++)
+			if (!s->keep[i])
+				s->new[i] = vs_hash_hole;
+		return 0;
+	}
 	if (!(s->buf = vs_reader_take(s->reader, g0, &bytes))) {
 		if (vs_interrupted)
 			check_interrupt(s);
@@ -227,6 +234,14 @@ mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
 	if (vs_changes_window(s->changes, wstart, wlen, (uint32_t)bs,
 	    &s->map, s->keep) < 0)
 		return -1;
+	/* Where the size changed, the block at the old or new end changed
+	 * length: the target's entry for it no longer holds. */
+	if (s->base_size != s->src->size) {
+		uint64_t edge = vs_min(s->base_size, s->src->size) / bs;
+
+		if (edge >= wstart / bs && edge < wstart / bs + nb)
+			s->keep[edge - wstart / bs] = 0;
+	}
 	/* A kept hole was a hole in the base too (the maps agree): keeping
 	 * its entry spares a far target the question. */
 	for (size_t i = 0; i < nb; i++)
@@ -249,8 +264,6 @@ start_changes(struct sync_state *s, const struct vs_sync_view *v)
 		why = "the target's index is not trusted";
 	else if (!vs_hash_eq(&s->info.view, &v->base_id))
 		why = "the target was not synced from the base";
-	else if (v->base->size != s->src->size)
-		why = "the image changed size";
 	if (why) {
 		/* A new target reads everything anyway: say so only under -v. */
 		vs_info(s->st->index_state && strcmp(s->st->index_state,
@@ -261,6 +274,7 @@ start_changes(struct sync_state *s, const struct vs_sync_view *v)
 	}
 	vs_info(2, "%s: change detection against %s", s->src->name,
 	    v->base->name);
+	s->base_size = v->base->size;
 	return vs_changes_open(s->src, v->base, &s->changes);
 }
 

@@ -2,8 +2,11 @@
  * reader.c - the source reader thread (see reader.h).
  *
  * Design notes
- * - Two buffers: the engine works on one group while the thread fills the
- *   other, so memory stays at two groups whatever the image size.
+ * - READER_SLOTS buffers: the engine works on one group while the thread
+ *   fills the others, so reading goes on while the engine waits for the
+ *   target; memory stays at that many groups whatever the image size.
+ * - A group without data is neither read nor handed over: an unchanged or
+ *   sparse image costs no thread switch per empty group.
  * - Pages are dropped from the cache as soon as they are in a buffer.
  * - The thread blocks every signal: interrupts reach the main thread, and
  *   the thread only notices vs_interrupted between reads.
@@ -15,6 +18,8 @@
 
 #include "reader.h"
 #include "util.h"
+
+#define READER_SLOTS 4
 
 enum slot_state {
 	SLOT_FREE,		/* the thread may fill it */
@@ -36,7 +41,7 @@ struct vs_reader {
 	pthread_t thread;		/* the reader */
 	pthread_mutex_t mu;		/* guards everything below */
 	pthread_cond_t cv;		/* any change of state */
-	struct slot slot[2];		/* the buffers */
+	struct slot slot[READER_SLOTS];	/* the buffers */
 	uint64_t wstart;		/* the posted window ... */
 	const uint8_t *isdata;		/* ... its blocks to read */
 	size_t nb;			/* ... its block count */
@@ -76,10 +81,28 @@ read_group(struct vs_reader *r, uint8_t *buf, size_t g0, size_t g1,
 	return 0;
 }
 
+/* Free the buffers and @r itself. */
+static void
+free_slots(struct vs_reader *r)
+{
+	for (int i = 0; i < READER_SLOTS; i++)
+		free(r->slot[i].buf);
+	free(r);
+}
+
+bool
+vs_group_has_data(const uint8_t *isdata, size_t g0, size_t g1)
+{
+	for (size_t i = g0; i < g1; i++)
+		if (isdata[i])
+			return true;
+	return false;
+}
+
 static struct slot *
 free_slot(struct vs_reader *r)
 {
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < READER_SLOTS; i++)
 		if (r->slot[i].state == SLOT_FREE)
 			return &r->slot[i];
 	return NULL;
@@ -96,6 +119,9 @@ reader_main(void *arg)
 		size_t g0, g1;
 		int rc;
 
+		while (r->next < r->nb && !vs_group_has_data(r->isdata,
+		    r->next, vs_min(r->next + r->group, r->nb)))
+			r->next += r->group;
 		while (!r->stop && (r->next >= r->nb || !(s = free_slot(r))))
 			pthread_cond_wait(&r->cv, &r->mu);
 		if (r->stop)
@@ -126,14 +152,16 @@ vs_reader_start(struct vs_image *src, size_t group_bytes,
 	int rc;
 
 	*out = NULL;
-	if (!r || !(r->slot[0].buf = aligned_alloc(4096, group_bytes)) ||
-	    !(r->slot[1].buf = aligned_alloc(4096, group_bytes))) {
-		if (r)
-			free(r->slot[0].buf);
-		free(r);
+	if (!r) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		return -1;
 	}
+	for (int i = 0; i < READER_SLOTS; i++)
+		if (!(r->slot[i].buf = aligned_alloc(4096, group_bytes))) {
+			vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
+			free_slots(r);
+			return -1;
+		}
 	r->src = src;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
@@ -142,9 +170,7 @@ vs_reader_start(struct vs_image *src, size_t group_bytes,
 	rc = pthread_create(&r->thread, NULL, reader_main, r);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		free(r->slot[0].buf);
-		free(r->slot[1].buf);
-		free(r);
+		free_slots(r);
 		vs_err(VS_EXIT_INTERNAL, src->name, "cannot start the reader");
 		return -1;
 	}
@@ -174,7 +200,7 @@ vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes)
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
-		for (int i = 0; i < 2; i++)
+		for (int i = 0; i < READER_SLOTS; i++)
 			if (r->slot[i].g0 == g0 &&
 			    (r->slot[i].state == SLOT_READY ||
 			    r->slot[i].state == SLOT_FAILED))
@@ -198,7 +224,7 @@ void
 vs_reader_give(struct vs_reader *r, uint8_t *buf)
 {
 	pthread_mutex_lock(&r->mu);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < READER_SLOTS; i++)
 		if (r->slot[i].buf == buf)
 			r->slot[i].state = SLOT_FREE;
 	pthread_cond_broadcast(&r->cv);
@@ -217,7 +243,5 @@ vs_reader_stop(struct vs_reader *r)
 	pthread_join(r->thread, NULL);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
-	free(r->slot[0].buf);
-	free(r->slot[1].buf);
-	free(r);
+	free_slots(r);
 }

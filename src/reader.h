@@ -35,5 +35,8 @@ uint8_t *vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes);
 void vs_reader_give(struct vs_reader *r, uint8_t *buf);
 /* Stop the thread and free everything. */
 void vs_reader_stop(struct vs_reader *r);
+/* Does group [g0, g1) hold a block to read?  A group that does not is
+ * skipped by the reader and never taken by the engine. */
+bool vs_group_has_data(const uint8_t *isdata, size_t g0, size_t g1);
 
 #endif

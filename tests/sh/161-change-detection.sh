@@ -8,7 +8,8 @@
 #    (a) writes in place (dd conv=notrunc), (b) holes punched (fallocate
 #    -p), whole blocks and inside a block, (c) a range shared from another
 #    file (FICLONERANGE), (d) a truncate then an extension back to the same
-#    size; a size change reads everything (skipped 0) and stays exact;
+#    size; a size change (smaller, to an unaligned size, larger) still
+#    skips what both sizes hold, and stays exact;
 #    (e) on a compress=zstd mount: exact, the compressed extents always read,
 #    incompressible ones still skipped; (f) a nodatacow (chattr +C) image,
 #    with a range written twice between runs (in place the second time);
@@ -25,9 +26,8 @@
 #    snapshot than the one the target was synced from reads everything.
 #  - qcow2, guest view (-O raw) and file view, each with its own
 #    --state-dir: a rewrite in place is skipped around and exact; a write
-#    that grows the file is exact (the file view reads everything, the
-#    guest view still skips); discards and zero writes leave targets equal
-#    to a full sync's.
+#    that grows the file, discards and zero writes are skipped around too
+#    and leave targets equal to a full sync's.
 #  - A push and a pull through the remote protocol skip too, and are exact.
 . "$VMSYNC_TOP/tests/functions.sh"
 . "$VMSYNC_TOP/tests/qcow2.sh"
@@ -109,12 +109,16 @@ incr "reflink" $((2 * M)) $((2 * M))
 truncate -s 40M "$src"
 truncate -s 64M "$src"
 incr "truncate and extend" 0 0
-# A size change: everything is read.
+# A size change keeps change detection for what both sizes hold; the block
+# at the old or new end is read again (here, to an unaligned size across
+# data, then back).
 truncate -s 48M "$src"
-full "shrunk" "$src" "$mnt/backup/"
+incr "shrunk" 0 0
+truncate -s $((20 * M + 12345)) "$src"
+incr "shrunk to an unaligned size" 0 $B
 truncate -s 80M "$src"
 "$HOLES" fill "$src" 70M:1M:4
-full "grown" "$src" "$mnt/backup/"
+incr "grown" "$M" $((M + B))
 incr "unchanged after growing" 0 0
 
 # (f) nodatacow, made empty then filled.
@@ -301,9 +305,9 @@ qsync "rewritten in place" yes
 cmp "$q" "$mnt/q/vm.qcow2" || fail "file view after writes in place"
 qsync "unchanged" yes
 qemu-io -f qcow2 -c 'write -P 0x5c 16M 1M' "$q" > /dev/null
-qsync "grown" raw
+qsync "grown" yes
 qemu-io -f qcow2 -c 'discard 4M 1M' -c 'write -z 36M 1M' "$q" > /dev/null
-qsync "discard and zero writes" raw
+qsync "discard and zero writes" yes
 
 # --- Through the remote protocol: a push, then a pull (which keeps its
 # state beside the image too, so they take turns).
