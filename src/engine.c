@@ -307,7 +307,9 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	mark_data(s, wstart, nb);
 	if (mark_kept(s, wstart, wlen, nb) < 0)
 		return -1;
-	vs_reader_window(s->reader, wstart, s->isdata, nb, bs, s->group);
+	if (vs_reader_window(s->reader, wstart, s->isdata, nb, bs,
+	    s->group) < 0)
+		return -1;
 	for (size_t g = 0; g < nb; g += s->group) {
 		size_t g1 = g + s->group < nb ? g + s->group : nb;
 		int rc = sync_group(s, wstart, first, g, g1);

@@ -7,6 +7,9 @@
  *   target; memory stays at that many groups whatever the image size.
  * - A group without data is neither read nor handed over: an unchanged or
  *   sparse image costs no thread switch per empty group.
+ * - The thread works on its own copy of the window's block map: the engine
+ *   rewrites its map for the next window while the thread may still be
+ *   looking for data past the last group of this one.
  * - Pages are dropped from the cache as soon as they are in a buffer.
  * - The thread blocks every signal: interrupts reach the main thread, and
  *   the thread only notices vs_interrupted between reads.
@@ -15,6 +18,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "reader.h"
 #include "util.h"
@@ -43,7 +47,8 @@ struct vs_reader {
 	pthread_cond_t cv;		/* any change of state */
 	struct slot slot[READER_SLOTS];	/* the buffers */
 	uint64_t wstart;		/* the posted window ... */
-	const uint8_t *isdata;		/* ... its blocks to read */
+	uint8_t *isdata;		/* ... its blocks to read (a copy) */
+	size_t cap;			/* bytes allocated for isdata */
 	size_t nb;			/* ... its block count */
 	uint64_t bs;			/* ... block size */
 	size_t group;			/* ... blocks per group */
@@ -87,6 +92,7 @@ free_slots(struct vs_reader *r)
 {
 	for (int i = 0; i < READER_SLOTS; i++)
 		free(r->slot[i].buf);
+	free(r->isdata);
 	free(r);
 }
 
@@ -119,11 +125,16 @@ reader_main(void *arg)
 		size_t g0, g1;
 		int rc;
 
-		while (r->next < r->nb && !vs_group_has_data(r->isdata,
-		    r->next, vs_min(r->next + r->group, r->nb)))
-			r->next += r->group;
-		while (!r->stop && (r->next >= r->nb || !(s = free_slot(r))))
+		/* Wait for a group with data (of this window, or of a new
+		 * one) and a free buffer. */
+		for (;;) {
+			while (r->next < r->nb && !vs_group_has_data(r->isdata,
+			    r->next, vs_min(r->next + r->group, r->nb)))
+				r->next += r->group;
+			if (r->stop || (r->next < r->nb && (s = free_slot(r))))
+				break;
 			pthread_cond_wait(&r->cv, &r->mu);
+		}
 		if (r->stop)
 			break;
 		g0 = r->next;
@@ -178,19 +189,31 @@ vs_reader_start(struct vs_image *src, size_t group_bytes,
 	return 0;
 }
 
-void
+int
 vs_reader_window(struct vs_reader *r, uint64_t wstart, const uint8_t *isdata,
     size_t nb, uint64_t bs, size_t group)
 {
 	pthread_mutex_lock(&r->mu);
+	if (nb > r->cap) {
+		uint8_t *n = realloc(r->isdata, nb);
+
+		if (!n) {
+			pthread_mutex_unlock(&r->mu);
+			vs_errno(VS_EXIT_INTERNAL, r->src->name, "buffers");
+			return -1;
+		}
+		r->isdata = n;
+		r->cap = nb;
+	}
+	memcpy(r->isdata, isdata, nb);
 	r->wstart = wstart;
-	r->isdata = isdata;
 	r->nb = nb;
 	r->bs = bs;
 	r->group = group;
 	r->next = 0;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+	return 0;
 }
 
 uint8_t *

@@ -23,9 +23,8 @@ int vs_reader_start(struct vs_image *src, size_t group_bytes,
     struct vs_reader **out);
 /* Read the data blocks of the window at @wstart: @nb blocks of @bs bytes
  * (the last one may be short), @isdata[i] nonzero for a block to read,
- * in groups of @group blocks.  @isdata must stay unchanged until every
- * group was taken. */
-void vs_reader_window(struct vs_reader *r, uint64_t wstart,
+ * in groups of @group blocks (@isdata is copied). */
+int vs_reader_window(struct vs_reader *r, uint64_t wstart,
     const uint8_t *isdata, size_t nb, uint64_t bs, size_t group);
 /* The buffer of the group starting at block @g0 once read (its data
  * blocks at their offset from the group's start), and the bytes read.
