@@ -246,7 +246,8 @@ prune(int dfd, const char *dir, const uint8_t uuid[16], uint32_t keep)
 		v[n++] = s;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), older_first);
+	if (n)
+		qsort(v, n, sizeof(*v), older_first);
 	for (size_t i = 0; keep && i + keep < n; i++)
 		if (delete_snapshot(dfd, dir, v[i].name) < 0)
 			ret = -1;
