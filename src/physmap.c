@@ -73,13 +73,17 @@ static int
 refill(struct vs_physmap *m, uint64_t off)
 {
 	uint64_t pos = off, end = off + PHYS_SPAN;
-	bool last = false;
+	bool last = false, full = false;
 
 	m->n = 0;
 	m->lo = off;
-	while (pos < end && !last && m->n + PHYS_BATCH <= PHYS_MAX_EXTENTS) {
+	while (pos < end && !last) {
 		struct fiemap *fm = m->fm;
 
+		if (m->n + PHYS_BATCH > PHYS_MAX_EXTENTS) {
+			full = true;	/* extents were added: pos > off */
+			break;
+		}
 		memset(fm, 0, sizeof(*fm));
 		fm->fm_start = pos;
 		fm->fm_length = end - pos;
@@ -110,11 +114,9 @@ refill(struct vs_physmap *m, uint64_t off)
 		if (fm->fm_mapped_extents < PHYS_BATCH)
 			break;		/* the span holds no more */
 	}
-	/* Stopped early for room: the span ends where the extents do. */
-	m->hi = m->n + PHYS_BATCH > PHYS_MAX_EXTENTS && !last ? pos :
-	    last ? UINT64_MAX : end;
-	if (m->hi <= off)
-		m->hi = off + 1;	/* never happens; keeps progress */
+	/* Past the last extent all is hole; stopped for room, the span
+	 * ends where the extents do. */
+	m->hi = last ? UINT64_MAX : full ? pos : end;
 	return 0;
 }
 

@@ -18,6 +18,11 @@
 #                       reach a vmsync --server started here, without ssh
 # sync_stats ARGS...    run vmsync --json ARGS; leaves the JSON in $STATS
 # stat_of KEY           a number from the first image of $STATS
+# start_vmsync ARGS...  vmsync --json in the background, returning once it
+#                       has written something (mid-run); sets $pid; needs
+#                       VMSYNC_DEBUG_OPS=$TMP/ops
+# hold_lock FILE        another process holds flock -x on FILE (made if
+#                       missing) until killed; sets $holder
 set -eu
 set -o pipefail
 
@@ -147,4 +152,30 @@ sync_stats() {
 
 stat_of() {
 	printf '%s' "$STATS" | jq -r ".images[0].$1"
+}
+
+start_vmsync() {
+	: > "$TMP/ops"
+	"$VMSYNC" --json --no-progress "$@" > "$TMP/out" 2> "$TMP/err" &
+	pid=$!
+	for _ in $(seq 1 2000); do
+		[ -s "$TMP/ops" ] && return 0
+		kill -0 "$pid" 2> /dev/null || return 0
+		sleep 0.005
+	done
+	fail "vmsync wrote nothing in 10 s"
+}
+
+# One process, so that killing it releases the lock.
+hold_lock() {
+	rm -f "$TMP/holder"
+	( exec 9<> "$1"; flock -x 9; echo locked > "$TMP/holder"
+		exec sleep 30 ) &
+	holder=$!
+	cleanup_fn "kill $holder 2>/dev/null"
+	for _ in $(seq 500); do
+		[ -s "$TMP/holder" ] && return 0
+		sleep 0.01
+	done
+	fail "flock did not take the lock on $1"
 }

@@ -18,25 +18,12 @@ srcdata=$((216 * M))
 tgt=$mnt/disk.img
 export VMSYNC_DEBUG_OPS=$TMP/ops
 
-# start ARGS...: run vmsync in the background once it has written something
-# (so its signal handlers are installed and it is mid-run).  Sets $pid.
-start() {
-	: > "$TMP/ops"
-	"$VMSYNC" --json --no-progress "$@" > "$TMP/out" 2> "$TMP/err" &
-	pid=$!
-	for _ in $(seq 1 2000); do
-		[ -s "$TMP/ops" ] && return 0
-		kill -0 "$pid" 2> /dev/null || return 0
-		sleep 0.005
-	done
-	fail "vmsync wrote nothing in 10 s"
-}
 
 # --- SIGTERM during the first sync.
 interrupted=0
 for attempt in 1 2 3; do
 	rm -f "$tgt" "$mnt/.disk.img.vmsync-index"
-	start "$src" "$tgt"
+	start_vmsync "$src" "$tgt"
 	kill -TERM "$pid" 2> /dev/null || true
 	rc=0
 	wait "$pid" || rc=$?
@@ -73,7 +60,7 @@ killed=0
 for attempt in 1 2 3; do
 	"$HOLES" fill "$src" 0:64M:$((10 + attempt)) 150M:64M:$((20 + attempt)) \
 		300M:64M:$((30 + attempt)) 488M:24M:$((40 + attempt))
-	start "$src" "$tgt"
+	start_vmsync "$src" "$tgt"
 	kill -KILL "$pid" 2> /dev/null || true
 	rc=0
 	wait "$pid" || rc=$?

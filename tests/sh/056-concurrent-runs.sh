@@ -23,16 +23,8 @@ isum=$(md5sum < "$idx")
 export VMSYNC_DEBUG_OPS=$TMP/ops
 : > "$TMP/ops"
 
-# Hold an exclusive lock on the target until killed (one process, so that
-# killing it releases the lock).
-( exec 9< "$tgt"; flock -x 9; echo locked > "$TMP/holder"; exec sleep 30 ) &
-holder=$!
-cleanup_fn "kill $holder 2>/dev/null"
-for _ in $(seq 500); do
-	[ -s "$TMP/holder" ] && break
-	sleep 0.01
-done
-[ -s "$TMP/holder" ] || fail "flock did not take the lock"
+# Hold an exclusive lock on the target until killed.
+hold_lock "$tgt"
 
 for opt in "" -c -n -q; do
 	# shellcheck disable=SC2086

@@ -184,15 +184,7 @@ vs -q -n --state-dir "$mnt/newstate" "$mnt/fresh/disk.img" "$mnt/backup/fresh.im
 [ ! -e "$mnt/backup/fresh.img" ] || fail "dry run made a target"
 
 # --- Another process holds the image's lock.
-( exec 9> "$state/disk.img.lock"; flock -x 9; echo locked > "$TMP/holder"
-	exec sleep 30 ) &
-holder=$!
-cleanup_fn "kill $holder 2>/dev/null"
-for _ in $(seq 500); do
-	[ -s "$TMP/holder" ] && break
-	sleep 0.01
-done
-[ -s "$TMP/holder" ] || fail "flock did not take the lock"
+hold_lock "$state/disk.img.lock"
 must_fail 6 "^vmsync: $src: .*another vmsync" vs "$src" "$mnt/backup/"
 must_fail 6 "^vmsync: $src: .*another vmsync" vs -n "$src" "$mnt/backup/"
 [ ! -e "$state/disk.img.new" ] || fail "locked: .new made"

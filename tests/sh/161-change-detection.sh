@@ -85,6 +85,10 @@ full() {
 
 incr "unchanged" 0 0
 [ "$(stat_of read_bytes)" -eq 0 ] || fail "unchanged: read $(stat_of read_bytes)"
+# --stats says the same: every data byte unchanged and not read.
+vs --stats "$src" "$mnt/backup/" > "$TMP/stats"
+grep -Eq "^ +of which not read: .*\($(stat_of data_bytes) bytes\)$" "$TMP/stats" ||
+	{ cat "$TMP/stats"; fail "--stats does not report the bytes not read"; }
 
 # (a) In place: 4 KiB inside one block, 100 KiB over three blocks.
 dd if=/dev/urandom of="$src" bs=4K seek=$((256 + 2)) count=1 conv=notrunc status=none
@@ -196,18 +200,6 @@ bigt=$mnt2/big.img
 "$HOLES" make "$big" 512M 0:64M:1 150M:64M:2 300M:64M:3 488M:24M:4
 vs -q "$big" "$mnt2/"
 export VMSYNC_DEBUG_OPS=$TMP/ops
-# start ARGS...: vmsync in the background, once it has written something.
-start() {
-	: > "$TMP/ops"
-	"$VMSYNC" --json --no-progress "$@" > "$TMP/out" 2> "$TMP/err" &
-	pid=$!
-	for _ in $(seq 1 2000); do
-		[ -s "$TMP/ops" ] && return 0
-		kill -0 "$pid" 2> /dev/null || return 0
-		sleep 0.005
-	done
-	fail "vmsync wrote nothing in 10 s"
-}
 for sig in TERM KILL; do
 	stopped=0
 	for attempt in 1 2 3; do
@@ -215,7 +207,7 @@ for sig in TERM KILL; do
 		[ "$sig" = KILL ] && seed=$((seed + 100))
 		"$HOLES" fill "$big" 0:64M:$((seed + 1)) 150M:64M:$((seed + 2)) \
 			300M:64M:$((seed + 3)) 488M:24M:$((seed + 4))
-		start "$big" "$mnt2/"
+		start_vmsync "$big" "$mnt2/"
 		kill -"$sig" "$pid" 2> /dev/null || true
 		rc=0
 		wait "$pid" || rc=$?
