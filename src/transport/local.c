@@ -13,11 +13,13 @@
  *   block device, BLKDISCARD is used while it reads back as zeros (checked
  *   after every discard), else BLKZEROOUT.
  * - Nothing waits for the disk before commit(): the index stays dirty (and
- *   so untrusted) until the data is durable.  Writeback is left to the
- *   kernel (its dirty limits bound it) and the written pages leave the
- *   cache once commit() made them durable.  Starting the writeback of each
- *   window early, and waiting for it, measured slower: on a first sync it
- *   interleaves target writes with source reads.
+ *   so untrusted) until the data is durable.  Every VS_WRITEBACK_SPAN of
+ *   contiguous writes, their writeback is started (never waited for), so
+ *   the disk writes while the source is read instead of in one burst at
+ *   commit(), and a backup does not pile up gigabytes of dirty pages on
+ *   the host.  The written pages leave the cache once commit() made them
+ *   durable.  Waiting for each window's writeback measured slower: on a
+ *   first sync it interleaves target writes with source reads.
  * - Identity (dev, inode, size, mtime, ctime) ties the index to the file;
  *   ctime cannot be set by a user, so any write behind vmsync's back makes
  *   the index untrusted and the next run compares with the target.
@@ -68,6 +70,8 @@ struct local_target {
 	bool unsynced;		/* target written since the last fdatasync */
 	uint64_t dirty_lo;	/* span written since the last commit() */
 	uint64_t dirty_hi;
+	uint64_t wb_lo;		/* contiguous writes not yet sent to disk */
+	uint64_t wb_hi;
 	enum zero_method zero;	/* current zeroing method */
 	uint8_t *buf;		/* old bytes of a write or punch scan */
 	size_t buf_len;		/* its size */
@@ -77,12 +81,29 @@ struct local_target {
 
 #define ZERO_CHUNK (1u << 20)
 #define VS_WRITE_PIECE (4u << 20)	/* compare and write at most this */
+#define VS_WRITEBACK_SPAN (32u << 20)	/* start writeback after this much */
+
+/* Start the writeback of the pending span (asynchronous: nothing waits
+ * for it, and failures show at commit()'s fdatasync). */
+static void
+start_writeback(struct local_target *lt)
+{
+	if (lt->wb_hi > lt->wb_lo)
+		sync_file_range(lt->fd, (off_t)lt->wb_lo,
+		    (off_t)(lt->wb_hi - lt->wb_lo), SYNC_FILE_RANGE_WRITE);
+	lt->wb_lo = lt->wb_hi = 0;
+}
 
 /* [off, off + len) of the target was changed. */
 static void
 mark_dirty(struct local_target *lt, uint64_t off, uint64_t len)
 {
 	lt->unsynced = true;
+	if (lt->wb_hi != off || lt->wb_hi - lt->wb_lo >= VS_WRITEBACK_SPAN) {
+		start_writeback(lt);
+		lt->wb_lo = off;
+	}
+	lt->wb_hi = off + len;
 	if (lt->dirty_hi == lt->dirty_lo) {
 		lt->dirty_lo = off;
 		lt->dirty_hi = off + len;
@@ -560,6 +581,7 @@ sync_data(struct local_target *lt)
 		posix_fadvise(lt->fd, (off_t)lt->dirty_lo,
 		    (off_t)(lt->dirty_hi - lt->dirty_lo), POSIX_FADV_DONTNEED);
 	lt->dirty_lo = lt->dirty_hi = 0;
+	lt->wb_lo = lt->wb_hi = 0;
 	return 0;
 }
 

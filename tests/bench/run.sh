@@ -18,9 +18,14 @@
 #
 # Knobs: BENCH_SIZE (8G), BENCH_SEED (1), BENCH_DAYS (2), BENCH_FORMATS
 # ("raw qcow2"), BENCH_SCALES ("1G 8G 64G 1T"; "" for none), BENCH_TOOLS
-# (a regex of tools to run), BENCH_DIR (scratch directory, default under
-# /var/tmp), BENCH_OUT (results directory, default tests/bench/results).
+# (a regex of tools to run), BENCH_REPEAT (1: how many times each first
+# sync and each readalloc run, the row showing the run of median time),
+# BENCH_DIR (scratch directory, default under /var/tmp), BENCH_OUT
+# (results directory, default tests/bench/results).
 # Timings include a syncfs of the target: every tool's data is on disk.
+# Only runs that start from nothing repeat: an incremental run cannot be
+# put back (a restored target is a new file to vmsync's index, which then
+# reads everything).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -33,6 +38,7 @@ DAYS=${BENCH_DAYS:-2}
 FORMATS=${BENCH_FORMATS:-raw qcow2}
 SCALES=${BENCH_SCALES-1G 8G 64G 1T}
 TOOLS_RE=${BENCH_TOOLS:-.}
+REPEAT=${BENCH_REPEAT:-1}
 OUT=${BENCH_OUT:-$ROOT/tests/bench/results}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -44,6 +50,7 @@ for c in qemu-img qemu-storage-daemon nbdcopy rsync btrfs mkfs.ext4 \
 	command -v "$c" >/dev/null || die "$c is missing (run 'make bench' as root)"
 done
 [ -x "$VMSYNC" ] || die "$VMSYNC is missing"
+[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive number"
 
 bytes() {	# 8G -> 8589934592
 	numfmt --from=iec "$1"
@@ -257,13 +264,44 @@ timed() {
 	tm=$(tail -n 1 "$W/time")
 }
 
+# fresh_start TOOL FMT: put TOOL's day-0 backup back to nothing.
+fresh_start() {
+	case $1 in
+	readalloc) ;;
+	btrfs-send) btrfs subvolume delete -c "$D/$1/images@day0" >/dev/null ;;
+	*)	btrfs subvolume delete -c "$D/$1" >/dev/null
+		btrfs subvolume create "$D/$1" >/dev/null
+		rm -rf "$S/state/$1" ;;
+	esac
+	btrfs subvolume sync "$D" >/dev/null
+}
+
+# timed_repeat TOOL FMT DAY CMD: timed, BENCH_REPEAT times where the run
+# can start again from the same state (a first sync, readalloc); $tm and
+# $io are those of the run of median time.
+timed_repeat() {
+	local n=1 r
+	if [ "$REPEAT" -gt 1 ] && { [ "$3" -eq 0 ] || [ "$1" = readalloc ]; }; then
+		n=$REPEAT
+	fi
+	: > "$W/reps"
+	for ((r = 1; r <= n; r++)); do
+		[ "$r" -gt 1 ] && [ "$3" -eq 0 ] && fresh_start "$1" "$2"
+		timed "$1 on $2 day $3" "$4"
+		echo "$tm $io" >> "$W/reps"
+	done
+	r=$(sort -n -k1,1 "$W/reps" | sed -n "$(((n + 1) / 2))p")
+	tm=$(echo "$r" | cut -d' ' -f1-4)
+	io=$(echo "$r" | cut -d' ' -f5-7)
+}
+
 # measure FMT DAY TOOL CHANGED: run TOOL for DAY, append one row.
 measure() {
 	local fmt=$1 day=$2 t=$3 changed=$4 src=$S/images/vm.$1 dst cmd
 	local tm io equal=- talloc=- stale=- new=- sub=$D/$3
 	dst=$(tool_target "$t" "$fmt")
 	cmd=$(tool_cmd "$t" "$fmt" "$day" "$src" "$dst")
-	timed "$t on $fmt day $day" "$cmd"
+	timed_repeat "$t" "$fmt" "$day" "$cmd"
 	if [ -n "$dst" ]; then
 		local tfmt=raw
 		case $dst in *.qcow2) tfmt=qcow2 ;; esac
@@ -284,6 +322,8 @@ measure() {
 			if [ "$day" -gt 0 ]; then
 				btrfs subvolume delete -c "$sub@day$((day - 1))" \
 					>/dev/null
+				# The cleaner must not run under the next tool.
+				btrfs subvolume sync "$D" >/dev/null
 			fi
 		fi
 	fi
@@ -410,6 +450,7 @@ name=$(date -u +%Y-%m-%d)-$SIZE
 	echo "machine	$(nproc) CPUs, $(awk '/MemTotal/ { printf "%d GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
 	echo "size	$SIZE"
 	echo "seed	$SEED"
+	echo "repeat	$REPEAT"
 	echo "vmsync	$("$VMSYNC" --version | head -n 1)"
 } > "$W/meta.tsv"
 sh tests/bench/report.sh "$W/meta.tsv" "$ROWS" "$SCALE_ROWS" \
