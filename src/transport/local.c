@@ -13,8 +13,8 @@
  *   block device, BLKDISCARD is used while it reads back as zeros (checked
  *   after every discard), else BLKZEROOUT.
  * - Nothing waits for the disk before commit(): the index stays dirty (and
- *   so untrusted) until the data is durable.  Every VS_WRITEBACK_SPAN of
- *   contiguous writes, their writeback is started (never waited for), so
+ *   so untrusted) until the data is durable.  Every VS_WRITEBACK_BYTES
+ *   written, their writeback is started (never waited for), so
  *   the disk writes while the source is read instead of in one burst at
  *   commit(), and a backup does not pile up gigabytes of dirty pages on
  *   the host.  The written pages leave the cache once commit() made them
@@ -70,8 +70,9 @@ struct local_target {
 	bool unsynced;		/* target written since the last fdatasync */
 	uint64_t dirty_lo;	/* span written since the last commit() */
 	uint64_t dirty_hi;
-	uint64_t wb_lo;		/* contiguous writes not yet sent to disk */
+	uint64_t wb_lo;		/* span of the writes since writeback started */
 	uint64_t wb_hi;
+	uint64_t wb_bytes;	/* bytes written in it */
 	enum zero_method zero;	/* current zeroing method */
 	uint8_t *buf;		/* old bytes of a write or punch scan */
 	size_t buf_len;		/* its size */
@@ -81,17 +82,31 @@ struct local_target {
 
 #define ZERO_CHUNK (1u << 20)
 #define VS_WRITE_PIECE (4u << 20)	/* compare and write at most this */
-#define VS_WRITEBACK_SPAN (32u << 20)	/* start writeback after this much */
+#define VS_WRITEBACK_BYTES (32u << 20)	/* start writeback after this much */
 
-/* Start the writeback of the pending span (asynchronous: nothing waits
- * for it, and failures show at commit()'s fdatasync). */
+/* Widen [*lo, *hi) (empty when equal) to take in [off, off + len). */
+static void
+span_add(uint64_t *lo, uint64_t *hi, uint64_t off, uint64_t len)
+{
+	if (*hi == *lo) {
+		*lo = off;
+		*hi = off + len;
+		return;
+	}
+	*lo = vs_min(*lo, off);
+	*hi = vs_max(*hi, off + len);
+}
+
+/* Start the writeback of what was written since the last start
+ * (asynchronous: nothing waits for it, and failures show at commit()'s
+ * fdatasync).  Clean pages in the span cost the kernel nothing. */
 static void
 start_writeback(struct local_target *lt)
 {
 	if (lt->wb_hi > lt->wb_lo)
 		sync_file_range(lt->fd, (off_t)lt->wb_lo,
 		    (off_t)(lt->wb_hi - lt->wb_lo), SYNC_FILE_RANGE_WRITE);
-	lt->wb_lo = lt->wb_hi = 0;
+	lt->wb_lo = lt->wb_hi = lt->wb_bytes = 0;
 }
 
 /* [off, off + len) of the target was changed. */
@@ -99,18 +114,10 @@ static void
 mark_dirty(struct local_target *lt, uint64_t off, uint64_t len)
 {
 	lt->unsynced = true;
-	if (lt->wb_hi != off || lt->wb_hi - lt->wb_lo >= VS_WRITEBACK_SPAN) {
+	span_add(&lt->dirty_lo, &lt->dirty_hi, off, len);
+	span_add(&lt->wb_lo, &lt->wb_hi, off, len);
+	if ((lt->wb_bytes += len) >= VS_WRITEBACK_BYTES)
 		start_writeback(lt);
-		lt->wb_lo = off;
-	}
-	lt->wb_hi = off + len;
-	if (lt->dirty_hi == lt->dirty_lo) {
-		lt->dirty_lo = off;
-		lt->dirty_hi = off + len;
-		return;
-	}
-	lt->dirty_lo = vs_min(lt->dirty_lo, off);
-	lt->dirty_hi = vs_max(lt->dirty_hi, off + len);
 }
 
 /* The operation log (VMSYNC_DEBUG_OPS) and, for -n -v, the user's list. */
@@ -581,7 +588,7 @@ sync_data(struct local_target *lt)
 		posix_fadvise(lt->fd, (off_t)lt->dirty_lo,
 		    (off_t)(lt->dirty_hi - lt->dirty_lo), POSIX_FADV_DONTNEED);
 	lt->dirty_lo = lt->dirty_hi = 0;
-	lt->wb_lo = lt->wb_hi = 0;
+	lt->wb_lo = lt->wb_hi = lt->wb_bytes = 0;
 	return 0;
 }
 

@@ -267,10 +267,9 @@ timed() {
 	tm=$(tail -n 1 "$W/time")
 }
 
-# fresh_start TOOL FMT: put TOOL's day-0 backup back to nothing.
+# fresh_start TOOL: put TOOL's day-0 backup back to nothing.
 fresh_start() {
 	case $1 in
-	readalloc) ;;
 	btrfs-send) btrfs subvolume delete -c "$D/$1/images@day0" >/dev/null ;;
 	*)	btrfs subvolume delete -c "$D/$1" >/dev/null
 		btrfs subvolume create "$D/$1" >/dev/null
@@ -283,19 +282,22 @@ fresh_start() {
 # can start again from the same state (a first sync, readalloc); $tm and
 # $io are those of the run of median time.
 timed_repeat() {
-	local n=1 r
-	if [ "$REPEAT" -gt 1 ] && { [ "$3" -eq 0 ] || [ "$1" = readalloc ]; }; then
+	local n=1 r median
+	if [ "$3" -eq 0 ] || [ "$1" = readalloc ]; then
 		n=$REPEAT
 	fi
 	: > "$W/reps"
 	for ((r = 1; r <= n; r++)); do
-		[ "$r" -gt 1 ] && [ "$3" -eq 0 ] && fresh_start "$1" "$2"
+		# readalloc changes nothing; anything else starts again.
+		if [ "$r" -gt 1 ] && [ "$1" != readalloc ]; then
+			fresh_start "$1"
+		fi
 		timed "$1 on $2 day $3" "$4"
 		echo "$tm $io" >> "$W/reps"
 	done
-	r=$(sort -n -k1,1 "$W/reps" | sed -n "$(((n + 1) / 2))p")
-	tm=$(echo "$r" | cut -d' ' -f1-4)
-	io=$(echo "$r" | cut -d' ' -f5-7)
+	median=$(sort -n -k1,1 "$W/reps" | sed -n "$(((n + 1) / 2))p")
+	tm=$(echo "$median" | cut -d' ' -f1-4)
+	io=$(echo "$median" | cut -d' ' -f5-7)
 }
 
 # measure FMT DAY TOOL CHANGED: run TOOL for DAY, append one row.
