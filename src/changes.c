@@ -91,11 +91,9 @@ find_same(struct vs_changes *c, uint64_t off, uint64_t len)
 	vs_extent_vec_reset(&c->same);
 	if (off >= c->base->size)
 		return 0;
-	vs_place_vec_reset(&c->pi);
-	vs_place_vec_reset(&c->pb);
-	if (c->img->ops->place(c->img, off, len, &c->pi) < 0 ||
-	    c->base->ops->place(c->base, off, vs_min(len,
-	    c->base->size - off), &c->pb) < 0)
+	if (vs_image_place(c->img, off, len, &c->pi) < 0 ||
+	    vs_image_place(c->base, off, vs_min(len, c->base->size - off),
+	    &c->pb) < 0)
 		return -1;
 	/* Walk both placements together. */
 	while (i < c->pi.n && j < c->pb.n) {

@@ -12,14 +12,15 @@
  * - Without a trusted index every entry is "unknown": each DATA block goes
  *   to the target's write(), which compares with the old bytes, and each
  *   hole is punched where the target has data.
- * - A reader thread (reader.c) reads the next group while this one is
+ * - Reader threads (reader.c) read the next groups while this one is
  *   hashed, compared and written.
  * - Neighbouring blocks to write go to the target as one write() of up to
  *   a group, so it can compare and write in large pieces.
  * - With change detection (changes.h), blocks the base shares with the
  *   source are "kept": not read, their entries stay as the index has them.
  *   It is used only when the trusted index says the target was synced
- *   from that very base.
+ *   from that very base.  The blocks left to read then nearly all
+ *   changed, so the target is told to fetch their old bytes at once.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,24 @@ mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
 	return 0;
 }
 
+/* With change detection, nearly every block left to read differs from the
+ * target's: have the target fetch the old bytes it will compare while the
+ * source is read, instead of one block at a time as they are written. */
+static void
+prefetch_changed(struct sync_state *s, uint64_t wstart, uint64_t wlen,
+    size_t nb)
+{
+	uint64_t bs = s->info.block_size;
+
+	for (size_t b = 0, e; b < nb; b = e + 1) {
+		for (e = b; e < nb && s->isdata[e]; e++)
+			;
+		if (e > b)
+			s->t->ops->prefetch(s->t, wstart + b * bs,
+			    vs_min(e * bs, wlen) - b * bs);
+	}
+}
+
 /* Whether change detection can be used: the target holds the base. */
 static int
 start_changes(struct sync_state *s, const struct vs_sync_view *v)
@@ -310,6 +329,8 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	if (vs_reader_window(s->reader, wstart, s->isdata, nb, bs,
 	    s->group) < 0)
 		return -1;
+	if (s->changes && s->t->ops->prefetch)
+		prefetch_changed(s, wstart, wlen, nb);
 	for (size_t g = 0; g < nb; g += s->group) {
 		size_t g1 = g + s->group < nb ? g + s->group : nb;
 		int rc = sync_group(s, wstart, first, g, g1);

@@ -1,18 +1,27 @@
 /*
- * reader.c - the source reader thread (see reader.h).
+ * reader.c - the source reader threads (see reader.h).
  *
  * Design notes
- * - READER_SLOTS buffers: the engine works on one group while the thread
- *   fills the others, so reading goes on while the engine waits for the
- *   target; memory stays at that many groups whatever the image size.
+ * - READER_THREADS threads read different groups at once: one read at a
+ *   time leaves the disk idle between requests, and a virtual or networked
+ *   disk serves several requests in flight much faster than one.
+ * - READER_SLOTS buffers: the engine works on one group while the threads
+ *   fill others and one more waits ready; memory stays at that many groups
+ *   whatever the image size.  Groups are handed out in order and the
+ *   engine takes them in order, so the group it waits for is always being
+ *   read or next to be.
+ * - A format's metadata caches are not for two threads at once: every call
+ *   into the format (locate, read, drop_cache) holds fmt_mu.  For formats
+ *   with a locate op, only finding where a range is stored holds it; the
+ *   container reads themselves run in parallel.
  * - A group without data is neither read nor handed over: an unchanged or
  *   sparse image costs no thread switch per empty group.
- * - The thread works on its own copy of the window's block map: the engine
- *   rewrites its map for the next window while the thread may still be
- *   looking for data past the last group of this one.
+ * - The threads work on their own copy of the window's block map: the
+ *   engine rewrites its map for the next window as soon as it took the
+ *   last group of this one.
  * - Pages are dropped from the cache as soon as they are in a buffer.
- * - The thread blocks every signal: interrupts reach the main thread, and
- *   the thread only notices vs_interrupted between reads.
+ * - The threads block every signal: interrupts reach the main thread, and
+ *   the threads only notice vs_interrupted between reads.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -23,10 +32,11 @@
 #include "reader.h"
 #include "util.h"
 
-#define READER_SLOTS 4
+#define READER_THREADS 4
+#define READER_SLOTS (READER_THREADS + 2)
 
 enum slot_state {
-	SLOT_FREE,		/* the thread may fill it */
+	SLOT_FREE,		/* a thread may fill it */
 	SLOT_FILLING,		/* being read */
 	SLOT_READY,		/* read, waiting for the engine */
 	SLOT_FAILED,		/* the read failed or was interrupted */
@@ -40,9 +50,17 @@ struct slot {
 	enum slot_state state;		/* see above */
 };
 
+struct worker {
+	struct vs_reader *r;		/* its reader */
+	pthread_t thread;		/* the thread */
+	struct vs_place_vec place;	/* where a range can be read */
+};
+
 struct vs_reader {
 	struct vs_image *src;		/* what to read */
-	pthread_t thread;		/* the reader */
+	pthread_mutex_t fmt_mu;		/* held for every call into src */
+	struct worker worker[READER_THREADS];
+	int nworkers;			/* threads started */
 	pthread_mutex_t mu;		/* guards everything below */
 	pthread_cond_t cv;		/* any change of state */
 	struct slot slot[READER_SLOTS];	/* the buffers */
@@ -53,15 +71,65 @@ struct vs_reader {
 	uint64_t bs;			/* ... block size */
 	size_t group;			/* ... blocks per group */
 	size_t next;			/* next group to read (block index) */
-	bool stop;			/* the thread must end */
+	bool stop;			/* the threads must end */
 };
+
+/* Read guest bytes [off, off + len) through the format; unlocked. */
+static int
+read_through(struct vs_reader *r, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	struct vs_image *src = r->src;
+	int rc;
+
+	pthread_mutex_lock(&r->fmt_mu);
+	rc = src->ops->read(src, buf, len, off);
+	if (rc == 0 && src->ops->drop_cache)
+		src->ops->drop_cache(src, off, len);
+	pthread_mutex_unlock(&r->fmt_mu);
+	return rc;
+}
+
+/* Read guest bytes [off, off + len): where the format stores them as they
+ * are, straight from the container, outside the format's lock. */
+static int
+read_range(struct worker *w, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	struct vs_reader *r = w->r;
+	struct vs_io *io = r->src->io;
+	int rc;
+
+	if (!r->src->ops->locate)
+		return read_through(r, buf, len, off);
+	pthread_mutex_lock(&r->fmt_mu);
+	rc = vs_image_locate(r->src, off, len, &w->place);
+	pthread_mutex_unlock(&r->fmt_mu);
+	if (rc < 0)
+		return -1;
+	for (size_t i = 0; i < w->place.n; i++) {
+		const struct vs_place *p = &w->place.v[i];
+		uint8_t *dst = buf + (p->off - off);
+
+		if (vs_interrupted)
+			return -1;
+		if (p->host == VS_NOWHERE) {
+			if (read_through(r, dst, p->len, p->off) < 0)
+				return -1;
+			continue;
+		}
+		if (io->ops->pread(io, dst, p->len, p->host) < 0)
+			return -1;
+		if (io->ops->drop_cache)
+			io->ops->drop_cache(io, p->host, p->len);
+	}
+	return 0;
+}
 
 /* Read the data blocks of [g0, g1) into @buf; unlocked. */
 static int
-read_group(struct vs_reader *r, uint8_t *buf, size_t g0, size_t g1,
+read_group(struct worker *w, uint8_t *buf, size_t g0, size_t g1,
     uint64_t *bytes)
 {
-	struct vs_image *src = r->src;
+	struct vs_reader *r = w->r;
 
 	*bytes = 0;
 	for (size_t b = g0; b < g1;) {
@@ -70,30 +138,18 @@ read_group(struct vs_reader *r, uint8_t *buf, size_t g0, size_t g1,
 
 		while (e < g1 && !r->isdata[e] == !r->isdata[b])
 			e++;
-		end = vs_min(r->wstart + e * r->bs, src->size);
+		end = vs_min(r->wstart + e * r->bs, r->src->size);
 		if (r->isdata[b]) {
 			if (vs_interrupted)
 				return -1;
-			if (src->ops->read(src, buf + (b - g0) * r->bs,
-			    end - off, off) < 0)
+			if (read_range(w, buf + (b - g0) * r->bs, end - off,
+			    off) < 0)
 				return -1;
-			if (src->ops->drop_cache)
-				src->ops->drop_cache(src, off, end - off);
 			*bytes += end - off;
 		}
 		b = e;
 	}
 	return 0;
-}
-
-/* Free the buffers and @r itself. */
-static void
-free_slots(struct vs_reader *r)
-{
-	for (int i = 0; i < READER_SLOTS; i++)
-		free(r->slot[i].buf);
-	free(r->isdata);
-	free(r);
 }
 
 bool
@@ -117,7 +173,8 @@ free_slot(struct vs_reader *r)
 static void *
 reader_main(void *arg)
 {
-	struct vs_reader *r = arg;
+	struct worker *w = arg;
+	struct vs_reader *r = w->r;
 	struct slot *s;
 
 	pthread_mutex_lock(&r->mu);
@@ -143,7 +200,9 @@ reader_main(void *arg)
 		s->g0 = g0;
 		s->state = SLOT_FILLING;
 		pthread_mutex_unlock(&r->mu);
-		rc = read_group(r, s->buf, g0, g1, &s->bytes);
+		/* The window stays posted until the engine took this group,
+		 * so its map and start do not change under us. */
+		rc = read_group(w, s->buf, g0, g1, &s->bytes);
 		pthread_mutex_lock(&r->mu);
 		s->state = rc < 0 ? SLOT_FAILED : SLOT_READY;
 		if (rc < 0)
@@ -154,34 +213,62 @@ reader_main(void *arg)
 	return NULL;
 }
 
+/* Stop and join the threads started, free everything. */
+static void
+destroy(struct vs_reader *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	for (int i = 0; i < r->nworkers; i++)
+		pthread_join(r->worker[i].thread, NULL);
+	for (int i = 0; i < READER_THREADS; i++)
+		vs_place_vec_free(&r->worker[i].place);
+	for (int i = 0; i < READER_SLOTS; i++)
+		free(r->slot[i].buf);
+	pthread_mutex_destroy(&r->fmt_mu);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cv);
+	free(r->isdata);
+	free(r);
+}
+
 int
 vs_reader_start(struct vs_image *src, size_t group_bytes,
     struct vs_reader **out)
 {
 	struct vs_reader *r = calloc(1, sizeof(*r));
 	sigset_t all, old;
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
 	if (!r) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		return -1;
 	}
+	r->src = src;
+	pthread_mutex_init(&r->fmt_mu, NULL);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
 	for (int i = 0; i < READER_SLOTS; i++)
 		if (!(r->slot[i].buf = aligned_alloc(4096, group_bytes))) {
 			vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
-			free_slots(r);
+			destroy(r);
 			return -1;
 		}
-	r->src = src;
-	pthread_mutex_init(&r->mu, NULL);
-	pthread_cond_init(&r->cv, NULL);
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&r->thread, NULL, reader_main, r);
+	for (int i = 0; i < READER_THREADS && rc == 0; i++) {
+		r->worker[i].r = r;
+		rc = pthread_create(&r->worker[i].thread, NULL, reader_main,
+		    &r->worker[i]);
+		if (rc == 0)
+			r->nworkers++;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		free_slots(r);
+		destroy(r);
 		vs_err(VS_EXIT_INTERNAL, src->name, "cannot start the reader");
 		return -1;
 	}
@@ -257,14 +344,6 @@ vs_reader_give(struct vs_reader *r, uint8_t *buf)
 void
 vs_reader_stop(struct vs_reader *r)
 {
-	if (!r)
-		return;
-	pthread_mutex_lock(&r->mu);
-	r->stop = true;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	pthread_join(r->thread, NULL);
-	pthread_mutex_destroy(&r->mu);
-	pthread_cond_destroy(&r->cv);
-	free_slots(r);
+	if (r)
+		destroy(r);
 }

@@ -1,12 +1,13 @@
 /*
- * reader.h - read the source's data a group ahead, in a second thread.
+ * reader.h - read the source's data groups ahead, in reader threads.
  *
- * The engine hashes one group while the next is read: the copy out of the
- * page cache and the disk's latency no longer add to the hashing time.
- * Only the reader thread calls the source's read and drop_cache ops, and
- * only while a window is posted; the engine maps a window before posting
- * it and takes every group of it before mapping the next, so a format's
- * caches are never used by two threads at once.
+ * The engine hashes one group while the next ones are read, several at
+ * once: the disk's latency no longer adds to the hashing time, and the
+ * disk always has requests to serve.  Only the reader threads call into
+ * the source (one at a time, see reader.c), and only while a window is
+ * posted; the engine maps a window before posting it and takes every
+ * group of it before mapping the next, so a format's caches are never
+ * used by two threads at once.
  */
 #ifndef VS_READER_H
 #define VS_READER_H
@@ -18,7 +19,7 @@
 
 struct vs_reader;
 
-/* Start the thread; groups hold at most @group_bytes. */
+/* Start the threads; groups hold at most @group_bytes. */
 int vs_reader_start(struct vs_image *src, size_t group_bytes,
     struct vs_reader **out);
 /* Read the data blocks of the window at @wstart: @nb blocks of @bs bytes
@@ -32,10 +33,10 @@ int vs_reader_window(struct vs_reader *r, uint64_t wstart,
 uint8_t *vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes);
 /* Give the buffer of the last group taken back. */
 void vs_reader_give(struct vs_reader *r, uint8_t *buf);
-/* Stop the thread and free everything. */
+/* Stop the threads and free everything. */
 void vs_reader_stop(struct vs_reader *r);
 /* Does group [g0, g1) hold a block to read?  A group that does not is
- * skipped by the reader and never taken by the engine. */
+ * skipped by the readers and never taken by the engine. */
 bool vs_group_has_data(const uint8_t *isdata, size_t g0, size_t g1);
 
 #endif

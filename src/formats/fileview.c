@@ -80,6 +80,27 @@ fileview_read(struct vs_image *img, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Live bytes are the container's own; dead ones only read() zeros. */
+static int
+fileview_locate(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out)
+{
+	struct fileview *v = (struct fileview *)img;
+
+	if (live_of(v, off, len) < 0)
+		return -1;
+	for (size_t i = 0; i < v->live.n; i++) {
+		const struct vs_extent *e = &v->live.v[i];
+
+		if (vs_place_add(out, e->off, e->len, e->type == VS_EXT_DATA ?
+		    e->off : VS_NOWHERE) < 0) {
+			vs_errno(VS_EXIT_INTERNAL, img->name, "placement");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void
 fileview_drop_cache(struct vs_image *img, uint64_t off, uint64_t len)
 {
@@ -104,6 +125,7 @@ static const struct vs_format_ops fileview_ops = {
 	.read = fileview_read,
 	.drop_cache = fileview_drop_cache,
 	.place = vs_place_identity,
+	.locate = fileview_locate,
 };
 
 int

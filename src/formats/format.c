@@ -115,6 +115,51 @@ vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+typedef int place_fn(struct vs_image *, uint64_t, uint64_t,
+    struct vs_place_vec *);
+
+static int
+checked_place(struct vs_image *img, place_fn *fn, const char *what,
+    uint64_t off, uint64_t len, struct vs_place_vec *out)
+{
+	uint64_t pos = off;
+	size_t i = 0;
+
+	vs_place_vec_reset(out);
+	if (fn(img, off, len, out) < 0)
+		return -1;
+	for (; i < out->n; i++) {
+		const struct vs_place *p = &out->v[i];
+
+		if (p->off != pos || p->len == 0 || p->len > off + len - pos)
+			break;
+		pos += p->len;
+	}
+	if (i != out->n || pos != off + len) {
+		vs_err(VS_EXIT_INTERNAL, img->name, "offset %llu: %s %s "
+		    "does not cover the range asked for",
+		    (unsigned long long)off, img->ops->name, what);
+		return -1;
+	}
+	return 0;
+}
+
+int
+vs_image_place(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out)
+{
+	return checked_place(img, img->ops->place, "placement", off, len,
+	    out);
+}
+
+int
+vs_image_locate(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out)
+{
+	return checked_place(img, img->ops->locate, "location", off, len,
+	    out);
+}
+
 int
 vs_image_validate(struct vs_image *img)
 {

@@ -35,7 +35,8 @@ VS_VECTOR(vs_place_vec, struct vs_place)
 struct vs_io;
 
 struct vs_io_ops {
-	/* Read exactly @len bytes at @off; bytes past the end read as zero. */
+	/* Read exactly @len bytes at @off; bytes past the end read as zero.
+	 * Several threads may read at once. */
 	int (*pread)(struct vs_io *, void *buf, size_t len, uint64_t off);
 	/* Allocation of [off, off + len) in the container. */
 	int (*map)(struct vs_io *, uint64_t off, uint64_t len,
@@ -52,6 +53,7 @@ struct vs_io {
 	bool is_block;			/* a block device */
 	int fd;				/* file descriptor, or -1 */
 	int direct_fd;			/* the same with O_DIRECT, or -1 */
+	bool direct_refused;		/* O_DIRECT failed: not used (atomic) */
 	uint32_t mode;			/* st_mode of the file, 0 if none */
 	uint64_t dev, ino;		/* st_dev, st_ino; 0 if none */
 	int64_t mtime_sec;		/* st_mtime, for the target's times */
@@ -102,6 +104,13 @@ struct vs_format_ops {
 	/* An external file the image needs besides its container (a data
 	 * file), or NULL. */
 	const char *(*external)(struct vs_image *);
+	/* Where the guest bytes of [off, off + len) can be read as they are
+	 * from the container, covering it exactly; VS_NOWHERE where only
+	 * read() makes them (compressed, backing file, dead bytes).  Readers
+	 * then read the container directly, several at once.  NULL: read()
+	 * for everything. */
+	int (*locate)(struct vs_image *, uint64_t off, uint64_t len,
+	    struct vs_place_vec *out);
 };
 
 struct vs_image {
@@ -124,6 +133,13 @@ void vs_image_close(struct vs_image *img);
 /* Map through the format and check the reply (contiguous, exact cover). */
 int vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,
     struct vs_extent_vec *out);
+
+/* The place (or locate) op's answer for [off, off + len) into @out
+ * (reset first), checked to cover it exactly. */
+int vs_image_place(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out);
+int vs_image_locate(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out);
 
 /* Map the whole image once, so that damaged metadata is refused before a
  * target is touched.  Reads no guest data. */

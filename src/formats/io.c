@@ -32,7 +32,8 @@
 static bool
 direct_ok(const struct vs_io *io, const void *buf, size_t len, uint64_t off)
 {
-	return io->direct_fd >= 0 && (off | len | (uintptr_t)buf) %
+	return io->direct_fd >= 0 && !__atomic_load_n(&io->direct_refused,
+	    __ATOMIC_RELAXED) && (off | len | (uintptr_t)buf) %
 	    DIRECT_ALIGN == 0;
 }
 
@@ -45,8 +46,9 @@ file_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
 		r = vs_pread_full(io->fd, buf, len, off);
 	} else if ((r = vs_pread_full(io->direct_fd, buf, len, off)) < 0 &&
 	    errno == EINVAL) {
-		close(io->direct_fd);
-		io->direct_fd = -1;
+		/* Read through the cache from now on.  The descriptor stays
+		 * open: another reader thread may be reading through it. */
+		__atomic_store_n(&io->direct_refused, true, __ATOMIC_RELAXED);
 		r = vs_pread_full(io->fd, buf, len, off);
 	}
 

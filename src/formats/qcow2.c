@@ -335,7 +335,8 @@ qcow2_map(struct vs_image *img, uint64_t off, uint64_t len,
 }
 
 /* Guest clusters stored plainly in the qcow2 file have a host offset;
- * compressed, zero, unallocated (backing) and data-file ones do not. */
+ * compressed, zero, unallocated (backing) and data-file ones do not.
+ * Also the locate op: those host bytes are the guest's. */
 static int
 qcow2_place(struct vs_image *img, uint64_t off, uint64_t len,
     struct vs_place_vec *out)
@@ -506,4 +507,5 @@ const struct vs_format_ops vs_format_qcow2 = {
 	.host_live = qcow2_host_live,
 	.place = qcow2_place,
 	.external = qcow2_external,
+	.locate = qcow2_place,
 };

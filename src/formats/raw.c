@@ -69,4 +69,5 @@ const struct vs_format_ops vs_format_raw = {
 	.read = raw_read,
 	.drop_cache = raw_drop_cache,
 	.place = vs_place_identity,
+	.locate = vs_place_identity,
 };

@@ -508,6 +508,21 @@ local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
 	return 0;
 }
 
+/* The page cache reads the old bytes in the background, so write_piece()
+ * finds them there instead of waiting for each block in turn. */
+static void
+local_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
+{
+	struct local_target *lt = (struct local_target *)t;
+
+	if (lt->ops_log)
+		fprintf(lt->ops_log, "prefetch %llu %llu\n",
+		    (unsigned long long)off, (unsigned long long)len);
+	if (lt->fd >= 0 && off < lt->old_size)
+		posix_fadvise(lt->fd, (off_t)off, (off_t)vs_min(len,
+		    lt->old_size - off), POSIX_FADV_WILLNEED);
+}
+
 /* Zero the parts of [off, off + len) that hold data. */
 static int
 local_punch(struct vs_target *t, uint64_t off, uint64_t len)
@@ -699,6 +714,7 @@ static const struct vs_target_ops local_ops = {
 	.begin = local_begin,
 	.summaries = local_summaries,
 	.write = local_write,
+	.prefetch = local_prefetch,
 	.punch = local_punch,
 	.record = local_record,
 	.commit = local_commit,

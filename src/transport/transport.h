@@ -52,6 +52,9 @@ struct vs_target_ops {
 	/* Make [off, off + len) hold @buf, writing only differing sectors. */
 	int (*write)(struct vs_target *, const void *buf, size_t len,
 	    uint64_t off);
+	/* Optional hint: [off, off + len) is about to be written, so its old
+	 * bytes will be compared; start fetching them. */
+	void (*prefetch)(struct vs_target *, uint64_t off, uint64_t len);
 	/* Make [off, off + len) read as zeros, deallocated where possible. */
 	int (*punch)(struct vs_target *, uint64_t off, uint64_t len);
 	/* Store entries that changed from @old to @new (after the data). */

@@ -1,13 +1,16 @@
 /*
- * test-reader.c - the reader thread: every group with data comes back with
- * the bytes of its own window and blocks, whatever the pattern of empty
- * groups, while the caller rewrites its block map for the next window as
- * soon as it took the last group (as the engine does).
+ * test-reader.c - the reader threads: every group with data comes back
+ * with the bytes of its own window and blocks, whatever the pattern of
+ * empty groups and the order in which reads finish, while the caller
+ * rewrites its block map for the next window as soon as it took the last
+ * group (as the engine does); a format is never entered by two threads at
+ * once, and reads from where it locates the data are the format's bytes.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "unit.h"
@@ -54,20 +57,17 @@ group_has_data(const uint8_t *isdata, size_t g0)
 	return false;
 }
 
+/* Read every window of @src through a reader and check each group with
+ * data against @want, the guest bytes. */
 static void
-test_windows_and_empty_groups(void **state)
+read_all(struct vs_image *src, const uint8_t *want, int rounds)
 {
-	uint8_t *img = make_image(), isdata[NB];
+	uint8_t isdata[NB];
 	struct vs_reader *r;
-	struct vs_image *src;
-	struct vs_io *io;
 	uint32_t x = 1;
 
-	(void)state;
-	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
-	assert_int_equal(vs_image_open(io, "raw", &src), 0);
 	assert_int_equal(vs_reader_start(src, GROUP * BS, &r), 0);
-	for (int round = 0; round < 20; round++)
+	for (int round = 0; round < rounds; round++)
 		for (uint64_t w = 0; w < WINDOWS; w++) {
 			uint64_t wstart = w * NB * BS;
 
@@ -88,7 +88,7 @@ test_windows_and_empty_groups(void **state)
 					if (isdata[i])
 						assert_memory_equal(
 						    buf + (i - g0) * BS,
-						    img + b * BS, BS);
+						    want + b * BS, BS);
 				}
 				vs_reader_give(r, buf);
 			}
@@ -96,8 +96,168 @@ test_windows_and_empty_groups(void **state)
 			memset(isdata, 0xff, NB);
 		}
 	vs_reader_stop(r);
+}
+
+static void
+test_windows_and_empty_groups(void **state)
+{
+	uint8_t *img = make_image();
+	struct vs_image *src;
+	struct vs_io *io;
+
+	(void)state;
+	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
+	assert_int_equal(vs_image_open(io, "raw", &src), 0);
+	read_all(src, img, 20);
 	vs_image_close(src);
 	free(img);
+}
+
+/*
+ * A made-up format over a container whose reads finish in random order:
+ * guest block b is stored at container block (b * 5) % blocks, except every
+ * third block, which the format makes up itself (its read, not a place).
+ * Any overlap of two calls into the format fails the test.
+ */
+struct slow_io {
+	struct vs_io io;	/* base, first */
+	const uint8_t *data;	/* the container's bytes */
+};
+
+static int in_format;		/* threads inside the format */
+static int overlaps;		/* times two were */
+
+static void
+pause_a_little(uint32_t salt)
+{
+	struct timespec ts = { 0, (long)(salt * 2654435761u % 50000u) };
+
+	nanosleep(&ts, NULL);
+}
+
+static void
+enter(uint64_t salt)
+{
+	if (__atomic_add_fetch(&in_format, 1, __ATOMIC_SEQ_CST) > 1)
+		__atomic_add_fetch(&overlaps, 1, __ATOMIC_SEQ_CST);
+	pause_a_little((uint32_t)salt);
+}
+
+static void
+leave(void)
+{
+	__atomic_sub_fetch(&in_format, 1, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t
+host_block(uint64_t b)
+{
+	return b % 3 == 2 ? VS_NOWHERE : b * 5 % (SIZE / BS);
+}
+
+static int
+slow_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *data = ((struct slow_io *)io)->data;
+
+	pause_a_little((uint32_t)(off / BS));
+	memcpy(buf, data + off, len);
+	return 0;
+}
+
+static const struct vs_io_ops slow_io_ops = { .pread = slow_pread };
+
+static int
+odd_locate(struct vs_image *img, uint64_t off, uint64_t len,
+    struct vs_place_vec *out)
+{
+	enter(off);
+	for (uint64_t b = off / BS; b * BS < off + len; b++) {
+		uint64_t h = host_block(b);
+
+		assert_int_equal(vs_place_add(out, b * BS, BS, h == VS_NOWHERE ?
+		    h : h * BS), 0);
+	}
+	(void)img;
+	leave();
+	return 0;
+}
+
+/* Only ever asked for made-up blocks (the located ones are read from the
+ * container), or for everything when the format cannot locate. */
+static int
+odd_read(struct vs_image *img, void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *data = ((struct slow_io *)img->io)->data;
+
+	enter(off);
+	for (uint64_t b = off / BS; b * BS < off + len; b++) {
+		uint8_t *dst = (uint8_t *)buf + (b * BS - off);
+		uint64_t h = host_block(b);
+
+		if (img->ops->locate)
+			assert_true(h == VS_NOWHERE);
+		if (h == VS_NOWHERE)
+			fill(dst, BS, (uint32_t)b ^ 0xabcdu);
+		else
+			memcpy(dst, data + h * BS, BS);
+	}
+	leave();
+	return 0;
+}
+
+static void
+odd_drop_cache(struct vs_image *img, uint64_t off, uint64_t len)
+{
+	(void)img, (void)len;
+	enter(off);
+	leave();
+}
+
+static void
+check_odd_format(bool locate)
+{
+	struct vs_format_ops ops = {
+		.name = "odd", .map = NULL, .read = odd_read,
+		.drop_cache = odd_drop_cache,
+		.locate = locate ? odd_locate : NULL,
+	};
+	uint8_t *container = malloc(SIZE), *guest = malloc(SIZE);
+	struct slow_io io = { .io = { .ops = &slow_io_ops, .name = "odd.img",
+	    .size = SIZE, .fd = -1, .direct_fd = -1 }, .data = container };
+	struct vs_image img = { .ops = &ops, .name = "odd.img", .size = SIZE,
+	    .io = &io.io };
+
+	assert_non_null(container);
+	assert_non_null(guest);
+	fill(container, SIZE, 7);
+	for (uint64_t b = 0; b < SIZE / BS; b++) {
+		uint64_t h = host_block(b);
+
+		if (h == VS_NOWHERE)
+			fill(guest + b * BS, BS, (uint32_t)b ^ 0xabcdu);
+		else
+			memcpy(guest + b * BS, container + h * BS, BS);
+	}
+	overlaps = 0;
+	read_all(&img, guest, 3);
+	assert_int_equal(overlaps, 0);
+	free(container);
+	free(guest);
+}
+
+static void
+test_located_reads_in_parallel(void **state)
+{
+	(void)state;
+	check_odd_format(true);
+}
+
+static void
+test_format_reads_one_at_a_time(void **state)
+{
+	(void)state;
+	check_odd_format(false);
 }
 
 int
@@ -105,6 +265,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_windows_and_empty_groups),
+		cmocka_unit_test(test_located_reads_in_parallel),
+		cmocka_unit_test(test_format_reads_one_at_a_time),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
