@@ -31,13 +31,19 @@
 #include "reader.h"
 #include "util.h"
 
+/* A group whose writes are decided, waiting to be applied. */
+struct group {
+	size_t g0, g1;			/* its blocks in the window */
+	uint8_t *buf;			/* its data from the reader, or NULL */
+	int same;			/* 1: nothing to compare, unchanged */
+};
+
 struct sync_state {
 	struct vs_image *src;		/* source */
 	struct vs_target *t;		/* target */
 	struct vs_stats *st;		/* counters */
 	struct vs_target_info info;	/* block size, seed, trust */
 	struct vs_reader *reader;	/* reads the groups ahead */
-	uint8_t *buf;			/* the group being worked on */
 	uint8_t *isdata;		/* per block of the window */
 	uint8_t *keep;			/* per block: unchanged since the base */
 	struct vs_changes *changes;	/* change detection, or NULL */
@@ -88,12 +94,13 @@ hole_block(struct sync_state *s, size_t i, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Take the data of group [g0, g1) of the window from the reader into
- * s->buf and hash every block of the group. */
+/* Take the data of group @g of the window from the reader into g->buf
+ * and hash every block of the group. */
 static int
-hash_group(struct sync_state *s, uint64_t wstart, size_t g0, size_t g1)
+hash_group(struct sync_state *s, uint64_t wstart, struct group *g)
 {
 	uint64_t bs = s->info.block_size, size = s->src->size, bytes = 0;
+	size_t g0 = g->g0, g1 = g->g1;
 
 	if (!vs_group_has_data(s->isdata, g0, g1)) {	/* nothing to read */
 		for (size_t i = g0; i < g1; i++)
@@ -101,7 +108,7 @@ hash_group(struct sync_state *s, uint64_t wstart, size_t g0, size_t g1)
 				s->new[i] = vs_hash_hole;
 		return 0;
 	}
-	if (!(s->buf = vs_reader_take(s->reader, g0, &bytes))) {
+	if (!(g->buf = vs_reader_take(s->reader, g0, &bytes))) {
 		if (vs_interrupted)
 			check_interrupt(s);
 		return -1;
@@ -110,7 +117,7 @@ hash_group(struct sync_state *s, uint64_t wstart, size_t g0, size_t g1)
 	for (size_t i = g0; i < g1; i++) {
 		uint64_t boff = wstart + i * bs;
 		size_t len = (size_t)vs_min(bs, size - boff);
-		const uint8_t *blk = s->buf + (i - g0) * bs;
+		const uint8_t *blk = g->buf + (i - g0) * bs;
 
 		if (s->keep[i])
 			continue;	/* set from the old entry */
@@ -152,10 +159,10 @@ old_entries(struct sync_state *s, uint64_t first, size_t g0, size_t g1)
 	    s->old + g0) < 0 ? -1 : 0;
 }
 
-/* Write blocks [b, e) of group @g0 as one piece. */
+/* Write blocks [b, e) of group @g as one piece. */
 static int
-write_blocks(struct sync_state *s, uint64_t wstart, size_t g0, size_t b,
-    size_t e)
+write_blocks(struct sync_state *s, uint64_t wstart, const struct group *g,
+    size_t b, size_t e)
 {
 	uint64_t bs = s->info.block_size, off = wstart + b * bs;
 
@@ -163,34 +170,66 @@ write_blocks(struct sync_state *s, uint64_t wstart, size_t g0, size_t b,
 		return 0;
 	if (flush_punch(s) < 0)
 		return -1;
-	return s->t->ops->write(s->t, s->buf + (b - g0) * bs,
+	return s->t->ops->write(s->t, g->buf + (b - g->g0) * bs,
 	    (size_t)vs_min((e - b) * bs, s->src->size - off), off);
 }
 
-/* Blocks [g0, g1) of the window: hash, compare, write and punch. */
-static int
-sync_group(struct sync_state *s, uint64_t wstart, uint64_t first,
-    size_t g0, size_t g1)
+/* Does block @i of the window go to the target's write()? */
+static bool
+to_write(const struct sync_state *s, const struct group *g, size_t i)
 {
-	uint64_t bs = s->info.block_size, size = s->src->size;
-	size_t run = g0;	/* first block of the pending write */
-	int same;
+	return !g->same && !vs_hash_eq(&s->new[i], &vs_hash_hole) &&
+	    !vs_hash_eq(&s->new[i], &s->old[i]);
+}
 
-	if (hash_group(s, wstart, g0, g1) < 0)
+/* Hash group @g and find its target entries: what to write is known. */
+static int
+decide_group(struct sync_state *s, uint64_t wstart, uint64_t first,
+    struct group *g)
+{
+	if (hash_group(s, wstart, g) < 0)
 		return -1;
-	if ((same = old_entries(s, first, g0, g1)) < 0)
+	if ((g->same = old_entries(s, first, g->g0, g->g1)) < 0)
 		return -1;
-	for (size_t i = g0; i < g1 && !same; i++)
+	for (size_t i = g->g0; i < g->g1 && !g->same; i++)
 		if (s->keep[i])
 			s->new[i] = s->old[i];
-	for (size_t i = g0; i < g1; i++) {
+	return 0;
+}
+
+/* The target compares each write with its old bytes: have it fetch them
+ * for every block of @g to write, while the group before is written.
+ * With change detection the whole window's were asked for already. */
+static void
+prefetch_group(struct sync_state *s, uint64_t wstart, const struct group *g)
+{
+	uint64_t bs = s->info.block_size, size = s->src->size;
+
+	if (s->changes || !s->t->ops->prefetch || g->same)
+		return;
+	for (size_t b = g->g0, e; b < g->g1; b = e + 1) {
+		for (e = b; e < g->g1 && to_write(s, g, e); e++)
+			;
+		if (e > b)
+			s->t->ops->prefetch(s->t, wstart + b * bs,
+			    vs_min(e * bs, size - wstart) - b * bs);
+	}
+}
+
+/* Write and punch what decide_group() found for @g. */
+static int
+apply_group(struct sync_state *s, uint64_t wstart, const struct group *g)
+{
+	uint64_t bs = s->info.block_size, size = s->src->size;
+	size_t run = g->g0;	/* first block of the pending write */
+
+	for (size_t i = g->g0; i < g->g1; i++) {
 		uint64_t off = wstart + i * bs;
 		size_t len = (size_t)vs_min(bs, size - off);
 
-		if (!same && !vs_hash_eq(&s->new[i], &vs_hash_hole) &&
-		    !vs_hash_eq(&s->new[i], &s->old[i]))
+		if (to_write(s, g, i))
 			continue;	/* joins the pending write */
-		if (write_blocks(s, wstart, g0, run, i) < 0)
+		if (write_blocks(s, wstart, g, run, i) < 0)
 			return -1;
 		run = i + 1;
 		if (vs_hash_eq(&s->new[i], &vs_hash_hole)) {
@@ -200,7 +239,16 @@ sync_group(struct sync_state *s, uint64_t wstart, uint64_t first,
 			s->st->unchanged_bytes += len;
 		}
 	}
-	return write_blocks(s, wstart, g0, run, g1);
+	return write_blocks(s, wstart, g, run, g->g1);
+}
+
+/* Give @g's buffer back to the reader. */
+static void
+release_group(struct sync_state *s, struct group *g)
+{
+	if (g->buf)
+		vs_reader_give(s->reader, g->buf);
+	*g = (struct group){ 0 };
 }
 
 /* Mark the blocks of the window that hold any mapped data. */
@@ -304,6 +352,7 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	uint64_t wlen = vs_min(VS_WINDOW_BYTES, size - wstart);
 	uint64_t first = wstart / bs;
 	size_t nb = (size_t)((wlen + bs - 1) / bs);
+	struct group prev = { 0 };	/* decided, not yet applied */
 
 	if (check_interrupt(s) < 0)
 		return -1;
@@ -331,16 +380,26 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 		return -1;
 	if (s->changes && s->t->ops->prefetch)
 		prefetch_changed(s, wstart, wlen, nb);
-	for (size_t g = 0; g < nb; g += s->group) {
-		size_t g1 = g + s->group < nb ? g + s->group : nb;
-		int rc = sync_group(s, wstart, first, g, g1);
+	/* Each group is written once the next one is decided, so that the
+	 * target fetches the old bytes of the next while this is written. */
+	for (size_t g0 = 0; g0 < nb + s->group; g0 += s->group) {
+		struct group next = { .g0 = g0, .g1 = vs_min(g0 + s->group,
+		    nb) };
+		int rc = 0;
 
-		if (s->buf)
-			vs_reader_give(s->reader, s->buf);
-		s->buf = NULL;
-		if (rc < 0)
+		if (g0 < nb && (rc = decide_group(s, wstart, first, &next)) == 0)
+			prefetch_group(s, wstart, &next);
+		if (rc == 0 && prev.g1 > prev.g0)
+			rc = apply_group(s, wstart, &prev);
+		if (rc == 0 && prev.g1 > prev.g0)
+			vs_progress_update(p, wstart + vs_min(prev.g1 * bs,
+			    wlen), s->st);
+		release_group(s, &prev);
+		prev = next;
+		if (rc < 0) {
+			release_group(s, &prev);
 			return -1;
-		vs_progress_update(p, wstart + vs_min(g1 * bs, wlen), s->st);
+		}
 	}
 	if (flush_punch(s) < 0)
 		return -1;

@@ -4,10 +4,11 @@
  * The engine hashes one group while the next ones are read, several at
  * once: the disk's latency no longer adds to the hashing time, and the
  * disk always has requests to serve.  Only the reader threads call into
- * the source (one at a time, see reader.c), and only while a window is
- * posted; the engine maps a window before posting it and takes every
- * group of it before mapping the next, so a format's caches are never
- * used by two threads at once.
+ * the source's format (one at a time; the container reads it locates run
+ * in parallel, see reader.c), and only while a window is posted; the
+ * engine maps a window before posting it and takes every group of it
+ * before mapping the next, so a format's caches are never used by two
+ * threads at once.
  */
 #ifndef VS_READER_H
 #define VS_READER_H

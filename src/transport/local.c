@@ -78,6 +78,7 @@ struct local_target {
 	size_t buf_len;		/* its size */
 	uint8_t *check;		/* discard read-back; never aliases buf */
 	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
+	FILE *hints_log;	/* VMSYNC_DEBUG_HINTS, or NULL */
 };
 
 #define ZERO_CHUNK (1u << 20)
@@ -515,8 +516,8 @@ local_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
 {
 	struct local_target *lt = (struct local_target *)t;
 
-	if (lt->ops_log)
-		fprintf(lt->ops_log, "prefetch %llu %llu\n",
+	if (lt->hints_log)
+		fprintf(lt->hints_log, "prefetch %llu %llu\n",
 		    (unsigned long long)off, (unsigned long long)len);
 	if (lt->fd >= 0 && off < lt->old_size)
 		posix_fadvise(lt->fd, (off_t)off, (off_t)vs_min(len,
@@ -702,6 +703,8 @@ local_close(struct vs_target *t)
 		close(lt->fd);
 	if (lt->ops_log)
 		fclose(lt->ops_log);
+	if (lt->hints_log)
+		fclose(lt->hints_log);
 	free(lt->buf);
 	free(lt->check);
 	free(lt->path);
@@ -846,12 +849,29 @@ check_index_path(struct local_target *lt)
 	return 0;
 }
 
+/* The debug log the environment variable @var names, appended to; NULL
+ * without one. */
+static int
+open_log(const char *var, FILE **out)
+{
+	const char *name = getenv(var);
+
+	*out = NULL;
+	if (!name || !*name)
+		return 0;
+	if (!(*out = fopen(name, "ae"))) {
+		vs_errno(VS_EXIT_INTERNAL, name, "%s", var);
+		return -1;
+	}
+	setvbuf(*out, NULL, _IOLBF, 0);
+	return 0;
+}
+
 int
 vs_local_open(const char *path, const struct vs_target_opts *opts,
     struct vs_target **out)
 {
 	struct local_target *lt = calloc(1, sizeof(*lt));
-	const char *log = getenv("VMSYNC_DEBUG_OPS");
 
 	if (!lt || !(lt->path = strdup(path))) {
 		free(lt);
@@ -880,12 +900,9 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 	if (lt->index_path && (check_index_path(lt) < 0 ||
 	    idx_open(lt->index_path, !opts->dry_run, &lt->ix) < 0))
 		goto fail;
-	if (log && *log && !(lt->ops_log = fopen(log, "ae"))) {
-		vs_errno(VS_EXIT_INTERNAL, log, "VMSYNC_DEBUG_OPS");
+	if (open_log("VMSYNC_DEBUG_OPS", &lt->ops_log) < 0 ||
+	    open_log("VMSYNC_DEBUG_HINTS", &lt->hints_log) < 0)
 		goto fail;
-	}
-	if (lt->ops_log)
-		setvbuf(lt->ops_log, NULL, _IOLBF, 0);
 	*out = &lt->t;
 	return 0;
 fail:

@@ -4,8 +4,9 @@
 # range crossing a 64 KiB block boundary (its two sectors in one write), and
 # the last, partial sector of an image whose size is not a multiple of 4 KiB.
 # The operation log lists
-# exactly those sector runs, the target ends equal, and the next run is
-# trusted and writes nothing.
+# exactly those sector runs, the target was asked to read ahead exactly the
+# blocks holding them, the target ends equal, and the next run is trusted,
+# writes nothing and reads nothing ahead.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_btrfs
 requires jq
@@ -15,7 +16,7 @@ src=$TMP/disk.img
 size=$((64 * 1048576 + 5000))	# last block 5000 bytes, last sector 904
 "$HOLES" make "$src" "$size" 0:2M:1 10M:1M:2 64M:5000:3
 tgt=$mnt/disk.img
-export VMSYNC_DEBUG_OPS=$TMP/ops
+export VMSYNC_DEBUG_OPS=$TMP/ops VMSYNC_DEBUG_HINTS=$TMP/hints
 
 vs -q "$src" "$tgt"
 same "$src" "$tgt"
@@ -33,6 +34,7 @@ poke $((64 * 1048576 + 4096 + 500)) 1	# last sector, 904 bytes long
 ! cmp -s "$src" "$TMP/before.img" || fail "source did not change"
 
 : > "$TMP/ops"
+: > "$TMP/hints"
 sync_stats "$src" "$tgt"
 same "$src" "$tgt"
 b=$((10 * 1048576))
@@ -42,6 +44,12 @@ write $((b + 61440)) 8192
 write $((64 * 1048576 + 4096)) 904
 EOF
 diff "$TMP/expected" "$TMP/ops" || fail "operations are not the changed sectors"
+cat > "$TMP/expected" <<EOF
+prefetch 0 65536
+prefetch $b 131072
+prefetch $((64 * 1048576)) 5000
+EOF
+diff "$TMP/expected" "$TMP/hints" || fail "not the changed blocks read ahead"
 [ "$(stat_of written_bytes)" -eq $((3 * 4096 + 904)) ] ||
 	fail "written_bytes $(stat_of written_bytes)"
 [ "$(stat_of punched_bytes)" -eq 0 ] || fail "punched"
@@ -52,8 +60,10 @@ diff <(data_ranges "$src") <(data_ranges "$tgt") || fail "allocation differs"
 
 # Nothing left to do.
 : > "$TMP/ops"
+: > "$TMP/hints"
 sync_stats "$src" "$tgt"
 [ ! -s "$TMP/ops" ] || fail "changes written twice: $(cat "$TMP/ops")"
+[ ! -s "$TMP/hints" ] || fail "read ahead unchanged blocks: $(cat "$TMP/hints")"
 [ "$(stat_of index)" = trusted ] || fail "index not trusted after the change"
 [ "$(stat_of written_bytes)" -eq 0 ] || fail "written_bytes not 0"
 same "$src" "$tgt"
