@@ -197,18 +197,17 @@ decide_group(struct sync_state *s, uint64_t wstart, uint64_t first,
 	return 0;
 }
 
-/* The target compares each write with its old bytes: have it fetch them
- * for every block of @g to write, while the group before is written.
- * With change detection the whole window's were asked for already. */
+/* Ask the target to fetch the old bytes of each run of blocks of
+ * [b0, b1) of the window that @want picks. */
 static void
-prefetch_group(struct sync_state *s, uint64_t wstart, const struct group *g)
+prefetch_runs(struct sync_state *s, uint64_t wstart, size_t b0, size_t b1,
+    bool (*want)(const struct sync_state *, const struct group *, size_t),
+    const struct group *g)
 {
 	uint64_t bs = s->info.block_size, size = s->src->size;
 
-	if (s->changes || !s->t->ops->prefetch || g->same)
-		return;
-	for (size_t b = g->g0, e; b < g->g1; b = e + 1) {
-		for (e = b; e < g->g1 && to_write(s, g, e); e++)
+	for (size_t b = b0, e; b < b1; b = e + 1) {
+		for (e = b; e < b1 && want(s, g, e); e++)
 			;
 		if (e > b)
 			s->t->ops->prefetch(s->t, wstart + b * bs,
@@ -301,22 +300,12 @@ mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
 	return 0;
 }
 
-/* With change detection, nearly every block left to read differs from the
- * target's: have the target fetch the old bytes it will compare while the
- * source is read, instead of one block at a time as they are written. */
-static void
-prefetch_changed(struct sync_state *s, uint64_t wstart, uint64_t wlen,
-    size_t nb)
+/* Is block @i of the window to be read? */
+static bool
+to_read(const struct sync_state *s, const struct group *g, size_t i)
 {
-	uint64_t bs = s->info.block_size;
-
-	for (size_t b = 0, e; b < nb; b = e + 1) {
-		for (e = b; e < nb && s->isdata[e]; e++)
-			;
-		if (e > b)
-			s->t->ops->prefetch(s->t, wstart + b * bs,
-			    vs_min(e * bs, wlen) - b * bs);
-	}
+	(void)g;
+	return s->isdata[i];
 }
 
 /* Whether change detection can be used: the target holds the base. */
@@ -353,6 +342,7 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	uint64_t first = wstart / bs;
 	size_t nb = (size_t)((wlen + bs - 1) / bs);
 	struct group prev = { 0 };	/* decided, not yet applied */
+	bool per_group = s->t->ops->prefetch && !s->changes;
 
 	if (check_interrupt(s) < 0)
 		return -1;
@@ -378,8 +368,12 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	if (vs_reader_window(s->reader, wstart, s->isdata, nb, bs,
 	    s->group) < 0)
 		return -1;
-	if (s->changes && s->t->ops->prefetch)
-		prefetch_changed(s, wstart, wlen, nb);
+	/* The target compares each write with its old bytes: it is asked to
+	 * fetch them ahead.  With change detection nearly every block left
+	 * to read changed, so the whole window's are asked for now; else
+	 * each group's blocks to write, once it is decided. */
+	if (s->t->ops->prefetch && s->changes)
+		prefetch_runs(s, wstart, 0, nb, to_read, NULL);
 	/* Each group is written once the next one is decided, so that the
 	 * target fetches the old bytes of the next while this is written. */
 	for (size_t g0 = 0; g0 < nb + s->group; g0 += s->group) {
@@ -387,11 +381,12 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 		    nb) };
 		int rc = 0;
 
-		if (g0 < nb && (rc = decide_group(s, wstart, first, &next)) == 0)
-			prefetch_group(s, wstart, &next);
-		if (rc == 0 && prev.g1 > prev.g0)
-			rc = apply_group(s, wstart, &prev);
-		if (rc == 0 && prev.g1 > prev.g0)
+		if (g0 < nb && (rc = decide_group(s, wstart, first, &next)) == 0
+		    && per_group)
+			prefetch_runs(s, wstart, next.g0, next.g1, to_write,
+			    &next);
+		if (rc == 0 && prev.g1 > prev.g0 &&
+		    (rc = apply_group(s, wstart, &prev)) == 0)
 			vs_progress_update(p, wstart + vs_min(prev.g1 * bs,
 			    wlen), s->st);
 		release_group(s, &prev);
