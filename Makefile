@@ -79,6 +79,7 @@ LIB_SRCS = \
 	src/formats/qcow2_live.c \
 	src/formats/fileview.c \
 	src/transport/local.c \
+	src/transport/advisor.c \
 	src/transport/wire.c \
 	src/transport/proto.c \
 	src/transport/wirecomp.c \

@@ -94,12 +94,13 @@ hole_block(struct sync_state *s, size_t i, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Take the data of group @g of the window from the reader into g->buf
- * and hash every block of the group. */
+/* Take the data of group @g of the window from the reader into g->buf,
+ * with the hash of every block of the group. */
 static int
-hash_group(struct sync_state *s, uint64_t wstart, struct group *g)
+hash_group(struct sync_state *s, struct group *g)
 {
-	uint64_t bs = s->info.block_size, size = s->src->size, bytes = 0;
+	const struct vs_hash *hash;
+	uint64_t bytes = 0;
 	size_t g0 = g->g0, g1 = g->g1;
 
 	if (!vs_group_has_data(s->isdata, g0, g1)) {	/* nothing to read */
@@ -108,23 +109,16 @@ hash_group(struct sync_state *s, uint64_t wstart, struct group *g)
 				s->new[i] = vs_hash_hole;
 		return 0;
 	}
-	if (!(g->buf = vs_reader_take(s->reader, g0, &bytes))) {
+	if (!(g->buf = vs_reader_take(s->reader, g0, &bytes, &hash))) {
 		if (vs_interrupted)
 			check_interrupt(s);
 		return -1;
 	}
 	s->st->read_bytes += bytes;
 	for (size_t i = g0; i < g1; i++) {
-		uint64_t boff = wstart + i * bs;
-		size_t len = (size_t)vs_min(bs, size - boff);
-		const uint8_t *blk = g->buf + (i - g0) * bs;
-
 		if (s->keep[i])
 			continue;	/* set from the old entry */
-		if (!s->isdata[i] || vs_is_zero(blk, len))
-			s->new[i] = vs_hash_hole;
-		else
-			vs_hash_block(blk, len, s->info.seed, &s->new[i]);
+		s->new[i] = s->isdata[i] ? hash[i - g0] : vs_hash_hole;
 	}
 	return 0;
 }
@@ -184,10 +178,9 @@ to_write(const struct sync_state *s, const struct group *g, size_t i)
 
 /* Hash group @g and find its target entries: what to write is known. */
 static int
-decide_group(struct sync_state *s, uint64_t wstart, uint64_t first,
-    struct group *g)
+decide_group(struct sync_state *s, uint64_t first, struct group *g)
 {
-	if (hash_group(s, wstart, g) < 0)
+	if (hash_group(s, g) < 0)
 		return -1;
 	if ((g->same = old_entries(s, first, g->g0, g->g1)) < 0)
 		return -1;
@@ -381,7 +374,7 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 		    nb) };
 		int rc = 0;
 
-		if (g0 < nb && (rc = decide_group(s, wstart, first, &next)) == 0
+		if (g0 < nb && (rc = decide_group(s, first, &next)) == 0
 		    && per_group)
 			prefetch_runs(s, wstart, next.g0, next.g1, to_write,
 			    &next);
@@ -428,7 +421,7 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 		goto out;
 	}
 	if (start_changes(&s, view) < 0 ||
-	    vs_reader_start(src, VS_CHUNK, &s.reader) < 0)
+	    vs_reader_start(src, VS_CHUNK, s.info.seed, &s.reader) < 0)
 		goto out;
 	vs_progress_start(p, src->size);
 	for (uint64_t w = 0; w < src->size; w += VS_WINDOW_BYTES)

@@ -20,6 +20,9 @@
  *   engine rewrites its map for the next window as soon as it took the
  *   last group of this one.
  * - Pages are dropped from the cache as soon as they are in a buffer.
+ * - The threads hash the blocks they read (a zero block hashes as a hole):
+ *   the engine's thread, which compares and writes, is the one all data
+ *   passes through, and the readers mostly wait for the disk.
  * - The threads block every signal: interrupts reach the main thread, and
  *   the threads only notice vs_interrupted between reads.
  */
@@ -29,11 +32,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "reader.h"
 #include "util.h"
 
 #define READER_THREADS 4
 #define READER_SLOTS (READER_THREADS + 2)
+#define READER_MIN_BLOCK 4096	/* the smallest block size hashed */
 
 enum slot_state {
 	SLOT_FREE,		/* a thread may fill it */
@@ -47,6 +52,7 @@ struct slot {
 	uint8_t *buf;			/* group_bytes */
 	size_t g0;			/* first block of its group */
 	uint64_t bytes;			/* bytes read into it */
+	struct vs_hash *hash;		/* its blocks' hashes */
 	enum slot_state state;		/* see above */
 };
 
@@ -58,6 +64,8 @@ struct worker {
 
 struct vs_reader {
 	struct vs_image *src;		/* what to read */
+	uint64_t seed;			/* of the block hashes */
+	size_t max_group;		/* blocks a slot can hash */
 	pthread_mutex_t fmt_mu;		/* held for every call into src */
 	struct worker worker[READER_THREADS];
 	int nworkers;			/* threads started */
@@ -124,10 +132,29 @@ read_range(struct worker *w, uint8_t *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
-/* Read the data blocks of [g0, g1) into @buf; unlocked. */
+/* Hash blocks [b, e) of the window, read into @buf (the group's buffer,
+ * which starts at block @g0), into @hash. */
+static void
+hash_blocks(const struct vs_reader *r, const uint8_t *buf, size_t g0,
+    size_t b, size_t e, struct vs_hash *hash)
+{
+	for (size_t i = b; i < e; i++) {
+		uint64_t off = r->wstart + i * r->bs;
+		size_t len = (size_t)vs_min(r->bs, r->src->size - off);
+		const uint8_t *blk = buf + (i - g0) * r->bs;
+
+		if (vs_is_zero(blk, len))
+			hash[i - g0] = vs_hash_hole;
+		else
+			vs_hash_block(blk, len, r->seed, &hash[i - g0]);
+	}
+}
+
+/* Read the data blocks of [g0, g1) into @buf and hash them into @hash;
+ * unlocked. */
 static int
-read_group(struct worker *w, uint8_t *buf, size_t g0, size_t g1,
-    uint64_t *bytes)
+read_group(struct worker *w, uint8_t *buf, struct vs_hash *hash, size_t g0,
+    size_t g1, uint64_t *bytes)
 {
 	struct vs_reader *r = w->r;
 
@@ -146,6 +173,7 @@ read_group(struct worker *w, uint8_t *buf, size_t g0, size_t g1,
 			    off) < 0)
 				return -1;
 			*bytes += end - off;
+			hash_blocks(r, buf, g0, b, e, hash);
 		}
 		b = e;
 	}
@@ -202,7 +230,7 @@ reader_main(void *arg)
 		pthread_mutex_unlock(&r->mu);
 		/* The window stays posted until the engine took this group,
 		 * so its map and start do not change under us. */
-		rc = read_group(w, s->buf, g0, g1, &s->bytes);
+		rc = read_group(w, s->buf, s->hash, g0, g1, &s->bytes);
 		pthread_mutex_lock(&r->mu);
 		s->state = rc < 0 ? SLOT_FAILED : SLOT_READY;
 		if (rc < 0)
@@ -225,8 +253,10 @@ destroy(struct vs_reader *r)
 		pthread_join(r->worker[i].thread, NULL);
 	for (int i = 0; i < READER_THREADS; i++)
 		vs_place_vec_free(&r->worker[i].place);
-	for (int i = 0; i < READER_SLOTS; i++)
+	for (int i = 0; i < READER_SLOTS; i++) {
 		free(r->slot[i].buf);
+		free(r->slot[i].hash);
+	}
 	pthread_mutex_destroy(&r->fmt_mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
@@ -235,7 +265,7 @@ destroy(struct vs_reader *r)
 }
 
 int
-vs_reader_start(struct vs_image *src, size_t group_bytes,
+vs_reader_start(struct vs_image *src, size_t group_bytes, uint64_t seed,
     struct vs_reader **out)
 {
 	struct vs_reader *r = calloc(1, sizeof(*r));
@@ -248,11 +278,15 @@ vs_reader_start(struct vs_image *src, size_t group_bytes,
 		return -1;
 	}
 	r->src = src;
+	r->seed = seed;
+	r->max_group = group_bytes / READER_MIN_BLOCK;
 	pthread_mutex_init(&r->fmt_mu, NULL);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	for (int i = 0; i < READER_SLOTS; i++)
-		if (!(r->slot[i].buf = aligned_alloc(4096, group_bytes))) {
+		if (!(r->slot[i].buf = aligned_alloc(4096, group_bytes)) ||
+		    !(r->slot[i].hash = calloc(r->max_group,
+		    sizeof(*r->slot[i].hash)))) {
 			vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 			destroy(r);
 			return -1;
@@ -280,6 +314,13 @@ int
 vs_reader_window(struct vs_reader *r, uint64_t wstart, const uint8_t *isdata,
     size_t nb, uint64_t bs, size_t group)
 {
+	if (group > r->max_group || group * bs > r->max_group *
+	    READER_MIN_BLOCK) {
+		vs_err(VS_EXIT_INTERNAL, r->src->name, "groups of %zu blocks "
+		    "of %llu bytes do not fit the reader's buffers", group,
+		    (unsigned long long)bs);
+		return -1;
+	}
 	pthread_mutex_lock(&r->mu);
 	if (nb > r->cap) {
 		uint8_t *n = realloc(r->isdata, nb);
@@ -304,7 +345,8 @@ vs_reader_window(struct vs_reader *r, uint64_t wstart, const uint8_t *isdata,
 }
 
 uint8_t *
-vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes)
+vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes,
+    const struct vs_hash **hash)
 {
 	struct slot *s = NULL;
 
@@ -326,6 +368,7 @@ vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes)
 	}
 	s->state = SLOT_TAKEN;
 	*bytes = s->bytes;
+	*hash = s->hash;
 	pthread_mutex_unlock(&r->mu);
 	return s->buf;
 }

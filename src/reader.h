@@ -1,9 +1,9 @@
 /*
  * reader.h - read the source's data groups ahead, in reader threads.
  *
- * The engine hashes one group while the next ones are read, several at
- * once: the disk's latency no longer adds to the hashing time, and the
- * disk always has requests to serve.  Only the reader threads call into
+ * The engine compares and writes one group while the next ones are read
+ * and hashed, several at once: the disk's latency no longer adds to the
+ * engine's time, and the disk always has requests to serve.  Only the reader threads call into
  * the source's format (one at a time; the container reads it locates run
  * in parallel, see reader.c), and only while a window is posted; the
  * engine maps a window before posting it and takes every group of it
@@ -17,11 +17,13 @@
 #include <stdint.h>
 
 #include "formats/format.h"
+#include "hash.h"
 
 struct vs_reader;
 
-/* Start the threads; groups hold at most @group_bytes. */
-int vs_reader_start(struct vs_image *src, size_t group_bytes,
+/* Start the threads; groups hold at most @group_bytes, blocks are hashed
+ * with @seed. */
+int vs_reader_start(struct vs_image *src, size_t group_bytes, uint64_t seed,
     struct vs_reader **out);
 /* Read the data blocks of the window at @wstart: @nb blocks of @bs bytes
  * (the last one may be short), @isdata[i] nonzero for a block to read,
@@ -29,9 +31,12 @@ int vs_reader_start(struct vs_image *src, size_t group_bytes,
 int vs_reader_window(struct vs_reader *r, uint64_t wstart,
     const uint8_t *isdata, size_t nb, uint64_t bs, size_t group);
 /* The buffer of the group starting at block @g0 once read (its data
- * blocks at their offset from the group's start), and the bytes read.
- * NULL on a read error (reported) or an interrupt (not reported). */
-uint8_t *vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes);
+ * blocks at their offset from the group's start), the bytes read, and
+ * the group's block hashes (@hash[i] for block g0 + i, set for the
+ * blocks read: vs_hash_hole where one is all zeros).  NULL on a read
+ * error (reported) or an interrupt (not reported). */
+uint8_t *vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes,
+    const struct vs_hash **hash);
 /* Give the buffer of the last group taken back. */
 void vs_reader_give(struct vs_reader *r, uint8_t *buf);
 /* Stop the threads and free everything. */

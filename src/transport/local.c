@@ -14,12 +14,15 @@
  *   after every discard), else BLKZEROOUT.
  * - Nothing waits for the disk before commit(): the index stays dirty (and
  *   so untrusted) until the data is durable.  Every VS_WRITEBACK_BYTES
- *   written, their writeback is started (never waited for), so
- *   the disk writes while the source is read instead of in one burst at
- *   commit(), and a backup does not pile up gigabytes of dirty pages on
- *   the host.  The written pages leave the cache once commit() made them
- *   durable.  Waiting for each window's writeback measured slower: on a
- *   first sync it interleaves target writes with source reads.
+ *   written, their writeback is started (never waited for), so the disk
+ *   writes while the source is read instead of in one burst at commit(),
+ *   and a backup does not pile up gigabytes of dirty pages on the host.
+ *   The written pages leave the cache once commit() made them durable.
+ *   Waiting for each window's writeback measured slower: on a first sync
+ *   it interleaves target writes with source reads.
+ * - Starting writeback and reading ahead return only once the I/O is
+ *   submitted (checksums, extent lookups, maybe metadata reads): an
+ *   advisor thread does both, off the path that compares and writes.
  * - Identity (dev, inode, size, mtime, ctime) ties the index to the file;
  *   ctime cannot be set by a user, so any write behind vmsync's back makes
  *   the index untrusted and the next run compares with the target.
@@ -38,6 +41,7 @@
 #include <unistd.h>
 
 #include "transport.h"
+#include "advisor.h"
 #include "../index.h"
 #include "../util.h"
 #include "../confine.h"
@@ -79,6 +83,7 @@ struct local_target {
 	uint8_t *check;		/* discard read-back; never aliases buf */
 	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
 	FILE *hints_log;	/* VMSYNC_DEBUG_HINTS, or NULL */
+	struct vs_advisor *advisor; /* read-ahead and writeback starts */
 };
 
 #define ZERO_CHUNK (1u << 20)
@@ -105,8 +110,8 @@ static void
 start_writeback(struct local_target *lt)
 {
 	if (lt->wb_hi > lt->wb_lo)
-		sync_file_range(lt->fd, (off_t)lt->wb_lo,
-		    (off_t)(lt->wb_hi - lt->wb_lo), SYNC_FILE_RANGE_WRITE);
+		vs_advise(lt->advisor, VS_ADVISE_WRITEBACK, lt->wb_lo,
+		    lt->wb_hi - lt->wb_lo);
 	lt->wb_lo = lt->wb_hi = lt->wb_bytes = 0;
 }
 
@@ -519,9 +524,9 @@ local_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
 	if (lt->hints_log)
 		fprintf(lt->hints_log, "prefetch %llu %llu\n",
 		    (unsigned long long)off, (unsigned long long)len);
-	if (lt->fd >= 0 && off < lt->old_size)
-		posix_fadvise(lt->fd, (off_t)off, (off_t)vs_min(len,
-		    lt->old_size - off), POSIX_FADV_WILLNEED);
+	if (lt->advisor && off < lt->old_size)
+		vs_advise(lt->advisor, VS_ADVISE_READ_AHEAD, off,
+		    vs_min(len, lt->old_size - off));
 }
 
 /* Zero the parts of [off, off + len) that hold data. */
@@ -594,6 +599,8 @@ sync_data(struct local_target *lt)
 {
 	if (!lt->unsynced || lt->opts.dry_run)
 		return 0;
+	/* No read-ahead may refill the cache after the drop below. */
+	vs_advisor_drain(lt->advisor);
 	if (fdatasync(lt->fd) < 0) {
 		vs_errno(VS_EXIT_TARGET, lt->path, "sync");
 		return -1;
@@ -699,6 +706,7 @@ local_close(struct vs_target *t)
 	if (!lt->began && lt->index_created)
 		unlink(lt->index_path);
 	idx_close(lt->ix);
+	vs_advisor_free(lt->advisor);	/* before its fd is closed */
 	if (lt->fd >= 0)
 		close(lt->fd);
 	if (lt->ops_log)
@@ -889,6 +897,10 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 	if (open_target(lt) < 0)
 		goto fail;
 	lt->zero = lt->is_block ? ZERO_DISCARD : ZERO_PUNCH;
+	if (lt->fd >= 0 && !(lt->advisor = vs_advisor_new(lt->fd))) {
+		vs_errno(VS_EXIT_INTERNAL, path, "open target");
+		goto fail;
+	}
 	if (opts->index_path)
 		lt->index_path = strdup(opts->index_path);
 	else if (!lt->is_block)

@@ -3,8 +3,10 @@
  * with the bytes of its own window and blocks, whatever the pattern of
  * empty groups and the order in which reads finish, while the caller
  * rewrites its block map for the next window as soon as it took the last
- * group (as the engine does); a format is never entered by two threads at
- * once, and reads from where it locates the data are the format's bytes.
+ * group (as the engine does); each block read comes with its hash (a
+ * hole's where it is all zeros); a format is never entered by two threads
+ * at once, and reads from where it locates the data are the format's
+ * bytes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,26 +17,43 @@
 
 #include "unit.h"
 #include "formats/format.h"
+#include "hash.h"
 #include "reader.h"
+#include "util.h"
 
 #define BS 4096u
 #define GROUP 8u		/* blocks per group */
 #define NB 64u			/* blocks per window */
 #define WINDOWS 64u
 #define SIZE ((uint64_t)WINDOWS * NB * BS)
+#define SEED 0x5eedu
 
-/* Block @b of the image starts with its own number. */
+/* Block @b of the image starts with its own number; every eleventh is
+ * all zeros. */
 static uint8_t *
 make_image(void)
 {
-	uint8_t *img = malloc(SIZE);
+	uint8_t *img = calloc(1, SIZE);
 
 	assert_non_null(img);
 	for (uint64_t b = 0; b < SIZE / BS; b++) {
+		if (b % 11 == 5)
+			continue;
 		fill(img + b * BS, BS, (uint32_t)b);
 		memcpy(img + b * BS, &b, sizeof(b));
 	}
 	return img;
+}
+
+/* The hash the reader must give guest block @b of @want. */
+static void
+check_hash(const uint8_t *want, uint64_t b, const struct vs_hash *got)
+{
+	struct vs_hash h = vs_hash_hole;
+
+	if (!vs_is_zero(want + b * BS, BS))
+		vs_hash_block(want + b * BS, BS, SEED, &h);
+	assert_memory_equal(got, &h, sizeof(h));
 }
 
 /* A map of the window: mostly empty groups, a few with data. */
@@ -66,7 +85,7 @@ read_all(struct vs_image *src, const uint8_t *want, int rounds)
 	struct vs_reader *r;
 	uint32_t x = 1;
 
-	assert_int_equal(vs_reader_start(src, GROUP * BS, &r), 0);
+	assert_int_equal(vs_reader_start(src, GROUP * BS, SEED, &r), 0);
 	for (int round = 0; round < rounds; round++)
 		for (uint64_t w = 0; w < WINDOWS; w++) {
 			uint64_t wstart = w * NB * BS;
@@ -75,20 +94,22 @@ read_all(struct vs_image *src, const uint8_t *want, int rounds)
 			assert_int_equal(vs_reader_window(r, wstart, isdata, NB,
 			    BS, GROUP), 0);
 			for (size_t g0 = 0; g0 < NB; g0 += GROUP) {
+				const struct vs_hash *hash;
 				uint64_t bytes = 0;
 				uint8_t *buf;
 
 				if (!group_has_data(isdata, g0))
 					continue;
-				buf = vs_reader_take(r, g0, &bytes);
+				buf = vs_reader_take(r, g0, &bytes, &hash);
 				assert_non_null(buf);
 				for (size_t i = g0; i < g0 + GROUP; i++) {
 					uint64_t b = wstart / BS + i;
 
-					if (isdata[i])
-						assert_memory_equal(
-						    buf + (i - g0) * BS,
-						    want + b * BS, BS);
+					if (!isdata[i])
+						continue;
+					assert_memory_equal(buf + (i - g0) * BS,
+					    want + b * BS, BS);
+					check_hash(want, b, &hash[i - g0]);
 				}
 				vs_reader_give(r, buf);
 			}
@@ -109,6 +130,29 @@ test_windows_and_empty_groups(void **state)
 	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
 	assert_int_equal(vs_image_open(io, "raw", &src), 0);
 	read_all(src, img, 20);
+	vs_image_close(src);
+	free(img);
+}
+
+/* A window whose groups are larger than the buffers is refused. */
+static void
+test_groups_too_large(void **state)
+{
+	uint8_t *img = make_image(), isdata[NB];
+	struct vs_reader *r;
+	struct vs_image *src;
+	struct vs_io *io;
+
+	(void)state;
+	memset(isdata, 1, NB);
+	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
+	assert_int_equal(vs_image_open(io, "raw", &src), 0);
+	assert_int_equal(vs_reader_start(src, GROUP * BS, SEED, &r), 0);
+	assert_int_equal(vs_reader_window(r, 0, isdata, NB / 2, 2 * BS,
+	    GROUP), -1);
+	assert_int_equal(vs_reader_window(r, 0, isdata, NB, BS, 2 * GROUP),
+	    -1);
+	vs_reader_stop(r);
 	vs_image_close(src);
 	free(img);
 }
@@ -265,6 +309,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_windows_and_empty_groups),
+		cmocka_unit_test(test_groups_too_large),
 		cmocka_unit_test(test_located_reads_in_parallel),
 		cmocka_unit_test(test_format_reads_one_at_a_time),
 	};
