@@ -12,8 +12,8 @@
  * - Without a trusted index every entry is "unknown": each DATA block goes
  *   to the target's write(), which compares with the old bytes, and each
  *   hole is punched where the target has data.
- * - Reader threads (reader.c) read the next groups while this one is
- *   hashed, compared and written.
+ * - Reader threads (reader.c) read and hash the next groups while this
+ *   one is compared and written.
  * - Neighbouring blocks to write go to the target as one write() of up to
  *   a group, so it can compare and write in large pieces.
  * - With change detection (changes.h), blocks the base shares with the
@@ -95,9 +95,9 @@ hole_block(struct sync_state *s, size_t i, uint64_t off, uint64_t len)
 }
 
 /* Take the data of group @g of the window from the reader into g->buf,
- * with the hash of every block of the group. */
+ * and the hash of every block of the group. */
 static int
-hash_group(struct sync_state *s, struct group *g)
+take_group(struct sync_state *s, struct group *g)
 {
 	const struct vs_hash *hash;
 	uint64_t bytes = 0;
@@ -176,11 +176,11 @@ to_write(const struct sync_state *s, const struct group *g, size_t i)
 	    !vs_hash_eq(&s->new[i], &s->old[i]);
 }
 
-/* Hash group @g and find its target entries: what to write is known. */
+/* Take group @g and find its target entries: what to write is known. */
 static int
 decide_group(struct sync_state *s, uint64_t first, struct group *g)
 {
-	if (hash_group(s, g) < 0)
+	if (take_group(s, g) < 0)
 		return -1;
 	if ((g->same = old_entries(s, first, g->g0, g->g1)) < 0)
 		return -1;

@@ -3,12 +3,12 @@
  *
  * The engine compares and writes one group while the next ones are read
  * and hashed, several at once: the disk's latency no longer adds to the
- * engine's time, and the disk always has requests to serve.  Only the reader threads call into
- * the source's format (one at a time; the container reads it locates run
- * in parallel, see reader.c), and only while a window is posted; the
- * engine maps a window before posting it and takes every group of it
- * before mapping the next, so a format's caches are never used by two
- * threads at once.
+ * engine's time, and the disk always has requests to serve.  Only the
+ * reader threads call into the source's format (one at a time; the
+ * container reads it locates run in parallel, see reader.c), and only
+ * while a window is posted; the engine maps a window before posting it
+ * and takes every group of it before mapping the next, so a format's
+ * caches are never used by two threads at once.
  */
 #ifndef VS_READER_H
 #define VS_READER_H

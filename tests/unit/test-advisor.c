@@ -53,6 +53,15 @@ cold_file(void)
 	return fd;
 }
 
+static struct vs_advisor *
+advisor_of(int fd)
+{
+	struct vs_advisor *a = vs_advisor_new(fd);
+
+	assert_non_null(a);
+	return a;
+}
+
 /* Pages of [off, off + len) of @fd in the page cache. */
 static size_t
 resident_pages(int fd, uint64_t off, uint64_t len)
@@ -88,10 +97,9 @@ static void
 test_read_ahead(void **state)
 {
 	int fd = cold_file();
-	struct vs_advisor *a = vs_advisor_new(fd);
+	struct vs_advisor *a = advisor_of(fd);
 
 	(void)state;
-	assert_non_null(a);
 	assert_int_equal(resident_pages(fd, 0, FILE_BYTES), 0);
 	vs_advise(a, VS_ADVISE_READ_AHEAD, 1 << 20, 2 << 20);
 	vs_advise(a, VS_ADVISE_READ_AHEAD, 6 << 20, 1 << 20);
@@ -109,10 +117,9 @@ static void
 test_more_than_the_queue(void **state)
 {
 	int fd = cold_file();
-	struct vs_advisor *a = vs_advisor_new(fd);
+	struct vs_advisor *a = advisor_of(fd);
 
 	(void)state;
-	assert_non_null(a);
 	for (uint64_t p = 0; p < FILE_BYTES / PAGE; p += 2)
 		vs_advise(a, VS_ADVISE_READ_AHEAD, p * PAGE, PAGE);
 	vs_advise(a, VS_ADVISE_READ_AHEAD, 0, 0);	/* nothing */
@@ -148,11 +155,10 @@ static void
 test_writeback(void **state)
 {
 	int fd = cold_file();
-	struct vs_advisor *a = vs_advisor_new(fd);
+	struct vs_advisor *a = advisor_of(fd);
 	uint8_t *buf = malloc(FILE_BYTES), *want = malloc(FILE_BYTES);
 
 	(void)state;
-	assert_non_null(a);
 	assert_non_null(buf);
 	assert_non_null(want);
 	fill(buf, FILE_BYTES, 2);
