@@ -9,6 +9,8 @@
 #   bench       compare vmsync with rsync, qemu-img, nbdcopy, cp and btrfs
 #               send on a guest's days (root); tables in tests/bench/results/
 #   deps        install the Debian build and test packages that are missing
+#   mutants     apply small deliberate bugs to a scratch copy and check that
+#               the tests named with each fail (tests/mutants.sh; root)
 #   fuzz        build the protocol fuzzer with clang/libFuzzer and run it
 #               for FUZZ_SECONDS (default 60), corpus in build/fuzz/corpus
 #   install     install the binary and man page (PREFIX, DESTDIR)
@@ -89,7 +91,7 @@ LIB_SRCS = \
 
 MAIN_SRCS = src/main.c
 UNIT_SRCS = $(wildcard tests/unit/test-*.c)
-HELPER_SRCS = tests/helpers/holes.c
+HELPER_SRCS = tests/helpers/holes.c tests/helpers/idxforge.c
 BENCH_SRCS = $(wildcard tests/bench/*.c)
 
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -99,7 +101,7 @@ HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
 BENCH_BINS = $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 .PHONY: all check check-unit check-sh demo bench deps install uninstall \
-	clean fuzz
+	clean fuzz mutants
 
 all: $(BUILD)/vmsync
 
@@ -125,6 +127,20 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
+# This helper forges index headers with the index code's own layout.
+$(BUILD)/tests/helpers/idxforge: tests/helpers/idxforge.c $(BUILD)/libvmsync.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Isrc -o $@ $< $(BUILD)/libvmsync.a $(PKG_LIBS) \
+		$(LDFLAGS)
+
+# The protocol fuzzer's harness, with a plain main() that replays inputs:
+# make check compiles it so it cannot rot between runs of make fuzz.
+$(BUILD)/tests/fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c tests/fuzz/replay.c \
+		$(BUILD)/libvmsync.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Isrc -o $@ tests/fuzz/fuzz-proto.c \
+		tests/fuzz/replay.c $(BUILD)/libvmsync.a $(PKG_LIBS) $(LDFLAGS)
+
 $(BUILD)/tests/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lm
@@ -143,7 +159,8 @@ check-sh: all-tests
 	$(Q)BUILD=$(BUILD) TEST='$(TEST)' ONLY=sh sh tests/run.sh
 
 .PHONY: all-tests
-all-tests: $(BUILD)/vmsync $(UNIT_BINS) $(HELPER_BINS)
+all-tests: $(BUILD)/vmsync $(UNIT_BINS) $(HELPER_BINS) \
+	$(BUILD)/tests/fuzz/fuzz-proto
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all-tests
@@ -155,6 +172,9 @@ bench: deps
 	$(Q)sh tests/deps.sh rsync libnbd-bin
 	$(Q)$(MAKE) --no-print-directory all-tests $(BENCH_BINS)
 	$(Q)BUILD=$(BUILD) bash tests/bench/run.sh
+
+mutants: deps
+	$(Q)bash tests/mutants.sh
 
 install: $(BUILD)/vmsync
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1

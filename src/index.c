@@ -1,14 +1,9 @@
 /*
  * index.c - encode, validate, read and write the target hash index.
  *
- * Header layout (little-endian, offsets in bytes):
- *   0 magic "VMSYNCIX"   8 version u32   12 header size u32
- *  16 block size u32    20 flags u32    24 virtual size u64   32 seed u64
- *  40 dev u64  48 ino u64  56 size u64  64 mtime s i64  72 mtime ns i64
- *  80 ctime s i64  88 ctime ns i64  96 entry count u64  104 medium u64
- * 112 view id (16 bytes)   128 XXH3-64 of bytes 0..127.
- * The rest of the 4 KiB is zero.  Version 1 had no view id and its
- * checksum at 112; it is still read (as "no view").
+ * The header layout is enum idx_offset in index.h; the rest of the 4 KiB
+ * is zero.  Version 1 had no view id and its checksum at 112; it is still
+ * read (as "no view").
  */
 #include <endian.h>
 #include <errno.h>
@@ -22,10 +17,6 @@
 #include "util.h"
 #include "confine.h"
 #include "vmsync.h"
-
-#define OFF_VIEW 112
-#define OFF_CSUM 128
-#define OFF_CSUM_V1 112
 
 struct vs_index {
 	int fd;			/* the index file */
@@ -74,28 +65,44 @@ get64(const uint8_t *p)
 	return le64toh(v);
 }
 
+/* Where the checksum of a header of @version sits. */
+static size_t
+csum_offset(uint32_t version)
+{
+	return version == 1 ? IDX_OFF_CSUM_V1 : IDX_OFF_CSUM;
+}
+
+void
+idx_header_seal(uint8_t *buf)
+{
+	size_t csum = csum_offset(get32(buf + IDX_OFF_VERSION));
+
+	put64(buf + csum, vs_hash64(buf, csum));
+}
+
 void
 idx_header_encode(const struct idx_header *h, uint8_t *buf)
 {
 	memset(buf, 0, IDX_HEADER_SIZE);
-	memcpy(buf, IDX_MAGIC, 8);
-	put32(buf + 8, IDX_VERSION);
-	put32(buf + 12, IDX_HEADER_SIZE);
-	put32(buf + 16, h->block_size);
-	put32(buf + 20, h->flags);
-	put64(buf + 24, h->virtual_size);
-	put64(buf + 32, h->seed);
-	put64(buf + 40, h->id.dev);
-	put64(buf + 48, h->id.ino);
-	put64(buf + 56, h->id.size);
-	put64(buf + 64, (uint64_t)h->id.mtime_sec);
-	put64(buf + 72, (uint64_t)h->id.mtime_nsec);
-	put64(buf + 80, (uint64_t)h->id.ctime_sec);
-	put64(buf + 88, (uint64_t)h->id.ctime_nsec);
-	put64(buf + 96, idx_nblocks(h->virtual_size, h->block_size));
-	put64(buf + 104, h->id.medium);
-	memcpy(buf + OFF_VIEW, h->view.b, sizeof(h->view.b));
-	put64(buf + OFF_CSUM, vs_hash64(buf, OFF_CSUM));
+	memcpy(buf + IDX_OFF_MAGIC, IDX_MAGIC, 8);
+	put32(buf + IDX_OFF_VERSION, IDX_VERSION);
+	put32(buf + IDX_OFF_HEADER_SIZE, IDX_HEADER_SIZE);
+	put32(buf + IDX_OFF_BLOCK_SIZE, h->block_size);
+	put32(buf + IDX_OFF_FLAGS, h->flags);
+	put64(buf + IDX_OFF_VIRTUAL_SIZE, h->virtual_size);
+	put64(buf + IDX_OFF_SEED, h->seed);
+	put64(buf + IDX_OFF_DEV, h->id.dev);
+	put64(buf + IDX_OFF_INO, h->id.ino);
+	put64(buf + IDX_OFF_SIZE, h->id.size);
+	put64(buf + IDX_OFF_MTIME_SEC, (uint64_t)h->id.mtime_sec);
+	put64(buf + IDX_OFF_MTIME_NSEC, (uint64_t)h->id.mtime_nsec);
+	put64(buf + IDX_OFF_CTIME_SEC, (uint64_t)h->id.ctime_sec);
+	put64(buf + IDX_OFF_CTIME_NSEC, (uint64_t)h->id.ctime_nsec);
+	put64(buf + IDX_OFF_ENTRIES,
+	    idx_nblocks(h->virtual_size, h->block_size));
+	put64(buf + IDX_OFF_MEDIUM, h->id.medium);
+	memcpy(buf + IDX_OFF_VIEW, h->view.b, sizeof(h->view.b));
+	idx_header_seal(buf);
 }
 
 int
@@ -109,49 +116,49 @@ idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
 		*why = "index header is truncated";
 		return -1;
 	}
-	if (memcmp(buf, IDX_MAGIC, 8) != 0) {
+	if (memcmp(buf + IDX_OFF_MAGIC, IDX_MAGIC, 8) != 0) {
 		*why = "not a vmsync index (bad magic)";
 		return -1;
 	}
-	h->version = get32(buf + 8);
+	h->version = get32(buf + IDX_OFF_VERSION);
 	if (h->version != IDX_VERSION && h->version != 1) {
 		*why = "unsupported index version";
 		return -1;
 	}
-	csum = h->version == 1 ? OFF_CSUM_V1 : OFF_CSUM;
+	csum = csum_offset(h->version);
 	if (get64(buf + csum) != vs_hash64(buf, csum)) {
 		*why = "index header checksum mismatch";
 		return -1;
 	}
 	memset(&h->view, 0, sizeof(h->view));
 	if (h->version != 1)
-		memcpy(h->view.b, buf + OFF_VIEW, sizeof(h->view.b));
-	if (get32(buf + 12) != IDX_HEADER_SIZE) {
+		memcpy(h->view.b, buf + IDX_OFF_VIEW, sizeof(h->view.b));
+	if (get32(buf + IDX_OFF_HEADER_SIZE) != IDX_HEADER_SIZE) {
 		*why = "bad index header size";
 		return -1;
 	}
-	h->block_size = get32(buf + 16);
+	h->block_size = get32(buf + IDX_OFF_BLOCK_SIZE);
 	if (!vs_is_pow2(h->block_size) || h->block_size < IDX_MIN_BLOCK ||
 	    h->block_size > IDX_MAX_BLOCK) {
 		*why = "bad block size in index";
 		return -1;
 	}
-	h->flags = get32(buf + 20);
+	h->flags = get32(buf + IDX_OFF_FLAGS);
 	if (h->flags & ~IDX_FLAG_DIRTY) {
 		*why = "unknown flags in index";
 		return -1;
 	}
-	h->virtual_size = get64(buf + 24);
-	h->seed = get64(buf + 32);
-	h->id.dev = get64(buf + 40);
-	h->id.ino = get64(buf + 48);
-	h->id.size = get64(buf + 56);
-	h->id.mtime_sec = (int64_t)get64(buf + 64);
-	h->id.mtime_nsec = (int64_t)get64(buf + 72);
-	h->id.ctime_sec = (int64_t)get64(buf + 80);
-	h->id.ctime_nsec = (int64_t)get64(buf + 88);
-	h->id.medium = get64(buf + 104);
-	entries = get64(buf + 96);
+	h->virtual_size = get64(buf + IDX_OFF_VIRTUAL_SIZE);
+	h->seed = get64(buf + IDX_OFF_SEED);
+	h->id.dev = get64(buf + IDX_OFF_DEV);
+	h->id.ino = get64(buf + IDX_OFF_INO);
+	h->id.size = get64(buf + IDX_OFF_SIZE);
+	h->id.mtime_sec = (int64_t)get64(buf + IDX_OFF_MTIME_SEC);
+	h->id.mtime_nsec = (int64_t)get64(buf + IDX_OFF_MTIME_NSEC);
+	h->id.ctime_sec = (int64_t)get64(buf + IDX_OFF_CTIME_SEC);
+	h->id.ctime_nsec = (int64_t)get64(buf + IDX_OFF_CTIME_NSEC);
+	h->id.medium = get64(buf + IDX_OFF_MEDIUM);
+	entries = get64(buf + IDX_OFF_ENTRIES);
 	if (entries != idx_nblocks(h->virtual_size, h->block_size)) {
 		*why = "index entry count does not match its size";
 		return -1;

@@ -59,7 +59,9 @@ rd32(const uint8_t *p)
 	    (uint32_t)p[3] << 24;
 }
 
-/* Recompute the header checksum (XXH3-64 of bytes 0..127 at 128). */
+/* Recompute the header checksum (XXH3-64 of bytes 0..127 at 128), written
+ * out here rather than taken from index.c: an independent reading of the
+ * format. */
 static void
 reseal(uint8_t *buf)
 {
@@ -217,6 +219,52 @@ test_header_layout(void **state)
 	for (size_t i = 136; i < sizeof(buf); i++)
 		if (buf[i])
 			fail_msg("byte %zu of the header is not zero", i);
+	/* The names the tests and helpers use for this layout. */
+	assert_int_equal(IDX_OFF_VERSION, 8);
+	assert_int_equal(IDX_OFF_HEADER_SIZE, 12);
+	assert_int_equal(IDX_OFF_BLOCK_SIZE, 16);
+	assert_int_equal(IDX_OFF_FLAGS, 20);
+	assert_int_equal(IDX_OFF_VIRTUAL_SIZE, 24);
+	assert_int_equal(IDX_OFF_SEED, 32);
+	assert_int_equal(IDX_OFF_DEV, 40);
+	assert_int_equal(IDX_OFF_INO, 48);
+	assert_int_equal(IDX_OFF_SIZE, 56);
+	assert_int_equal(IDX_OFF_MTIME_SEC, 64);
+	assert_int_equal(IDX_OFF_MTIME_NSEC, 72);
+	assert_int_equal(IDX_OFF_CTIME_SEC, 80);
+	assert_int_equal(IDX_OFF_CTIME_NSEC, 88);
+	assert_int_equal(IDX_OFF_ENTRIES, 96);
+	assert_int_equal(IDX_OFF_MEDIUM, 104);
+	assert_int_equal(IDX_OFF_VIEW, 112);
+	assert_int_equal(IDX_OFF_CSUM, 128);
+	assert_int_equal(IDX_OFF_CSUM_V1, 112);
+}
+
+/* idx_header_seal() makes a changed header valid again, with the checksum
+ * where its version keeps it. */
+static void
+test_header_seal(void **state)
+{
+	struct idx_header h = sample_header(), out;
+	uint8_t buf[IDX_HEADER_SIZE], copy[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	memcpy(copy, buf, sizeof(buf));
+	idx_header_seal(buf);
+	assert_memory_equal(buf, copy, sizeof(buf));
+	le64(buf + IDX_OFF_SEED, 42);
+	decode_fails(buf, sizeof(buf), "checksum");
+	idx_header_seal(buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_true(out.seed == 42);
+	le32(buf + IDX_OFF_VERSION, 1);
+	idx_header_seal(buf);
+	assert_true(rd64(buf + IDX_OFF_CSUM_V1) ==
+	    XXH3_64bits(buf, IDX_OFF_CSUM_V1));
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.version, 1);
 }
 
 /* A version 1 header (no view id, checksum at 112) is still read, as
@@ -230,9 +278,9 @@ test_decode_version1(void **state)
 
 	(void)state;
 	idx_header_encode(&h, buf);
-	le32(buf + 8, 1);
-	memset(buf + 112, 0, 24);
-	le64(buf + 112, XXH3_64bits(buf, 112));
+	le32(buf + IDX_OFF_VERSION, 1);
+	memset(buf + IDX_OFF_CSUM_V1, 0, 24);
+	le64(buf + IDX_OFF_CSUM_V1, XXH3_64bits(buf, IDX_OFF_CSUM_V1));
 	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
 	assert_int_equal(out.version, 1);
 	assert_true(out.seed == h.seed);
@@ -240,7 +288,7 @@ test_decode_version1(void **state)
 	/* Written again, it is the current version with the view. */
 	out.view = h.view;
 	idx_header_encode(&out, buf);
-	assert_int_equal(rd32(buf + 8), IDX_VERSION);
+	assert_int_equal(rd32(buf + IDX_OFF_VERSION), IDX_VERSION);
 	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
 	assert_memory_equal(out.view.b, h.view.b, 16);
 }
@@ -281,13 +329,13 @@ test_decode_checksum(void **state)
 
 	(void)state;
 	idx_header_encode(&h, buf);
-	buf[33] ^= 0x10;		/* seed */
+	buf[IDX_OFF_SEED + 1] ^= 0x10;
 	decode_fails(buf, sizeof(buf), "checksum");
-	buf[33] ^= 0x10;
-	buf[105] ^= 1;			/* the checksum itself */
+	buf[IDX_OFF_SEED + 1] ^= 0x10;
+	buf[IDX_OFF_CSUM + 1] ^= 1;	/* the checksum itself */
 	decode_fails(buf, sizeof(buf), "checksum");
-	buf[105] ^= 1;
-	buf[103] ^= 0x80;		/* last covered byte */
+	buf[IDX_OFF_CSUM + 1] ^= 1;
+	buf[IDX_OFF_CSUM - 1] ^= 0x80;	/* last covered byte */
 	decode_fails(buf, sizeof(buf), "checksum");
 }
 
@@ -299,10 +347,10 @@ test_decode_version(void **state)
 
 	(void)state;
 	idx_header_encode(&h, buf);
-	le32(buf + 8, IDX_VERSION + 1);
+	le32(buf + IDX_OFF_VERSION, IDX_VERSION + 1);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "version");
-	le32(buf + 8, 0);
+	le32(buf + IDX_OFF_VERSION, 0);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "version");
 }
@@ -315,10 +363,10 @@ test_decode_header_size(void **state)
 
 	(void)state;
 	idx_header_encode(&h, buf);
-	le32(buf + 12, 512);
+	le32(buf + IDX_OFF_HEADER_SIZE, 512);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "header size");
-	le32(buf + 12, 8192);
+	le32(buf + IDX_OFF_HEADER_SIZE, 8192);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "header size");
 }
@@ -330,9 +378,9 @@ with_block_size(uint8_t *buf, uint32_t bs)
 	struct idx_header h = sample_header();
 
 	idx_header_encode(&h, buf);
-	le32(buf + 16, bs);
+	le32(buf + IDX_OFF_BLOCK_SIZE, bs);
 	if (bs)
-		le64(buf + 96, h.virtual_size / bs + !!(h.virtual_size % bs));
+		le64(buf + IDX_OFF_ENTRIES, h.virtual_size / bs + !!(h.virtual_size % bs));
 	reseal(buf);
 }
 
@@ -371,13 +419,13 @@ test_decode_flags(void **state)
 
 	(void)state;
 	idx_header_encode(&h, buf);
-	le32(buf + 20, IDX_FLAG_DIRTY | 0x2);
+	le32(buf + IDX_OFF_FLAGS, IDX_FLAG_DIRTY | 0x2);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "flags");
-	le32(buf + 20, 0x80000000u);
+	le32(buf + IDX_OFF_FLAGS, 0x80000000u);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "flags");
-	le32(buf + 20, IDX_FLAG_DIRTY);
+	le32(buf + IDX_OFF_FLAGS, IDX_FLAG_DIRTY);
 	reseal(buf);
 	assert_int_equal(idx_header_decode(buf, sizeof(buf), &d, &why), 0);
 	assert_int_equal(d.flags, IDX_FLAG_DIRTY);
@@ -391,15 +439,15 @@ test_decode_entry_count(void **state)
 
 	(void)state;
 	idx_header_encode(&h, buf);
-	le64(buf + 96, rd64(buf + 96) + 1);
+	le64(buf + IDX_OFF_ENTRIES, rd64(buf + IDX_OFF_ENTRIES) + 1);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "entry count");
-	le64(buf + 96, 0);
+	le64(buf + IDX_OFF_ENTRIES, 0);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "entry count");
 	/* The virtual size grows past what the count covers. */
 	idx_header_encode(&h, buf);
-	le64(buf + 24, h.virtual_size + 65536);
+	le64(buf + IDX_OFF_VIRTUAL_SIZE, h.virtual_size + 65536);
 	reseal(buf);
 	decode_fails(buf, sizeof(buf), "entry count");
 }
@@ -848,6 +896,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header_round_trip),
 		cmocka_unit_test(test_header_layout),
+		cmocka_unit_test(test_header_seal),
 		cmocka_unit_test(test_decode_version1),
 		cmocka_unit_test(test_decode_truncated),
 		cmocka_unit_test(test_decode_bad_magic),
