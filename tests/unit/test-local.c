@@ -1,10 +1,11 @@
 /*
  * test-local.c - the local target (src/transport/local.c) driven through
  * its ops on temporary files: writes refined to the 4 KiB sectors that
- * differ, zero sectors punched, punch() of data and of holes, the index
- * trusted only after commit() and only while the target is unchanged,
- * index entries across resizes, dry runs that change nothing, and the
- * operation log (VMSYNC_DEBUG_OPS).
+ * differ (also in one write over a hole and data), zero sectors punched,
+ * punch() of data and of holes, the index trusted only after commit() and
+ * only while the target is unchanged and no run was left unfinished, index
+ * entries across resizes, dry runs that change nothing, and the operation
+ * log (VMSYNC_DEBUG_OPS).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -381,6 +382,52 @@ test_write_short_last_block(void **state)
 	assert_memory_equal(back, new, sizeof(new));
 }
 
+static void
+test_write_across_hole_then_data(void **state)
+{
+	const char *tgt = tpath("t.img");
+	uint8_t old[BS], new[2 * BS], back[2 * BS];
+	struct vs_target_opts o = opts();
+	struct vs_target_info info;
+	struct vs_target *t;
+
+	(void)state;
+	/* Target: block 0 a hole, block 1 data. */
+	fill(old, sizeof(old), 9);
+	mkfile(tgt, 2 * BS, old, BS, BS);
+	/* One write of both blocks: sector 0 of block 0 gets data, sector 1
+	 * of block 1 becomes zeros, everything else is as the target holds
+	 * it. */
+	memset(new, 0, BS);
+	fill(new, SECTOR, 90);
+	memcpy(new + BS, old, BS);
+	memset(new + BS + SECTOR, 0, SECTOR);
+
+	t = topen(tgt, &o);
+	tbegin(t, 2 * BS, &info);
+	assert_int_equal(t->ops->write(t, new, 2 * BS, 0), 0);
+	t->ops->close(t);
+
+	/* The hole covers only part of the write: the old bytes are read
+	 * and compared, so the data already there is not rewritten and the
+	 * zeroed sector is punched. */
+	log_is("write 0 4096\npunch 69632 4096\n");
+	assert_int_equal(st.target_read_bytes, 2 * BS);
+	assert_int_equal(st.written_bytes, SECTOR);
+	assert_int_equal(st.punched_bytes, SECTOR);
+	assert_int_equal(st.unchanged_bytes, 2 * BS - 2 * SECTOR);
+	read_at(tgt, back, sizeof(back), 0);
+	assert_memory_equal(back, new, sizeof(new));
+	assert_int_equal(size_of(tgt), 2 * BS);
+	/* Data [0, 4K) and [64K, 128K) but for the punched [68K, 72K). */
+	assert_int_equal(seek(tgt, 0, SEEK_DATA), 0);
+	assert_int_equal(seek(tgt, 0, SEEK_HOLE), SECTOR);
+	assert_int_equal(seek(tgt, SECTOR, SEEK_DATA), BS);
+	assert_int_equal(seek(tgt, BS, SEEK_HOLE), BS + SECTOR);
+	assert_int_equal(seek(tgt, BS + SECTOR, SEEK_DATA), BS + 2 * SECTOR);
+	assert_int_equal(seek(tgt, BS + 2 * SECTOR, SEEK_HOLE), 2 * BS);
+}
+
 /* ---- punch ---- */
 
 /* A 256 KiB target with data in [0, 64K) and [128K, 192K). */
@@ -599,6 +646,65 @@ test_no_commit_dirty(void **state)
 	t->ops->close(t);
 	t = reopen(tgt, &o, 4 * BS, &info);
 	assert_true(info.trusted);
+	t->ops->close(t);
+}
+
+/* A trusted run that records a changed entry and ends without commit(),
+ * leaving the target's identity (inode, size, mtime, ctime) as the index
+ * recorded it: as after a crash that lost the run's target writes but not
+ * its index writes.  Only the dirty flag tells the next run that the
+ * entries may describe data the target does not hold. */
+static void
+test_unfinished_trusted_run_dirty(void **state)
+{
+	const char *tgt = tpath("t.img");
+	struct vs_target_opts o = opts();
+	struct vs_target_info info;
+	const struct idx_header *h;
+	struct vs_hash rec[4], got[4], changed;
+	uint8_t data[4 * BS], new[BS];
+	struct vs_index *ix = NULL;
+	struct vs_target *t;
+	const char *why;
+	struct stat s;
+
+	(void)state;
+	first_run(tgt, data, rec, true);
+
+	t = reopen(tgt, &o, 4 * BS, &info);
+	assert_true(info.trusted);
+	assert_int_equal(t->ops->summaries(t, 0, 4, got), 0);
+	fill(new, sizeof(new), 11);
+	vs_hash_block(new, BS, info.seed, &changed);
+	got[0] = changed;		/* block 0 now holds @new */
+	assert_int_equal(t->ops->record(t, 0, 4, rec, got), 0);
+	t->ops->close(t);		/* no commit() */
+
+	/* The index holds the changed entry and the target's identity as it
+	 * is now: the dirty flag is all that differs from a committed one. */
+	assert_int_equal(stat(tgt, &s), 0);
+	assert_int_equal(idx_open(tpath(".t.img.vmsync-index"), false, &ix), 0);
+	h = idx_header(ix, &why);
+	assert_non_null(h);
+	assert_true(h->flags & IDX_FLAG_DIRTY);
+	assert_true(h->virtual_size == 4 * BS);
+	assert_true(h->id.dev == s.st_dev && h->id.ino == s.st_ino &&
+	    h->id.size == (uint64_t)s.st_size &&
+	    h->id.mtime_sec == s.st_mtim.tv_sec &&
+	    h->id.mtime_nsec == s.st_mtim.tv_nsec &&
+	    h->id.ctime_sec == s.st_ctim.tv_sec &&
+	    h->id.ctime_nsec == s.st_ctim.tv_nsec);
+	assert_int_equal(idx_read(ix, 0, 1, got), 0);
+	assert_true(vs_hash_eq(&got[0], &changed));
+	idx_close(ix);
+
+	/* So the next run must not trust it. */
+	t = reopen(tgt, &o, 4 * BS, &info);
+	assert_false(info.trusted);
+	assert_string_equal(st.index_state, "rebuilt");
+	assert_int_equal(t->ops->summaries(t, 0, 4, got), 0);
+	for (int i = 0; i < 4; i++)
+		assert_true(vs_hash_eq(&got[i], &vs_hash_unknown));
 	t->ops->close(t);
 }
 
@@ -905,11 +1011,13 @@ main(void)
 		T(test_write_zero_then_data_split),
 		T(test_write_into_hole),
 		T(test_write_short_last_block),
+		T(test_write_across_hole_then_data),
 		T(test_punch_data),
 		T(test_punch_hole_counts_nothing),
 		T(test_punch_partial_range),
 		T(test_commit_then_trusted),
 		T(test_no_commit_dirty),
+		T(test_unfinished_trusted_run_dirty),
 		T(test_commit_clean_header),
 		T(test_changed_target_untrusted),
 		T(test_checksum_or_block_size_untrusted),
