@@ -96,7 +96,7 @@ BENCH_SRCS = $(wildcard tests/bench/*.c)
 
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
-UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%)
+UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%) $(BUILD)/tests/unit/test-err-tsan
 HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
 BENCH_BINS = $(BENCH_SRCS:%.c=$(BUILD)/%)
 
@@ -126,6 +126,15 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libvmsync.a
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+# The error state again, with ThreadSanitizer (which cannot be combined
+# with SANITIZE=1's AddressSanitizer): reader threads report errors.
+$(BUILD)/tests/unit/test-err-tsan: tests/unit/test-err.c src/err.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+		-fsanitize=thread -Isrc -o $@ tests/unit/test-err.c src/err.c \
+		$(CMOCKA_LIBS) -pthread
 
 # This helper forges index headers with the index code's own layout.
 $(BUILD)/tests/helpers/idxforge: tests/helpers/idxforge.c $(BUILD)/libvmsync.a
