@@ -30,6 +30,10 @@ interrupt check never stops|src/engine.c|	if (!vs_interrupted)
 		return 0;
 	vs_err(VS_EXIT_PARTIAL, s->src->name, "interrupted");|	return 0;
 	vs_err(VS_EXIT_PARTIAL, s->src->name, "interrupted");|020-* 023-*
+one reader thread|src/reader.c|#define READER_THREADS 4|#define READER_THREADS 1|test-reader
+read-ahead not asked of the kernel|src/transport/advisor.c|	if (posix_fadvise(a->fd, (off_t)adv->off, (off_t)adv->len,
+	    POSIX_FADV_WILLNEED) == 0 && a->log)|	if (a->log)|161-*
+edge block not read again|src/engine.c|			s->keep[edge - wstart / bs] = 0;|			(void)edge;|161-*
 EOF
 }
 

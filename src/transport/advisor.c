@@ -8,12 +8,16 @@
  *   (the queue full is back-pressure, never a wait).
  * - Advice is carried out in the order given, so read-ahead comes in
  *   the order the caller will read.
+ * - The log (VMSYNC_DEBUG_HINTS) is written where the advice is carried
+ *   out, once the kernel took it: it shows the read-ahead asked of the
+ *   kernel, not the advice queued.
  * - The thread blocks every signal: interrupts reach the main thread.
  */
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "advisor.h"
@@ -27,6 +31,7 @@ struct advice {
 
 struct vs_advisor {
 	int fd;				/* the file advised about */
+	FILE *log;			/* a line per read-ahead, or NULL */
 	pthread_t thread;
 	bool started;			/* the thread runs */
 	bool failed;			/* it could not start: advise inline */
@@ -39,14 +44,17 @@ struct vs_advisor {
 };
 
 static void
-give(int fd, const struct advice *a)
+give(struct vs_advisor *a, const struct advice *adv)
 {
-	if (a->what == VS_ADVISE_READ_AHEAD)
-		posix_fadvise(fd, (off_t)a->off, (off_t)a->len,
-		    POSIX_FADV_WILLNEED);
-	else
-		sync_file_range(fd, (off_t)a->off, (off_t)a->len,
+	if (adv->what != VS_ADVISE_READ_AHEAD) {
+		sync_file_range(a->fd, (off_t)adv->off, (off_t)adv->len,
 		    SYNC_FILE_RANGE_WRITE);
+		return;
+	}
+	if (posix_fadvise(a->fd, (off_t)adv->off, (off_t)adv->len,
+	    POSIX_FADV_WILLNEED) == 0 && a->log)
+		fprintf(a->log, "prefetch %llu %llu\n",
+		    (unsigned long long)adv->off, (unsigned long long)adv->len);
 }
 
 static void *
@@ -67,7 +75,7 @@ advisor_main(void *arg)
 		a->n--;
 		a->busy = true;
 		pthread_mutex_unlock(&a->mu);
-		give(a->fd, &next);
+		give(a, &next);
 		pthread_mutex_lock(&a->mu);
 		a->busy = false;
 		pthread_cond_broadcast(&a->cv);
@@ -87,6 +95,13 @@ vs_advisor_new(int fd)
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv, NULL);
 	return a;
+}
+
+void
+vs_advisor_log(struct vs_advisor *a, FILE *log)
+{
+	if (a)
+		a->log = log;
 }
 
 /* Start the thread; false if it cannot run.  Called with mu held. */
@@ -116,7 +131,7 @@ vs_advise(struct vs_advisor *a, enum vs_advice what, uint64_t off,
 	pthread_mutex_lock(&a->mu);
 	if (!start(a) || a->n == ADVICE_QUEUE) {
 		pthread_mutex_unlock(&a->mu);
-		give(a->fd, &adv);
+		give(a, &adv);
 		return;
 	}
 	a->queue[(a->head + a->n) % ADVICE_QUEUE] = adv;

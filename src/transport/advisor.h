@@ -13,6 +13,7 @@
 #define VS_ADVISOR_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 enum vs_advice {
 	VS_ADVISE_READ_AHEAD,	/* POSIX_FADV_WILLNEED */
@@ -24,6 +25,10 @@ struct vs_advisor;
 /* An advisor for @fd, which must stay open until vs_advisor_free();
  * NULL if out of memory.  Its thread starts with the first advice. */
 struct vs_advisor *vs_advisor_new(int fd);
+/* Append "prefetch OFF LEN" to @log for each read-ahead once the kernel
+ * took it (NULL @log: no log; NULL @a is allowed).  Set before the first
+ * advice; @log must stay open until vs_advisor_free(). */
+void vs_advisor_log(struct vs_advisor *a, FILE *log);
 /* Queue advice about [off, off + len).  It is given at once, on the
  * caller's path, when the queue is full or the thread cannot start. */
 void vs_advise(struct vs_advisor *a, enum vs_advice what, uint64_t off,

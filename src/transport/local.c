@@ -82,7 +82,7 @@ struct local_target {
 	size_t buf_len;		/* its size */
 	uint8_t *check;		/* discard read-back; never aliases buf */
 	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
-	FILE *hints_log;	/* VMSYNC_DEBUG_HINTS, or NULL */
+	FILE *hints_log;	/* VMSYNC_DEBUG_HINTS (the advisor's), or NULL */
 	struct vs_advisor *advisor; /* read-ahead and writeback starts */
 };
 
@@ -515,15 +515,13 @@ local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
 }
 
 /* The page cache reads the old bytes in the background, so write_piece()
- * finds them there instead of waiting for each block in turn. */
+ * finds them there instead of waiting for each block in turn.  The
+ * advisor logs the read-ahead it started (VMSYNC_DEBUG_HINTS). */
 static void
 local_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
 {
 	struct local_target *lt = (struct local_target *)t;
 
-	if (lt->hints_log)
-		fprintf(lt->hints_log, "prefetch %llu %llu\n",
-		    (unsigned long long)off, (unsigned long long)len);
 	if (lt->advisor && off < lt->old_size)
 		vs_advise(lt->advisor, VS_ADVISE_READ_AHEAD, off,
 		    vs_min(len, lt->old_size - off));
@@ -915,6 +913,7 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 	if (open_log("VMSYNC_DEBUG_OPS", &lt->ops_log) < 0 ||
 	    open_log("VMSYNC_DEBUG_HINTS", &lt->hints_log) < 0)
 		goto fail;
+	vs_advisor_log(lt->advisor, lt->hints_log);
 	*out = &lt->t;
 	return 0;
 fail:

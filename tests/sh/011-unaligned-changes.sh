@@ -3,10 +3,10 @@
 # sectors that hold them, not as whole blocks: 3 bytes inside a sector, a
 # range crossing a 64 KiB block boundary (its two sectors in one write), and
 # the last, partial sector of an image whose size is not a multiple of 4 KiB.
-# The operation log lists
-# exactly those sector runs, the target was asked to read ahead exactly the
-# blocks holding them, the target ends equal, and the next run is trusted,
-# writes nothing and reads nothing ahead.
+# The operation log lists exactly those sector runs, the target's read-ahead
+# (VMSYNC_DEBUG_HINTS, written as the kernel takes it) is exactly the blocks
+# holding them, the target ends equal, and the next run is trusted, writes
+# nothing and reads nothing ahead.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_btrfs
 requires jq

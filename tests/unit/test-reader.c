@@ -5,12 +5,14 @@
  * rewrites its block map for the next window as soon as it took the last
  * group (as the engine does); each block read comes with its hash (a
  * hole's where it is all zeros); a format is never entered by two threads
- * at once, and reads from where it locates the data are the format's
- * bytes.
+ * at once, while the reads from where it locates the data are in flight
+ * several at once and are the format's bytes.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
@@ -162,6 +164,11 @@ test_groups_too_large(void **state)
  * guest block b is stored at container block (b * 5) % blocks, except every
  * third block, which the format makes up itself (its read, not a place).
  * Any overlap of two calls into the format fails the test.
+ *
+ * The container's first reads wait, for at most RENDEZVOUS_SECS, until
+ * IN_FLIGHT of them are in flight at once: a reader that reads one range
+ * at a time never gets there, and the test fails after the wait instead
+ * of hanging.
  */
 struct slow_io {
 	struct vs_io io;	/* base, first */
@@ -170,6 +177,38 @@ struct slow_io {
 
 static int in_format;		/* threads inside the format */
 static int overlaps;		/* times two were */
+
+#define IN_FLIGHT 2		/* container reads the rendezvous waits for */
+#define RENDEZVOUS_SECS 10	/* how long it waits for them */
+
+static pthread_mutex_t rv_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rv_cv = PTHREAD_COND_INITIALIZER;
+static int rv_waiting;		/* container reads at the rendezvous */
+static bool rv_met;		/* IN_FLIGHT of them were there at once */
+static bool rv_over;		/* met or timed out: reads go on at once */
+
+/* Wait until IN_FLIGHT container reads are here, or the time is up;
+ * once either happened, return at once. */
+static void
+rendezvous(void)
+{
+	struct timespec until;
+	int rc = 0;
+
+	pthread_mutex_lock(&rv_mu);
+	if (!rv_over) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += RENDEZVOUS_SECS;
+		if (++rv_waiting >= IN_FLIGHT)
+			rv_met = rv_over = true;
+		while (!rv_over && rc != ETIMEDOUT)
+			rc = pthread_cond_timedwait(&rv_cv, &rv_mu, &until);
+		rv_over = true;
+		rv_waiting--;
+		pthread_cond_broadcast(&rv_cv);
+	}
+	pthread_mutex_unlock(&rv_mu);
+}
 
 static void
 pause_a_little(uint32_t salt)
@@ -204,6 +243,7 @@ slow_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
 {
 	const uint8_t *data = ((struct slow_io *)io)->data;
 
+	rendezvous();
 	pause_a_little((uint32_t)(off / BS));
 	memcpy(buf, data + off, len);
 	return 0;
@@ -284,8 +324,14 @@ check_odd_format(bool locate)
 			memcpy(guest + b * BS, container + h * BS, BS);
 	}
 	overlaps = 0;
+	rv_waiting = 0;
+	rv_met = rv_over = false;
 	read_all(&img, guest, 3);
 	assert_int_equal(overlaps, 0);
+	/* The located blocks come straight from the container, several
+	 * reads at once. */
+	if (locate)
+		assert_true(rv_met);
 	free(container);
 	free(guest);
 }
