@@ -3,9 +3,12 @@
 # holds flock(2) on the target, vmsync exits 6 with a one-line message
 # naming the target, for a real run, a --checksum run and a dry run, and
 # neither the target nor its index changes; once the lock is released the
-# next run trusts the index.  Two real runs started together on a new
-# target each either complete or exit 6 (never another error, never both
-# at once), and the target ends equal to the source with a clean index.
+# next run trusts the index.  Two real runs on a new target, the second
+# started while the first is running: one completes, the other exits 6
+# with a one-line message (never another error, never both), and the
+# target ends equal to the source with a clean index.  The two must
+# overlap: when the second started only after the first was done, it is
+# tried again with a first run slowed down (a push through --bwlimit).
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_btrfs
 requires qemu-img jq flock
@@ -49,14 +52,27 @@ sync_stats "$src" "$tgt"
 	fail "wrote $(stat_of written_bytes) bytes after the lock was released"
 same "$src" "$tgt"
 
-# Two real runs at once, on a new target with enough data to overlap.
+# Two real runs at once, on a new target with enough data to overlap.  If
+# the first was done before the second started, again with the first
+# slowed down (a push through --bwlimit) and the second started once the
+# first has created the target.
 unset VMSYNC_DEBUG_OPS
 big=$TMP/big.img
 "$HOLES" make "$big" 1G 0:48M:5 300M:48M:6 900M:48M:7
 overlapped=0
-for _ in 1 2 3; do
+for bw in "" 64M 16M; do
 	rm -f "$mnt/backup/big.img" "$mnt/backup/.big.img.vmsync-index"
-	"$VMSYNC" --no-progress "$big" "$mnt/backup/" 2> "$TMP/err1" & p1=$!
+	if [ -z "$bw" ]; then
+		"$VMSYNC" --no-progress "$big" "$mnt/backup/" 2> "$TMP/err1" & p1=$!
+	else
+		rvs --no-progress --bwlimit="$bw" "$big" "host:$mnt/backup/" \
+			2> "$TMP/err1" & p1=$!
+		for _ in $(seq 1000); do
+			[ -e "$mnt/backup/big.img" ] && break
+			kill -0 "$p1" 2> /dev/null || break
+			sleep 0.01
+		done
+	fi
 	"$VMSYNC" --no-progress "$big" "$mnt/backup/" 2> "$TMP/err2" & p2=$!
 	rc1=0 rc2=0
 	wait "$p1" || rc1=$?
@@ -66,8 +82,8 @@ for _ in 1 2 3; do
 		set -- $r
 		case $2 in
 		0) [ ! -s "$TMP/err$1" ] || fail "run $1 succeeded with: $(cat "$TMP/err$1")" ;;
-		6) grep -q "^vmsync: $mnt/backup/big.img: .*in use by another vmsync run$" "$TMP/err$1" ||
-			fail "run $1: $(cat "$TMP/err$1")"
+		6) grep -Eq "^vmsync: (host: )?$mnt/backup/big.img: .*in use by another vmsync run$" \
+			"$TMP/err$1" || fail "run $1: $(cat "$TMP/err$1")"
 		   [ "$(wc -l < "$TMP/err$1")" -eq 1 ] || fail "run $1: more than one line"
 		   overlapped=1 ;;
 		*) fail "concurrent run $1: exit $2: $(cat "$TMP/err$1")" ;;
@@ -79,5 +95,6 @@ for _ in 1 2 3; do
 	[ "$(stat_of index)" = trusted ] || fail "after concurrent runs: index $(stat_of index)"
 	[ "$(stat_of written_bytes)" -eq 0 ] || fail "after concurrent runs: rewrote"
 	[ "$overlapped" -eq 1 ] && break
+	echo "${bw:-unlimited}: the runs did not overlap"
 done
-echo "concurrent runs overlapped: $overlapped"
+[ "$overlapped" -eq 1 ] || fail "two runs on one target never overlapped"

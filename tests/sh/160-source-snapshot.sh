@@ -6,8 +6,8 @@
 #    mount, where --source-snapshot=never does move it); the next sync
 #    replaces the base (a new id).
 #  - The copy is point-in-time: the live image rewritten while a slow push
-#    (--bwlimit) is running does not reach the target, which ends equal to
-#    the base.
+#    (--bwlimit) is running (still running once the rewrite is done) does
+#    not reach the target, which ends equal to the base.
 #  - --state-dir DIR keeps the state there (and leaves the default one
 #    alone); a --state-dir the clone cannot be made in (another btrfs, a
 #    non-btrfs directory, a missing parent) is an error, exit 2, naming it,
@@ -87,6 +87,8 @@ for _ in $(seq 1000); do
 done
 [ -e "$mnt/pushed/pit.img" ] || fail "the push did not start"
 "$HOLES" fill "$pit" 0:4M:6
+kill -0 "$pid" 2> /dev/null ||
+	fail "the push ended before the image was rewritten: nothing was tested"
 wait "$pid" || fail "the slow push failed"
 cmp "$state/pit.img.base" "$mnt/pushed/pit.img" ||
 	fail "the push is not the clone taken at its start"
