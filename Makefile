@@ -74,12 +74,14 @@ LIB_SRCS = \
 	src/progress.c \
 	src/formats/io.c \
 	src/formats/format.c \
+	src/formats/choose.c \
 	src/formats/raw.c \
 	src/formats/decompress.c \
 	src/formats/qcow2_open.c \
 	src/formats/qcow2.c \
 	src/formats/qcow2_live.c \
 	src/formats/fileview.c \
+	src/formats/refs.c \
 	src/transport/local.c \
 	src/transport/advisor.c \
 	src/transport/wire.c \

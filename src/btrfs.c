@@ -20,6 +20,21 @@ vs_on_btrfs(int fd)
 	return fstatfs(fd, &sf) == 0 && sf.f_type == BTRFS_SUPER_MAGIC;
 }
 
+bool
+vs_may_reflink(int fd)
+{
+	static const unsigned long types[] = { BTRFS_SUPER_MAGIC,
+	    XFS_SUPER_MAGIC, OCFS2_SUPER_MAGIC, 0xca451a4eul /* bcachefs */ };
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if ((unsigned long)sf.f_type == types[i])
+			return true;
+	return false;
+}
+
 int
 vs_btrfs_subvol(int fd, struct vs_subvol *out)
 {

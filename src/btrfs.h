@@ -16,6 +16,9 @@ struct vs_subvol {
 
 /* Is the file behind @fd on btrfs? */
 bool vs_on_btrfs(int fd);
+/* Is it on a filesystem that may clone files (FICLONE): btrfs, XFS,
+ * bcachefs, OCFS2?  Whether it can is known by trying. */
+bool vs_may_reflink(int fd);
 /* The subvolume holding the file behind @fd (any file of it).  -1 with
  * errno set if it cannot be told. */
 int vs_btrfs_subvol(int fd, struct vs_subvol *out);

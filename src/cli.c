@@ -18,7 +18,7 @@ enum {
 	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX, OPT_OUTPUT, OPT_RSH,
 	OPT_REMOTE_VMSYNC, OPT_COMPRESS, OPT_COMPRESS_LEVEL, OPT_BWLIMIT,
 	OPT_ROOT, OPT_SOURCE_SNAPSHOT, OPT_STATE_DIR, OPT_SINCE,
-	OPT_SNAPSHOT_DIR, OPT_KEEP,
+	OPT_SNAPSHOT_DIR, OPT_KEEP, OPT_TIMEOUT, OPT_BACKING_DIR,
 };
 
 /* Take a string option's value; a repeated option replaces the earlier. */
@@ -27,6 +27,25 @@ take_arg(poptContext pc, char **slot)
 {
 	free(*slot);
 	*slot = poptGetOptArg(pc);
+}
+
+/* Append a --backing-dir value (the option may be repeated). */
+static int
+add_backing_dir(poptContext pc, struct vs_cli *cli)
+{
+	const char **v = realloc(cli->backing_dirs,
+	    (cli->nbacking_dirs + 1) * sizeof(*v));
+	char *dir = poptGetOptArg(pc);
+
+	if (!v || !dir) {
+		free(dir);
+		if (v)
+			cli->backing_dirs = v;
+		return -1;
+	}
+	v[cli->nbacking_dirs++] = dir;
+	cli->backing_dirs = v;
+	return 0;
 }
 
 /* A format name from @allowed (NULL-terminated), as a static string. */
@@ -75,12 +94,12 @@ field_set(const struct vs_cli *cli, size_t off)
 int
 vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 {
-	int dry = 0, quiet = 0, stats = 0, json = 0, checksum = 0;
+	int dry = 0, quiet = 0, stats = 0, json = 0, checksum = 0, force = 0;
 	char *block = NULL, *format = NULL, *index = NULL, *output = NULL;
 	char *rsh = NULL, *rvm = NULL, *comp = NULL, *level = NULL;
 	char *bw = NULL, *root = NULL;
 	char *srcsnap = NULL, *state = NULL, *since = NULL, *snapdir = NULL;
-	char *keep = NULL;
+	char *keep = NULL, *timeout = NULL;
 	int server = 0, snapshot = 0;
 	const char **rest;
 	poptContext pc;
@@ -106,6 +125,9 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "(default 64K)", "SIZE" },
 		{ "checksum", 'c', POPT_ARG_NONE, &checksum, 0,
 		  "ignore the index: read and compare the target", NULL },
+		{ "force", '\0', POPT_ARG_NONE, &force, 0,
+		  "write the target even if a running VM (qemu) holds it or "
+		  "its filesystem seems too small", NULL },
 		{ "format", 'f', POPT_ARG_STRING, NULL, OPT_FORMAT,
 		  "source format: auto, raw or qcow2 (default auto)", "FMT" },
 		{ "output-format", 'O', POPT_ARG_STRING, NULL, OPT_OUTPUT,
@@ -122,6 +144,10 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		{ "since", '\0', POPT_ARG_STRING, NULL, OPT_SINCE,
 		  "change-detection base: the image as last synced (a file "
 		  "in a read-only snapshot)", "PATH" },
+		{ "backing-dir", '\0', POPT_ARG_STRING, NULL,
+		  OPT_BACKING_DIR, "backing and data files may also be "
+		  "beneath DIR (besides the image's own directory); "
+		  "repeatable", "DIR" },
 		{ "snapshot", '\0', POPT_ARG_NONE, &snapshot, 0,
 		  "after a successful sync, snapshot the target's btrfs "
 		  "subvolume read-only", NULL },
@@ -130,7 +156,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "(default .vmsync-snapshots in the subvolume)", "DIR" },
 		{ "keep", '\0', POPT_ARG_STRING, NULL, OPT_KEEP,
 		  "with --snapshot: delete the oldest snapshots vmsync made "
-		  "beyond N", "N" },
+		  "for the image beyond N (with --server: at least N are "
+		  "kept, whatever the client asks)", "N" },
 		{ "index", '\0', POPT_ARG_STRING, NULL, OPT_INDEX,
 		  "index file (needed to keep an index for a block device)",
 		  "PATH" },
@@ -153,6 +180,9 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  NULL },
 		{ "root", '\0', POPT_ARG_STRING, NULL, OPT_ROOT,
 		  "with --server: open nothing outside DIR", "DIR" },
+		{ "timeout", '\0', POPT_ARG_STRING, NULL, OPT_TIMEOUT,
+		  "end a remote session when nothing arrives or leaves for "
+		  "SECONDS (0: never; --server default 600)", "SECONDS" },
 		{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION,
 		  "print the version and exit", NULL },
 		POPT_AUTOHELP
@@ -161,6 +191,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 
 	memset(cli, 0, sizeof(*cli));
 	cli->progress = VS_AUTO;
+	cli->timeout = -1;
 	pc = poptGetContext("vmsync", argc, argv, table, 0);
 	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST");
 	while ((rc = poptGetNextOpt(pc)) > 0) {
@@ -230,6 +261,10 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		case OPT_SNAPSHOT_DIR:
 			take_arg(pc, &snapdir);
 			break;
+		case OPT_BACKING_DIR:
+			if (add_backing_dir(pc, cli) < 0)
+				goto out;
+			break;
 		case OPT_KEEP: {
 			char *end;
 			long v;
@@ -242,6 +277,20 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 				goto out;
 			}
 			cli->keep = (uint32_t)v;
+			break;
+		}
+		case OPT_TIMEOUT: {
+			char *end;
+			long v;
+
+			take_arg(pc, &timeout);
+			v = strtol(timeout, &end, 10);
+			if (!*timeout || *end || v < 0 || v > 86400 * 365) {
+				usage_error(pc, "--timeout '%s': want a number "
+				    "of seconds, 0 for none", timeout);
+				goto out;
+			}
+			cli->timeout = (int)v;
 			break;
 		}
 		case OPT_COMPRESS:
@@ -318,6 +367,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	cli->stats = stats;
 	cli->json = json;
 	cli->checksum = checksum;
+	cli->force = force;
 	if (format && strcmp(format, "auto") != 0)
 		cli->format = known_format(format, source_formats);
 	for (size_t i = 0; i < sizeof(excl) / sizeof(excl[0]); i++)
@@ -389,6 +439,7 @@ out:
 	free(since);
 	free(snapdir);
 	free(keep);
+	free(timeout);
 	poptFreeContext(pc);
 	if (ret < 0)
 		vs_cli_free(cli);
@@ -401,6 +452,11 @@ vs_cli_free(struct vs_cli *cli)
 	for (int i = 0; cli->paths && i < cli->npaths; i++)
 		free((char *)cli->paths[i]);
 	free(cli->paths);
+	for (size_t i = 0; i < cli->nbacking_dirs; i++)
+		free((char *)cli->backing_dirs[i]);
+	free(cli->backing_dirs);
+	cli->backing_dirs = NULL;
+	cli->nbacking_dirs = 0;
 	free((char *)cli->index);
 	free((char *)cli->rsh);
 	free((char *)cli->remote_vmsync);
@@ -422,6 +478,7 @@ vs_cli_target_opts(const struct vs_cli *cli, struct vs_stats *st)
 		.block_size = cli->block_size,
 		.dry_run = cli->dry_run,
 		.checksum = cli->checksum,
+		.force = cli->force,
 		.index_path = cli->index,
 		.snapshot = {
 			.take = cli->snapshot,
@@ -444,5 +501,7 @@ vs_cli_source_opts(const struct vs_cli *cli)
 			.since = cli->since,
 			.dry_run = cli->dry_run,
 		},
+		.backing_dirs = cli->backing_dirs,
+		.nbacking_dirs = cli->nbacking_dirs,
 	};
 }

@@ -18,6 +18,7 @@ struct vs_cli {
 	bool json;		/* --json */
 	uint32_t block_size;	/* --block-size, 0 if not given */
 	bool checksum;		/* -c */
+	bool force;		/* --force: write a target a VM holds */
 	const char *format;	/* -f, NULL for auto */
 	const char *output;	/* -O: "raw", "qcow2", NULL for the same */
 	const char *index;	/* --index */
@@ -28,12 +29,15 @@ struct vs_cli {
 	uint64_t bwlimit;	/* --bwlimit, bytes per second, 0: none */
 	bool server;		/* --server: the remote end, on stdin/stdout */
 	const char *root;	/* --root: confine the server to this directory */
+	int timeout;		/* --timeout seconds, 0: none, -1: not given */
 	bool source_live;	/* --source-snapshot=never */
 	const char *state_dir;	/* --state-dir, NULL: .vmsync beside SRC */
 	const char *since;	/* --since: change-detection base */
 	bool snapshot;		/* --snapshot */
 	const char *snapshot_dir; /* --snapshot-dir, NULL: the default */
 	uint32_t keep;		/* --keep, 0: keep every snapshot */
+	const char **backing_dirs; /* --backing-dir (malloc'd array) */
+	size_t nbacking_dirs;	/* entries in backing_dirs */
 	const char **paths;	/* SRC... DEST (malloc'd array) */
 	int npaths;		/* entries in paths */
 };

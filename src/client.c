@@ -5,7 +5,12 @@
  * A lost connection or a protocol failure counts as a target error (3)
  * when pushing and as a source error (2) when pulling; errors the server
  * reports keep the exit code it gives them.
+ *
+ * The server may be compromised: a pull writes only the name the client
+ * asked for, what the server sends is bounded by serve.c, and its names
+ * and messages are escaped before they are printed.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +18,7 @@
 #include "client.h"
 #include "cli.h"
 #include "engine.h"
+#include "index.h"
 #include "progress.h"
 #include "source.h"
 #include "transport/pack.h"
@@ -66,6 +72,8 @@ session_start(const struct vs_cli *cli, const char *arg, enum vs_exit cat,
 	    cli->remote_vmsync ? cli->remote_vmsync : "vmsync", &s->conn) < 0)
 		return -1;
 	vs_wire_init(&s->w, s->conn.rfd, s->conn.wfd, s->host, cat);
+	vs_wire_set_timeout(&s->w, cli->timeout > 0 ? (unsigned)cli->timeout :
+	    0);
 	s->w.bwlimit = cli->bwlimit;
 	s->open = true;
 	if (vs_send_hello(&s->w, &h) < 0 || vs_wire_recv(&s->w, &m) < 0) {
@@ -77,7 +85,7 @@ session_start(const struct vs_cli *cli, const char *arg, enum vs_exit cat,
 		vs_remote_report(&s->w, &m);
 		return -1;
 	}
-	if (vs_parse_hello(&m, &peer) < 0 || peer.version < 1 ||
+	if (vs_parse_hello(&m, &peer) < 0 || peer.version < VS_PROTO_VERSION ||
 	    peer.hash != 1) {
 		vs_err(cat, s->host, "the remote side does not speak the "
 		    "vmsync protocol");
@@ -90,6 +98,9 @@ static void
 session_end(struct session *s, struct vs_stats *st)
 {
 	if (s->open) {
+		/* A stuck remote side would never exit: end it. */
+		if (s->w.timed_out && s->conn.pid > 0)
+			kill(s->conn.pid, SIGTERM);
 		st->wire_sent += s->w.sent;
 		st->wire_received += s->w.received;
 		vs_wire_free(&s->w);
@@ -142,7 +153,7 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 	struct vs_opened *r = malloc(sizeof(*r));
 	struct session s = { .open = false };
 	struct vs_msg m;
-	char *name = NULL;
+	char *name = NULL, *shown = NULL;
 	int ret = -1;
 
 	if (vs_source_open(src, &sopts, &topts, &so) < 0)
@@ -169,10 +180,15 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 		vs_err(VS_EXIT_TARGET, s.host, "malformed OPENED message");
 		goto out;
 	}
-	if (!(*dstp = remote_name(s.host, r->name)) ||
+	/* Shown in messages and statistics: escaped. */
+	if (!(shown = malloc(sizeof(r->name) * 4)) ||
+	    !(*dstp = remote_name(s.host, vs_escape(r->name, shown,
+	    sizeof(r->name) * 4))) ||
 	    vs_remote_target(&s.w, *dstp, s.codec, cli->compress_level, st,
-	    &t) < 0)
+	    &t) < 0 ||
+	    vs_source_confirm(&so, src, &sopts, &topts, r->format) < 0)
 		goto out;
+	t->src_format = so.choice.format;
 	if (progress && !(p = vs_progress_new(stderr, src))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "progress");
 		goto out;
@@ -187,6 +203,7 @@ out:
 	session_end(&s, st);
 	vs_source_close(&so, ret == 0);
 	free(name);
+	free(shown);
 	free(o);
 	free(r);
 	return ret;
@@ -196,22 +213,90 @@ out:
 static int
 pull_stats(struct session *s, struct vs_stats *st)
 {
-	struct vs_unpack r;
+	struct vs_stats_msg sm;
 	struct vs_msg m;
 
 	if (vs_remote_expect(&s->w, VS_MSG_STATS, &m) < 0)
 		return -1;
-	r = (struct vs_unpack){ .p = m.p, .left = m.len };
-	st->virtual_size = vs_get_u64(&r);
-	st->data_bytes = vs_get_u64(&r);
-	st->read_bytes = vs_get_u64(&r);
-	st->skipped_bytes = vs_get_u64(&r);
-	st->elapsed = (double)vs_get_u64(&r) / 1e6;
-	if (r.bad || r.left) {
+	if (vs_parse_stats(&m, &sm) < 0) {
 		vs_err(VS_EXIT_SOURCE, s->host, "malformed STATS message");
 		return -1;
 	}
+	st->virtual_size = sm.virtual_size;
+	st->data_bytes = sm.data_bytes;
+	st->read_bytes = sm.read_bytes;
+	st->skipped_bytes = sm.skipped_bytes;
+	st->elapsed = (double)sm.usec / 1e6;
 	return 0;
+}
+
+/* A plain file name: no directory, not "." or "..". */
+static bool
+plain_name(const char *name)
+{
+	return name[0] && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+	    strcmp(name, "..") != 0;
+}
+
+/* The name a pull writes: the one the client asked for, the source's
+ * basename or, with -O raw, its .raw form (a raw source keeps its name).
+ * The server only confirms it: any other name it gives is refused. */
+static char *
+pull_name(const struct vs_cli *cli, const struct session *s,
+    const char *said)
+{
+	bool raw = cli->output && strcmp(cli->output, "raw") == 0;
+	char *plain = vs_target_name(s->path, false);
+	char *alt = raw ? vs_target_name(s->path, true) : NULL;
+	char *out = NULL, shown[4 * 64];
+
+	if (!plain || (raw && !alt)) {
+		vs_errno(VS_EXIT_INTERNAL, s->path, "target name");
+	} else if (plain_name(plain) && strcmp(said, plain) == 0) {
+		out = plain;
+		plain = NULL;
+	} else if (alt && plain_name(alt) && strcmp(said, alt) == 0) {
+		out = alt;
+		alt = NULL;
+	} else {
+		vs_err(VS_EXIT_SOURCE, s->host, "the server names the image "
+		    "'%s', not %s as asked: nothing written",
+		    vs_escape(said, shown, sizeof(shown)), plain);
+	}
+	free(plain);
+	free(alt);
+	return out;
+}
+
+/* The format the index of the local target of a pull records, for the
+ * server to confirm the source's format with ("" if none).  Not with
+ * -O raw, whose target is named after the view. */
+static void
+pull_record(const struct vs_cli *cli, const struct session *s,
+    const char *dest, bool dest_is_dir, char *out, size_t len)
+{
+	char *name = vs_target_name(s->path, false), *target = NULL;
+	char *index = NULL;
+	const struct idx_header *h;
+	struct vs_index *ix = NULL;
+	const char *why;
+
+	*out = 0;
+	if (!name || (cli->output && strcmp(cli->output, "raw") == 0))
+		goto out;
+	target = dest_is_dir ? vs_path_join(dest, name) : strdup(dest);
+	index = cli->index ? strdup(cli->index) :
+	    target ? vs_local_index_path(target) : NULL;
+	vs_err_demote(true);
+	if (index && idx_open(index, false, &ix) == 0 && ix &&
+	    (h = idx_header(ix, &why)))
+		snprintf(out, len, "%s", h->format);
+	vs_err_demote(false);
+out:
+	idx_close(ix);
+	free(index);
+	free(target);
+	free(name);
 }
 
 int
@@ -224,6 +309,7 @@ vs_pull(const struct vs_cli *cli, const char *src, const char *dest,
 	struct session s = { .open = false };
 	struct vs_target *t = NULL;
 	struct vs_msg m;
+	char *name = NULL;
 	int ret = -1;
 
 	if (!o || !r) {
@@ -237,20 +323,29 @@ vs_pull(const struct vs_cli *cli, const char *src, const char *dest,
 	    cli->format : "");
 	snprintf(o->output, sizeof(o->output), "%s", cli->output ?
 	    cli->output : "");
+	pull_record(cli, &s, dest, dest_is_dir, o->recorded,
+	    sizeof(o->recorded));
 	if (vs_send_open(&s.w, o) < 0 ||
 	    vs_remote_expect(&s.w, VS_MSG_OPENED, &m) < 0)
 		goto out;
-	/* The name comes from the other side: a plain file name only. */
-	if (vs_parse_opened(&m, r) < 0 || !r->name[0] ||
-	    strchr(r->name, '/') || strcmp(r->name, ".") == 0 ||
-	    strcmp(r->name, "..") == 0) {
+	if (vs_parse_opened(&m, r) < 0) {
 		vs_err(VS_EXIT_SOURCE, s.host, "malformed OPENED message");
 		goto out;
+	}
+	if (!(name = pull_name(cli, &s, r->name)))
+		goto out;
+	if (r->format[0]) {
+		struct vs_format_choice c = { .format = "raw",
+		    .unconfirmed = true };
+		char shown[4 * sizeof(r->format)];
+
+		c.probed = vs_escape(r->format, shown, sizeof(shown));
+		vs_format_warn_unconfirmed(src, &c);
 	}
 	topts.src_mode = r->mode;
 	topts.src_mtime_sec = r->mtime_sec;
 	topts.src_mtime_nsec = r->mtime_nsec;
-	*dstp = dest_is_dir ? vs_path_join(dest, r->name) : strdup(dest);
+	*dstp = dest_is_dir ? vs_path_join(dest, name) : strdup(dest);
 	if (!*dstp) {
 		vs_errno(VS_EXIT_INTERNAL, src, "target path");
 		goto out;
@@ -268,6 +363,7 @@ out:
 	if (t)
 		t->ops->close(t);
 	session_end(&s, st);
+	free(name);
 	free(o);
 	free(r);
 	return ret;

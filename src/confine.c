@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,15 +25,24 @@
 #include "vmsync.h"
 
 static char *root;		/* canonical --root, NULL when not confined */
+static struct stat root_st;	/* its identity */
 
 int
 vs_confine_init(const char *dir)
 {
-	if (!(root = realpath(dir, NULL)) || chdir(root) < 0) {
+	if (!(root = realpath(dir, NULL)) || chdir(root) < 0 ||
+	    stat(".", &root_st) < 0) {
 		vs_errno(VS_EXIT_USAGE, dir, "--root directory");
 		return -1;
 	}
 	return 0;
+}
+
+bool
+vs_confine_is_root(const struct stat *st)
+{
+	return root && st->st_dev == root_st.st_dev &&
+	    st->st_ino == root_st.st_ino;
 }
 
 int
@@ -138,6 +148,37 @@ vs_confine_source(const char *path)
 	return confined(path);
 }
 
+bool
+vs_confined(void)
+{
+	return root != NULL;
+}
+
+int
+vs_openat(int dirfd, const char *name, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)flags,
+		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+
+	if (!root)
+		return openat(dirfd, name, flags, mode);
+	return (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+}
+
+/* Through /proc/self/fd, the only way to open an O_PATH descriptor's
+ * inode with other flags; O_NOFOLLOW would refuse the magic link. */
+int
+vs_reopen(int fd, int flags)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	return open(p, flags & ~(O_NOFOLLOW | O_CREAT), 0);
+}
+
 int
 vs_open_dir(const char *path, bool create, mode_t mode)
 {
@@ -158,4 +199,107 @@ vs_open_dir(const char *path, bool create, mode_t mode)
 	free(copy);
 	free(copy2);
 	return fd;
+}
+
+char *
+vs_confine_fd_path(int fd)
+{
+	char link[64], buf[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if ((n = readlink(link, buf, sizeof(buf) - 1)) < 0)
+		return NULL;
+	buf[n] = 0;
+	if (buf[0] != '/') {	/* not a path: "anon_inode:", a pipe */
+		errno = ENOENT;
+		return NULL;
+	}
+	return root ? relative(buf) : strdup(buf);
+}
+
+/* Split @path into its directory and last name, both malloc'd; a last
+ * name ".", ".." or none stands for the directory itself (@path, "."). */
+static int
+split(const char *path, char **dirp, char **namep)
+{
+	size_t n = strlen(path), len;
+	const char *name;
+
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	for (name = path + n; name > path && name[-1] != '/'; name--)
+		;
+	len = (size_t)(path + n - name);
+	if (!len || (len == 1 && name[0] == '.') ||
+	    (len == 2 && name[0] == '.' && name[1] == '.')) {
+		*dirp = n ? strndup(path, n) : strdup(".");
+		*namep = strdup(".");
+	} else {
+		*dirp = name == path ? strdup(".") : name == path + 1 ?
+		    strdup("/") : strndup(path, (size_t)(name - path - 1));
+		*namep = strndup(name, len);
+	}
+	if (*dirp && *namep)
+		return 0;
+	free(*dirp);
+	free(*namep);
+	return -1;
+}
+
+/* May vmsync keep its own files in the directory @st?  Like OpenSSH's
+ * StrictModes: owned by the running user (or root) and writable by no
+ * one else, so no one else can plant or swap entries in it. */
+static const char *
+unsafe(const struct stat *st)
+{
+	if (S_ISLNK(st->st_mode))
+		return "is a symbolic link";
+	if (st->st_uid != geteuid() && st->st_uid != 0)
+		return "belongs to another user";
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		return "is writable by group or others";
+	return NULL;
+}
+
+int
+vs_open_state_dir(int at, const char *path, bool create, mode_t mode,
+    const char **why)
+{
+	char *rel = NULL, *dir = NULL, *name = NULL;
+	int pfd = -1, dfd = -1, fd = -1;
+	struct stat st;
+
+	*why = NULL;
+	/* An absolute path under the root is taken relative to it. */
+	rel = root && at == AT_FDCWD ? relative(path) : strdup(path);
+	if (!rel || split(rel, &dir, &name) < 0)
+		goto out;
+	if ((pfd = vs_openat(at, dir, O_PATH | O_DIRECTORY | O_CLOEXEC,
+	    0)) < 0)
+		goto out;
+	dfd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT && create &&
+	    (mkdirat(pfd, name, mode) == 0 || errno == EEXIST))
+		dfd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) < 0)
+		goto out;
+	if (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		errno = ENOTDIR;
+		goto out;
+	}
+	if ((*why = unsafe(&st))) {
+		errno = EPERM;
+		goto out;
+	}
+	fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+out:
+	if (dfd >= 0)
+		close(dfd);
+	if (pfd >= 0)
+		close(pfd);
+	free(rel);
+	free(dir);
+	free(name);
+	return fd < 0 && *why ? -2 : fd;
 }

@@ -394,6 +394,30 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	return s->t->ops->record(s->t, first, nb, s->old, s->new);
 }
 
+/* Bytes the source maps as data, for the target's free space check: 0
+ * (not known) for a block device, whose map says data everywhere.  A map
+ * that fails here fails before anything is written. */
+static int
+source_data_bytes(struct vs_image *src, uint64_t *sum)
+{
+	struct vs_extent_vec map = { 0 };
+	int rc = 0;
+
+	*sum = 0;
+	if (src->io && src->io->is_block)
+		return 0;
+	for (uint64_t off = 0; off < src->size && rc == 0;
+	    off += VS_WINDOW_BYTES) {
+		rc = vs_image_map(src, off, vs_min(VS_WINDOW_BYTES,
+		    src->size - off), &map);
+		for (size_t i = 0; rc == 0 && i < map.n; i++)
+			if (map.v[i].type == VS_EXT_DATA)
+				*sum += map.v[i].len;
+	}
+	vs_extent_vec_free(&map);
+	return rc;
+}
+
 int
 vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
     const struct vs_sync_view *view)
@@ -403,7 +427,8 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 	int ret = -1;
 
 	s.st->virtual_size = src->size;
-	if (t->ops->begin(t, src->size, &s.info) < 0)
+	if (source_data_bytes(src, &s.info.src_data_bytes) < 0 ||
+	    t->ops->begin(t, src->size, &s.info) < 0)
 		return -1;
 	vs_info(2, "%s: %s, %llu bytes, block size %u, index %s", src->name,
 	    src->ops->name, (unsigned long long)src->size, s.info.block_size,

@@ -2,8 +2,9 @@
  * index.c - encode, validate, read and write the target hash index.
  *
  * The header layout is enum idx_offset in index.h; the rest of the 4 KiB
- * is zero.  Version 1 had no view id and its checksum at 112; it is still
- * read (as "no view").
+ * is zero.  Version 1 had no view id and its checksum at 112, version 2 no
+ * source format and its checksum at 128; both are still read (as "no
+ * view", "no format recorded").
  */
 #include <endian.h>
 #include <errno.h>
@@ -69,7 +70,24 @@ get64(const uint8_t *p)
 static size_t
 csum_offset(uint32_t version)
 {
-	return version == 1 ? IDX_OFF_CSUM_V1 : IDX_OFF_CSUM;
+	return version == 1 ? IDX_OFF_CSUM_V1 : version == 2 ?
+	    IDX_OFF_CSUM_V2 : IDX_OFF_CSUM;
+}
+
+/* A recorded format name: lower-case letters and digits, NUL-padded. */
+static bool
+format_ok(const uint8_t *p)
+{
+	size_t n = 0;
+
+	while (n < IDX_FORMAT_LEN && p[n])
+		if (!((p[n] >= 'a' && p[n] <= 'z') ||
+		    (p[n] >= '0' && p[n] <= '9')) || ++n == IDX_FORMAT_LEN)
+			return false;
+	for (size_t i = n; i < IDX_FORMAT_LEN; i++)
+		if (p[i])
+			return false;
+	return true;
 }
 
 void
@@ -102,6 +120,8 @@ idx_header_encode(const struct idx_header *h, uint8_t *buf)
 	    idx_nblocks(h->virtual_size, h->block_size));
 	put64(buf + IDX_OFF_MEDIUM, h->id.medium);
 	memcpy(buf + IDX_OFF_VIEW, h->view.b, sizeof(h->view.b));
+	memcpy(buf + IDX_OFF_FORMAT, h->format,
+	    strnlen(h->format, IDX_FORMAT_LEN - 1));
 	idx_header_seal(buf);
 }
 
@@ -121,7 +141,7 @@ idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
 		return -1;
 	}
 	h->version = get32(buf + IDX_OFF_VERSION);
-	if (h->version != IDX_VERSION && h->version != 1) {
+	if (h->version < 1 || h->version > IDX_VERSION) {
 		*why = "unsupported index version";
 		return -1;
 	}
@@ -131,8 +151,16 @@ idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
 		return -1;
 	}
 	memset(&h->view, 0, sizeof(h->view));
-	if (h->version != 1)
+	if (h->version >= 2)
 		memcpy(h->view.b, buf + IDX_OFF_VIEW, sizeof(h->view.b));
+	memset(h->format, 0, sizeof(h->format));
+	if (h->version >= 3) {
+		if (!format_ok(buf + IDX_OFF_FORMAT)) {
+			*why = "bad source format in index";
+			return -1;
+		}
+		memcpy(h->format, buf + IDX_OFF_FORMAT, IDX_FORMAT_LEN);
+	}
 	if (get32(buf + IDX_OFF_HEADER_SIZE) != IDX_HEADER_SIZE) {
 		*why = "bad index header size";
 		return -1;

@@ -18,15 +18,18 @@
 #include "hash.h"
 
 #define IDX_MAGIC "VMSYNCIX"
-#define IDX_VERSION 2
+#define IDX_VERSION 3
 #define IDX_HEADER_SIZE 4096
 #define IDX_FLAG_DIRTY 0x1u
 #define IDX_MIN_BLOCK (4u << 10)
 #define IDX_MAX_BLOCK (4u << 20)
 
+#define IDX_FORMAT_LEN 16
+
 /* Header layout: little-endian fields at these byte offsets.  The
  * checksum (XXH3-64) covers every byte before it; version 1 had no view
- * id and its checksum where the view id is now. */
+ * id and its checksum where the view id is now, version 2 no source
+ * format and its checksum where the format is now. */
 enum idx_offset {
 	IDX_OFF_MAGIC = 0,		/* "VMSYNCIX" */
 	IDX_OFF_VERSION = 8,		/* u32 */
@@ -45,8 +48,10 @@ enum idx_offset {
 	IDX_OFF_ENTRIES = 96,		/* u64 */
 	IDX_OFF_MEDIUM = 104,		/* u64 */
 	IDX_OFF_VIEW = 112,		/* 16 bytes */
-	IDX_OFF_CSUM = 128,		/* u64 */
+	IDX_OFF_FORMAT = 128,		/* IDX_FORMAT_LEN bytes, NUL-padded */
+	IDX_OFF_CSUM = 144,		/* u64 */
 	IDX_OFF_CSUM_V1 = 112,
+	IDX_OFF_CSUM_V2 = 128,
 };
 
 struct idx_identity {
@@ -69,6 +74,8 @@ struct idx_header {
 	struct idx_identity id;	/* the target file it describes */
 	struct vs_hash view;	/* the source view it was synced from
 				 * (view.h); zero: none */
+	char format[IDX_FORMAT_LEN];	/* the format the source was read
+				 * as ("raw", "qcow2"); "": not recorded */
 };
 
 /* Blocks needed to cover @size bytes. */

@@ -79,8 +79,10 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 			    "was synced to the same target %s", dst);
 			goto out;
 		}
-	if (vs_local_open(dst, &topts, &t) < 0)
+	if (vs_local_open(dst, &topts, &t) < 0 ||
+	    vs_source_confirm(&s, src, &sopts, &topts, t->recorded_format) < 0)
 		goto out;
+	t->src_format = s.choice.format;
 	if (progress && !(p = vs_progress_new(stderr, src))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "progress");
 		goto out;

@@ -11,6 +11,11 @@
  * - With --root DIR every path is taken relative to DIR and resolved
  *   beneath it (see confine.c): "..", absolute paths elsewhere and
  *   symbolic links that lead out are refused.
+ * - Snapshot retention is the server's: its --keep N is a floor that a
+ *   client's --keep can raise, never lower.
+ * - A client that stalls (nothing sent or read for --timeout, 600 s by
+ *   default) ends the session, so its target's lock is released.
+ * - A client that sends garbage is still sent one ERROR saying so.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +33,8 @@
 #include "transport/remote.h"
 #include "util.h"
 
+#define SERVER_TIMEOUT	600	/* seconds, when --timeout is not given */
+
 static int
 handshake(struct vs_wire *w)
 {
@@ -41,7 +48,7 @@ handshake(struct vs_wire *w)
 		    "(no valid HELLO)");
 		return -1;
 	}
-	if (peer.version < 1 || peer.hash != 1) {
+	if (peer.version < VS_PROTO_VERSION || peer.hash != 1) {
 		vs_err(VS_EXIT_USAGE, w->peer, "protocol version %u is not "
 		    "spoken here", peer.version);
 		return -1;
@@ -49,9 +56,20 @@ handshake(struct vs_wire *w)
 	return vs_send_hello(w, &h) < 0 ? -1 : vs_wire_flush(w);
 }
 
+/* Retention is the server's policy (its --keep): a client may only ask
+ * to keep more snapshots. */
+static uint32_t
+keep_policy(uint32_t client, uint32_t server)
+{
+	if (!server)
+		return client;
+	return client > server ? client : server;
+}
+
 /* Push: this side holds the target. */
 static int
-serve_push(struct vs_wire *w, const struct vs_open *o)
+serve_push(struct vs_wire *w, const struct vs_open *o,
+    const struct vs_cli *cli)
 {
 	struct vs_stats st = { .index_state = "-" };
 	struct vs_target_opts topts = {
@@ -64,7 +82,7 @@ serve_push(struct vs_wire *w, const struct vs_open *o)
 		.snapshot = {
 			.take = o->flags & VS_OPEN_SNAPSHOT,
 			.dir = o->snapshot_dir[0] ? o->snapshot_dir : NULL,
-			.keep = o->keep,
+			.keep = keep_policy(o->keep, cli->keep),
 		},
 		.stats = &st,
 	};
@@ -83,6 +101,7 @@ serve_push(struct vs_wire *w, const struct vs_open *o)
 	if (vs_local_open(path, &topts, &t) < 0)
 		goto out;
 	snprintf(r.name, sizeof(r.name), "%s", path);
+	snprintf(r.format, sizeof(r.format), "%s", t->recorded_format);
 	if (vs_send_opened(w, &r) < 0 || vs_wire_flush(w) < 0)
 		goto out;
 	rc = vs_serve_target(w, t);
@@ -95,7 +114,8 @@ out:
 
 /* Pull: this side holds the source and runs the engine. */
 static int
-serve_pull(struct vs_wire *w, const struct vs_open *o)
+serve_pull(struct vs_wire *w, const struct vs_open *o,
+    const struct vs_cli *cli)
 {
 	struct vs_stats st = { .index_state = "-" };
 	struct vs_target_opts topts = { 0 };
@@ -106,6 +126,9 @@ serve_pull(struct vs_wire *w, const struct vs_open *o)
 			.never = o->flags & VS_OPEN_LIVE,
 			.dry_run = o->flags & VS_OPEN_DRY_RUN,
 		},
+		/* The server's own, beneath --root: never the client's. */
+		.backing_dirs = cli->backing_dirs,
+		.nbacking_dirs = cli->nbacking_dirs,
 	};
 	struct vs_sync_view view;
 	struct vs_source so;
@@ -118,7 +141,8 @@ serve_pull(struct vs_wire *w, const struct vs_open *o)
 
 	if (!path)
 		return -1;
-	if (vs_source_open(path, &sopts, &topts, &so) < 0)
+	if (vs_source_open(path, &sopts, &topts, &so) < 0 ||
+	    vs_source_confirm(&so, path, &sopts, &topts, o->recorded) < 0)
 		goto out;
 	if (!(name = vs_target_name(path, so.to_raw))) {
 		vs_errno(VS_EXIT_INTERNAL, path, "name");
@@ -129,9 +153,12 @@ serve_pull(struct vs_wire *w, const struct vs_open *o)
 	r.mtime_sec = topts.src_mtime_sec;
 	r.mtime_nsec = topts.src_mtime_nsec;
 	snprintf(r.name, sizeof(r.name), "%s", name);
+	if (so.choice.unconfirmed)	/* the client says it */
+		snprintf(r.format, sizeof(r.format), "%s", so.choice.probed);
 	if (vs_send_opened(w, &r) < 0 || vs_wire_flush(w) < 0 ||
 	    vs_remote_target(w, path, o->codec, o->level, &st, &t) < 0)
 		goto out;
+	t->src_format = so.choice.format;
 	view = vs_source_sync_view(&so);
 	if (vs_sync(so.img, t, NULL, &view) < 0)
 		goto out;
@@ -163,6 +190,8 @@ vs_server(const struct vs_cli *cli)
 	vs_err_quiet = true;
 	vs_verbose = -1;
 	vs_wire_init(&w, 0, 1, "client", VS_EXIT_USAGE);
+	vs_wire_set_timeout(&w, cli->timeout < 0 ? SERVER_TIMEOUT :
+	    (unsigned)cli->timeout);
 	if (!o) {
 		vs_errno(VS_EXIT_INTERNAL, "server", "open");
 		goto fail;
@@ -177,20 +206,25 @@ vs_server(const struct vs_cli *cli)
 		if (r == 1)
 			break;		/* the client hung up between images */
 		if (r < 0)
-			goto out;
+			goto fail;
 		if (vs_parse_open(&m, o) < 0) {
 			vs_err(VS_EXIT_USAGE, "client", "malformed OPEN "
 			    "message");
 			goto fail;
 		}
-		r = o->direction == VS_PUSH ? serve_push(&w, o) :
-		    serve_pull(&w, o);
+		/* A broken session is the target's failure when pushing, the
+		 * source's when pulling, as the client counts it. */
+		w.cat = o->direction == VS_PUSH ? VS_EXIT_TARGET :
+		    VS_EXIT_SOURCE;
+		r = o->direction == VS_PUSH ? serve_push(&w, o, cli) :
+		    serve_pull(&w, o, cli);
+		w.cat = VS_EXIT_USAGE;
 		if (r < 0)
 			goto fail;
 	}
 	goto out;
 fail:
-	if (!w.failed && !w.wbroken)
+	if (!w.wbroken && (!w.failed || w.garbage))
 		vs_remote_send_error(&w);
 out:
 	rc = vs_err_first();

@@ -1,14 +1,20 @@
 /*
  * snapshot.c - snapshot the target's subvolume (libbtrfsutil), prune.
+ *
+ * Everything after the target's directory is reached through directory
+ * fds: the subvolume by walking up "..", never past the --root directory,
+ * and the snapshot directory beneath the subvolume (or the root).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -23,6 +29,7 @@
 #include "vmsync.h"
 
 #define SNAP_XATTR "user.vmsync.snapshot-of"
+#define IMAGE_XATTR "user.vmsync.snapshot-for"
 #define SNAP_DIR ".vmsync-snapshots"
 #define SNAP_TMP ".tmp-"
 #define SUBVOL_INO 256		/* root directory of every btrfs subvolume */
@@ -33,107 +40,184 @@ struct snap {
 	struct timespec otime;	/* creation time */
 };
 
-/* The subvolume holding @target: its path (malloc'd) and open fd. */
+/* Whose snapshots retention may delete: those taken of one subvolume for
+ * one image. */
+struct owner {
+	uint8_t uuid[16];	/* the subvolume's */
+	uint8_t image[16];	/* the target's inode number and generation,
+				 * which its copy in a snapshot keeps */
+};
+
+/* Walk up from the directory @fd to the root directory of its subvolume
+ * (btrfs gives each subvolume its own st_dev): 1 and its fd in *@out, 0
+ * if there is none, -1 if it is above the --root directory, which is
+ * never passed.  Takes @fd. */
 static int
-find_subvol(const char *target, char **path, int *fd)
+walk_up(int fd, int *out)
 {
-	char *copy = strdup(target), *dir;
 	struct stat st, here;
 
-	*path = NULL;
-	*fd = -1;
+	*out = -1;
+	if (fstat(fd, &here) < 0)
+		goto none;
+	for (st = here;;) {
+		int up;
+
+		if (st.st_ino == SUBVOL_INO) {
+			*out = fd;
+			return 1;
+		}
+		if (vs_confine_is_root(&st)) {
+			close(fd);
+			return -1;
+		}
+		up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(fd);
+		fd = up;
+		if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != here.st_dev)
+			goto none;
+	}
+none:
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+/* The directory holding @target, opened as vs_open() does. */
+static int
+target_dir(const char *target)
+{
+	char *copy = strdup(target);
+	int fd;
+
 	if (!copy)
 		return -1;
-	dir = realpath(dirname(copy), NULL);
+	fd = vs_open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	free(copy);
-	if (!dir)
-		return -1;
-	if (stat(dir, &here) < 0) {
-		free(dir);
-		return -1;
-	}
-	/* Walk up while in the same subvolume (btrfs gives each its own
-	 * st_dev) until its root directory. */
-	for (;;) {
-		int d = vs_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-		char *slash;
+	return fd;
+}
 
-		if (d < 0 || fstat(d, &st) < 0 || st.st_dev != here.st_dev) {
-			if (d >= 0)
-				close(d);
-			break;
-		}
-		if (st.st_ino == SUBVOL_INO) {
-			*path = dir;
-			*fd = d;
-			return 0;
-		}
-		close(d);
-		slash = strrchr(dir, '/');
-		if (!slash || slash == dir)
-			break;
-		*slash = 0;
-	}
-	free(dir);
-	errno = ENOENT;
-	return -1;
+/* The root directory of the subvolume holding @target, in *@fd; reports
+ * and returns -1 if there is none vmsync may use. */
+static int
+find_subvol(const char *target, int *fd)
+{
+	int r, dfd = target_dir(target);
+
+	r = dfd >= 0 && vs_on_btrfs(dfd) ? walk_up(dfd, fd) : 0;
+	if (dfd >= 0 && r == 0)
+		close(dfd);
+	if (r < 0)
+		vs_err(VS_EXIT_USAGE, target, "--snapshot: the target's btrfs "
+		    "subvolume is above the directory this server is confined "
+		    "to");
+	else if (r == 0)
+		vs_err(VS_EXIT_TARGET, target, "cannot find the btrfs "
+		    "subvolume holding the target");
+	return r > 0 ? 0 : -1;
 }
 
 int
 vs_snapshot_check(const char *target)
 {
-	char *copy = strdup(target), *path;
-	int fd = -1, ok;
+	int fd = target_dir(target), ok = fd >= 0 && vs_on_btrfs(fd);
 
-	if (!copy) {
-		vs_errno(VS_EXIT_INTERNAL, target, "snapshot");
-		return -1;
-	}
-	fd = vs_open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	ok = fd >= 0 && vs_on_btrfs(fd);
 	if (fd >= 0)
 		close(fd);
-	free(copy);
 	if (!ok) {
 		vs_err(VS_EXIT_USAGE, target, "--snapshot needs a target on "
 		    "btrfs");
 		return -1;
 	}
-	if (find_subvol(target, &path, &fd) < 0) {
-		vs_err(VS_EXIT_TARGET, target, "cannot find the btrfs "
-		    "subvolume holding the target");
+	if (find_subvol(target, &fd) < 0)
 		return -1;
-	}
 	close(fd);
-	free(path);
 	return 0;
 }
 
-/* Open (making it if missing) the snapshot directory. */
-static int
-open_snapdir(const char *subvol, const char *dir, char **pathp)
+/* How messages name @dir, relative to the subvolume @sfd unless
+ * absolute. */
+static char *
+display_name(int sfd, const char *dir)
 {
-	char *path;
+	char *sub, *out;
 
-	if (!dir)
-		path = vs_path_join(subvol, SNAP_DIR);
-	else if (dir[0] == '/')
-		path = strdup(dir);
-	else
-		path = vs_path_join(subvol, dir);
-	*pathp = path;
-	if (!path)
-		return -1;
-	return vs_open_dir(path, true, 0755);
+	if (dir[0] == '/' || !(sub = vs_confine_fd_path(sfd)))
+		return strdup(dir);
+	out = vs_path_join(sub, dir);
+	free(sub);
+	return out;
 }
 
-/* Is @name in @dfd a snapshot vmsync took of subvolume @uuid?  Fills
- * @s->otime; *@ro tells whether it is complete (read-only). */
+/* Open (making it if missing) the snapshot directory: @dir, relative to
+ * the subvolume @sfd, or its default there.  *@namep names it in
+ * messages. */
+static int
+open_snapdir(int sfd, const char *dir, char **namep)
+{
+	const char *why;
+	int fd;
+
+	if (!dir)
+		dir = SNAP_DIR;
+	fd = vs_open_state_dir(dir[0] == '/' ? AT_FDCWD : sfd, dir, true,
+	    0755, &why);
+	if (!(*namep = fd >= 0 ? vs_confine_fd_path(fd) : NULL) &&
+	    !(*namep = display_name(sfd, dir))) {
+		if (fd >= 0)
+			close(fd);
+		vs_errno(VS_EXIT_INTERNAL, dir, "snapshot directory");
+		return -1;
+	}
+	if (fd == -2)
+		vs_err(VS_EXIT_TARGET, *namep, "snapshot directory %s; "
+		    "refusing it", why);
+	else if (fd < 0 && errno == EXDEV && vs_confined())
+		vs_err(VS_EXIT_USAGE, dir, "outside the directory this "
+		    "server is confined to");
+	else if (fd < 0)
+		vs_errno(VS_EXIT_TARGET, *namep, "snapshot directory");
+	return fd;
+}
+
+/* The image mark of @target: its inode number and generation. */
+static int
+image_mark(const char *target, uint8_t mark[16])
+{
+	char *copy = strdup(target);
+	int dfd = target_dir(target), fd = -1, gen = 0;
+	uint64_t ino;
+	struct stat st;
+	bool ok;
+
+	if (copy && dfd >= 0)
+		fd = openat(dfd, basename(copy), O_RDONLY | O_NOFOLLOW |
+		    O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	ok = fd >= 0 && fstat(fd, &st) == 0 &&
+	    ioctl(fd, FS_IOC_GETVERSION, &gen) == 0;
+	if (ok) {
+		ino = (uint64_t)st.st_ino;
+		memset(mark, 0, 16);
+		memcpy(mark, &ino, 8);
+		memcpy(mark + 8, &gen, sizeof(gen));
+	}
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	free(copy);
+	return ok ? 0 : -1;
+}
+
+/* Is @name in @dfd a snapshot vmsync took of @who's subvolume?  Fills
+ * @s->otime; *@ro tells whether it is complete (read-only), *@mine
+ * whether it was taken for @who's image. */
 static bool
-is_ours(int dfd, const char *name, const uint8_t uuid[16], struct snap *s,
-    bool *ro)
+is_ours(int dfd, const char *name, const struct owner *who, struct snap *s,
+    bool *ro, bool *mine)
 {
 	struct btrfs_util_subvolume_info info;
+	const uint8_t *uuid = who->uuid;
 	uint8_t mark[16];
 	struct stat st;
 	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
@@ -152,6 +236,8 @@ is_ours(int dfd, const char *name, const uint8_t uuid[16], struct snap *s,
 	if (ours) {
 		s->otime = info.otime;
 		*ro = info.flags & 1;
+		*mine = fgetxattr(fd, IMAGE_XATTR, mark, sizeof(mark)) ==
+		    (ssize_t)sizeof(mark) && memcmp(mark, who->image, 16) == 0;
 	}
 	close(fd);
 	return ours;
@@ -198,9 +284,10 @@ abandoned(const char *name)
 	    (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
 }
 
-/* Remove half-made snapshots, and complete ones beyond @keep (0: none). */
+/* Remove half-made snapshots, and complete ones taken for this image
+ * beyond @keep (0: none). */
 static int
-prune(int dfd, const char *dir, const uint8_t uuid[16], uint32_t keep)
+prune(int dfd, const char *dir, const struct owner *who, uint32_t keep)
 {
 	struct snap *v = NULL;
 	size_t n = 0, cap = 0;
@@ -218,12 +305,12 @@ prune(int dfd, const char *dir, const uint8_t uuid[16], uint32_t keep)
 	}
 	while ((de = readdir(d)) && n < SNAP_MAX) {
 		struct snap s = { 0 };
-		bool ro = false;
+		bool ro = false, mine = false;
 
 		if (de->d_name[0] == '.' && (!de->d_name[1] ||
 		    strcmp(de->d_name, "..") == 0))
 			continue;
-		if (!is_ours(dfd, de->d_name, uuid, &s, &ro))
+		if (!is_ours(dfd, de->d_name, who, &s, &ro, &mine))
 			continue;
 		if (!ro) {	/* interrupted between make and finish */
 			if (abandoned(de->d_name) &&
@@ -231,7 +318,7 @@ prune(int dfd, const char *dir, const uint8_t uuid[16], uint32_t keep)
 				ret = -1;
 			continue;
 		}
-		if (!keep)
+		if (!keep || !mine)	/* other images' are theirs to prune */
 			continue;
 		if (n == cap) {
 			struct snap *nv = realloc(v, (cap = cap ? cap * 2 :
@@ -280,9 +367,9 @@ final_name(int dfd, char *name, size_t len)
 	return -1;
 }
 
-/* Snapshot @sfd (subvolume @uuid) into @dfd as @name, marked as ours. */
+/* Snapshot @sfd into @dfd as @name, marked as @who's. */
 static int
-make_snapshot(int sfd, int dfd, const char *dir, const uint8_t uuid[16],
+make_snapshot(int sfd, int dfd, const char *dir, const struct owner *who,
     char *name, size_t len)
 {
 	char tmp[64];
@@ -298,7 +385,8 @@ make_snapshot(int sfd, int dfd, const char *dir, const uint8_t uuid[16],
 		return -1;
 	}
 	fd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || fsetxattr(fd, SNAP_XATTR, uuid, 16, 0) < 0 ||
+	if (fd < 0 || fsetxattr(fd, SNAP_XATTR, who->uuid, 16, 0) < 0 ||
+	    fsetxattr(fd, IMAGE_XATTR, who->image, 16, 0) < 0 ||
 	    btrfs_util_set_subvolume_read_only_fd(fd, true) != BTRFS_UTIL_OK ||
 	    final_name(dfd, name, len) < 0 ||
 	    renameat(dfd, tmp, dfd, name) < 0) {
@@ -315,31 +403,29 @@ make_snapshot(int sfd, int dfd, const char *dir, const uint8_t uuid[16],
 int
 vs_snapshot_take(const char *target, const struct vs_snapshot_opts *o)
 {
-	char *subvol = NULL, *dir = NULL, name[64];
+	char *dir = NULL, name[64];
+	struct owner who;
 	struct vs_subvol sv;
 	int sfd = -1, dfd = -1, ret = -1;
 
-	if (find_subvol(target, &subvol, &sfd) < 0 ||
-	    vs_btrfs_subvol(sfd, &sv) < 0) {
-		vs_err(VS_EXIT_TARGET, target, "cannot find the btrfs "
-		    "subvolume holding the target");
+	if (find_subvol(target, &sfd) < 0)
+		goto out;
+	if (vs_btrfs_subvol(sfd, &sv) < 0 || image_mark(target, who.image) < 0) {
+		vs_errno(VS_EXIT_TARGET, target, "snapshot");
 		goto out;
 	}
-	if ((dfd = open_snapdir(subvol, o->dir, &dir)) < 0) {
-		vs_errno(VS_EXIT_TARGET, dir ? dir : subvol, "snapshot "
-		    "directory");
+	memcpy(who.uuid, sv.uuid, sizeof(who.uuid));
+	if ((dfd = open_snapdir(sfd, o->dir, &dir)) < 0)
 		goto out;
-	}
-	if (make_snapshot(sfd, dfd, dir, sv.uuid, name, sizeof(name)) < 0)
+	if (make_snapshot(sfd, dfd, dir, &who, name, sizeof(name)) < 0)
 		goto out;
 	vs_info(1, "%s: snapshot %s/%s", target, dir, name);
-	ret = prune(dfd, dir, sv.uuid, o->keep);
+	ret = prune(dfd, dir, &who, o->keep);
 out:
 	if (sfd >= 0)
 		close(sfd);
 	if (dfd >= 0)
 		close(dfd);
-	free(subvol);
 	free(dir);
 	return ret;
 }

@@ -8,8 +8,16 @@
  *   then renamed to its final name (the UTC time): a crash leaves no
  *   half-made snapshot under a final name, and the next run removes it.
  * - Retention (--keep N) considers only read-only subvolumes of the
- *   snapshot directory that carry the mark for this subvolume, oldest first
- *   by creation time: snapshots made by anyone else are never touched.
+ *   snapshot directory that carry the mark for this subvolume and this
+ *   image (a second xattr: the target's inode number and generation, which
+ *   every snapshot's copy of it keeps), oldest first by creation time:
+ *   snapshots made by anyone else, or taken for another image of the same
+ *   subvolume, are never touched.
+ * - The snapshot directory is never a symbolic link and belongs to the
+ *   running user, writable by no one else: no one else chooses where
+ *   snapshots land or what retention looks at.
+ * - Confined (--server --root DIR), the subvolume must be DIR or beneath
+ *   it, and the snapshot directory too.
  */
 #ifndef VS_SNAPSHOT_H
 #define VS_SNAPSHOT_H

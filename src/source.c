@@ -31,10 +31,30 @@ vs_target_name(const char *src, bool to_raw)
 	return out;
 }
 
-/* Open @path, named @name in messages and for relative backing files. */
+/* Where the files an image named @name may refer to are allowed: its
+ * own directory and the --backing-dir ones. */
+static int
+open_refs(const char *name, const struct vs_source_opts *o,
+    struct vs_refs **out)
+{
+	char *copy = strdup(name);
+	int rc;
+
+	if (!copy) {
+		vs_errno(VS_EXIT_INTERNAL, name, "open");
+		return -1;
+	}
+	rc = vs_refs_open(dirname(copy), o->backing_dirs, o->nbacking_dirs,
+	    out);
+	free(copy);
+	return rc;
+}
+
+/* Open @path, named @name in messages, whose backing files @refs allows
+ * (relative names start from its own directory). */
 static int
 open_image(const char *path, const char *name, const char *format,
-    struct vs_io **iop, struct vs_image **out)
+    const struct vs_refs *refs, struct vs_io **iop, struct vs_image **out)
 {
 	struct vs_io *io;
 	char *n;
@@ -48,6 +68,7 @@ open_image(const char *path, const char *name, const char *format,
 	}
 	free(io->name);
 	io->name = n;
+	io->refs = refs;
 	if (iop)
 		*iop = io;
 	return vs_image_open(io, format, out);
@@ -71,19 +92,23 @@ choose_view(struct vs_image *img, bool to_raw, struct vs_image **out)
 /* The base, as format @fmt in the same view as the source; none if it
  * cannot be read (the sync then reads everything). */
 static void
-open_base(struct vs_source *s, const char *src, const char *fmt)
+open_base(struct vs_source *s, const char *src, const char *fmt,
+    const struct vs_source_opts *o)
 {
 	struct vs_view *v = s->view;
 	struct vs_image *img;
 	char *name = NULL;
 
 	/* The state's base resolves relative backing files like the source
-	 * (a name in the source's directory). */
+	 * (a name in the source's directory); a --since base like itself. */
 	if (v->base_in_state && asprintf(&name, "%s (base)", src) < 0)
 		name = NULL;
 	vs_err_demote(true);
-	if (open_image(v->base_path, name ? name : v->base_path, fmt, NULL,
-	    &img) == 0 && choose_view(img, s->to_raw, &s->base) == 0 &&
+	if ((v->base_in_state || open_refs(v->base_path, o,
+	    &s->base_refs) == 0) &&
+	    open_image(v->base_path, name ? name : v->base_path, fmt,
+	    v->base_in_state ? s->refs : s->base_refs, NULL, &img) == 0 &&
+	    choose_view(img, s->to_raw, &s->base) == 0 &&
 	    s->base->ops != s->img->ops) {
 		vs_image_close(s->base);
 		s->base = NULL;
@@ -95,20 +120,20 @@ open_base(struct vs_source *s, const char *src, const char *fmt)
 	free(name);
 }
 
-int
-vs_source_open(const char *src, const struct vs_source_opts *o,
-    struct vs_target_opts *topts, struct vs_source *s)
+/* Open the image of the view as @c->format and choose the view to sync
+ * (and its base).  Fills the source fields of @topts. */
+static int
+open_images(struct vs_source *s, const char *src,
+    const struct vs_source_opts *o, struct vs_target_opts *topts)
 {
-	const char *output = o->output, *fmt;
+	const char *output = o->output;
 	struct vs_image *img;
 	struct vs_io *io;
 	struct stat st;
 	bool is_raw;
 
-	memset(s, 0, sizeof(*s));
-	if (vs_view_open(src, &o->view, &s->view) < 0)
-		return -1;
-	if (open_image(s->view->read_path, src, o->format, &io, &img) < 0)
+	if (open_image(s->view->read_path, src, s->choice.format, s->refs,
+	    &io, &img) < 0)
 		return -1;
 	/* The target takes the source's times and is never the source
 	 * itself: the file as given, not its clone. */
@@ -135,12 +160,80 @@ vs_source_open(const char *src, const struct vs_source_opts *o,
 	if (s->to_raw)
 		vs_info(1, "%s: %s image, syncing its guest disk", src,
 		    img->ops->name);
-	fmt = img->ops->name;
 	if (choose_view(img, s->to_raw, &s->img) < 0)
 		return -1;
 	if (s->view->base_path && !vs_hash_eq(&s->view->base_id,
 	    &vs_view_none))
-		open_base(s, src, fmt);
+		open_base(s, src, s->choice.format, o);
+	return 0;
+}
+
+/* What the file's first bytes look like (its format is decided by
+ * choose.c, never by them alone). */
+static int
+probe_file(const char *path, const char *name, const char **probed)
+{
+	struct vs_io *io;
+	int rc;
+
+	if (vs_io_open_file(path, &io) < 0)
+		return -1;
+	free(io->name);
+	if (!(io->name = strdup(name))) {
+		vs_errno(VS_EXIT_INTERNAL, name, "open");
+		vs_io_close(io);
+		return -1;
+	}
+	rc = vs_format_probe(io, probed);
+	vs_io_close(io);
+	return rc;
+}
+
+int
+vs_source_open(const char *src, const struct vs_source_opts *o,
+    struct vs_target_opts *topts, struct vs_source *s)
+{
+	const char *probed = "raw";
+
+	memset(s, 0, sizeof(*s));
+	if (vs_view_open(src, &o->view, &s->view) < 0)
+		return -1;
+	if (!o->format && probe_file(s->view->read_path, src, &probed) < 0)
+		return -1;
+	if (vs_format_decide(src, o->format, NULL, probed, &s->choice) < 0)
+		return -1;
+	if (open_refs(src, o, &s->refs) < 0)
+		return -1;
+	return open_images(s, src, o, topts);
+}
+
+int
+vs_source_confirm(struct vs_source *s, const char *src,
+    const struct vs_source_opts *o, struct vs_target_opts *topts,
+    const char *recorded)
+{
+	struct vs_format_choice c;
+
+	/* With -O raw the target is named after the view, so its record
+	 * is of another view: only --format and the name confirm. */
+	if (o->output && strcmp(o->output, "raw") == 0)
+		recorded = NULL;
+	if (vs_format_decide(src, o->format, recorded, s->choice.probed,
+	    &c) < 0)
+		return -1;
+	if (strcmp(c.format, s->choice.format) != 0) {
+		vs_image_close(s->base);
+		vs_image_close(s->img);
+		vs_refs_free(s->base_refs);
+		s->base = s->img = NULL;
+		s->base_refs = NULL;
+		s->choice = c;
+		if (open_images(s, src, o, topts) < 0)
+			return -1;
+	}
+	s->choice = c;
+	vs_info(1, "%s: read as %s (%s)", src, c.format, c.basis);
+	vs_format_warn_unconfirmed(src, &c);
 	return 0;
 }
 
@@ -159,6 +252,8 @@ vs_source_close(struct vs_source *s, bool ok)
 {
 	vs_image_close(s->base);
 	vs_image_close(s->img);
+	vs_refs_free(s->base_refs);
+	vs_refs_free(s->refs);
 	vs_view_finish(s->view, ok);
 	memset(s, 0, sizeof(*s));
 }

@@ -2,6 +2,7 @@
  * util.c - whole-buffer I/O, zero tests, size parsing and formatting.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,4 +137,60 @@ vs_path_join(const char *dir, const char *name)
 	    name) < 0)
 		return NULL;
 	return out;
+}
+
+/* Bytes of the well-formed UTF-8 character at @s that is safe to print
+ * as it is, or 0: C1 controls (U+0080 to U+009F) act like ESC on some
+ * terminals, and overlong forms may decode to anything. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf5 ? 0 : s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 :
+	    s[0] >= 0xc2 ? 2 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((s[0] == 0xc2 && s[1] < 0xa0) || (s[0] == 0xe0 && s[1] < 0xa0) ||
+	    (s[0] == 0xed && s[1] >= 0xa0) || (s[0] == 0xf0 && s[1] < 0x90) ||
+	    (s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;
+	return n;
+}
+
+char *
+vs_escape(const char *in, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t o = 0;
+
+	if (!outlen)
+		return out;
+	while (*s) {
+		char esc[8];
+		const char *piece = (const char *)s;
+		size_t n = *s >= 0x80 ? utf8_len(s) : 1, len = n;
+
+		if (n == 0 || *s < 0x20 || *s == 0x7f || *s == '\\') {
+			len = (size_t)snprintf(esc, sizeof(esc), "\\%03o", *s);
+			piece = esc;
+			n = 1;
+		}
+		if (o + len >= outlen)
+			break;		/* whole pieces only */
+		memcpy(out + o, piece, len);
+		o += len;
+		s += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+bool
+vs_qemu_locked(int fd, int base)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+	    .l_start = base + 1, .l_len = 3 };
+
+	return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
 }

@@ -71,7 +71,23 @@ const char *vs_fmt_bytes(uint64_t bytes, char *buf, size_t len);
 /* "@dir/@name" without a doubled slash (malloc'd), or NULL. */
 char *vs_path_join(const char *dir, const char *name);
 
+/* @in with control characters, backslashes and bytes that are not
+ * printable UTF-8 written as \ooo (like ls -b), into @out (truncated to
+ * @outlen, NUL included; 4 bytes per input byte suffice): text from a
+ * peer cannot drive the terminal or fake a line.  Returns @out. */
+char *vs_escape(const char *in, char *out, size_t outlen);
+
 /* Monotonic clock in seconds. */
 double vs_now(void);
+
+/* qemu's image locks (block/file-posix.c): OFD read locks on byte
+ * 100 + n of the image for each permission n it holds, 200 + n for each
+ * it does not share; n = 1, 2, 3 are write, write unchanged, resize. */
+#define VS_QEMU_HOLDS 100
+#define VS_QEMU_DENIES 200
+/* Does another process hold a lock on the three permission bytes of
+ * @fd after @base (VS_QEMU_HOLDS: a qemu writes or resizes it)?
+ * False where the filesystem has no OFD locks. */
+bool vs_qemu_locked(int fd, int base);
 
 #endif

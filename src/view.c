@@ -93,12 +93,26 @@ state_error(const struct vs_view_opts *o, const char *dir, const char *what)
 		vs_warn(dir, "%s: %s", what, strerror(errno));
 }
 
-/* Clone @fd into "<name>.new" of the state directory and name it.  Returns
- * 1 if cloned, 0 if the source is to be read live, -1 on an error. */
+/* A source read live while a running VM writes it can be torn: say so
+ * once, with what to do instead. */
+static void
+warn_torn(const struct vs_view *v, int fd)
+{
+	if (vs_qemu_locked(fd, VS_QEMU_HOLDS))
+		vs_warn(v->src, "a running VM (qemu) writes this image and it "
+		    "cannot be cloned here: the copy may be torn (sync from a "
+		    "snapshot of it, or pause the guest)");
+}
+
+/* Clone @fd into "<name>.new" of the state directory and name it; with
+ * @keep, it becomes the next base.  Returns 1 if cloned, 0 if the source
+ * is to be read live, -1 on an error. */
 static int
-make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o)
+make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o,
+    bool keep)
 {
 	char *dir = NULL, *copy = NULL, *newname = NULL;
+	const char *why;
 	uint64_t r[2];
 	int nfd = -1, ret = -1;
 
@@ -110,7 +124,14 @@ make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o)
 		dir = vs_path_join(dirname(copy), STATE_DIR);
 	if (!dir || !(newname = state_path(".", v->name, ".new")))
 		goto nomem;
-	if ((v->dir_fd = vs_open_dir(dir, !o->dry_run, 0700)) < 0) {
+	if ((v->dir_fd = vs_open_state_dir(AT_FDCWD, dir, !o->dry_run, 0700,
+	    &why)) == -2) {
+		/* Another user could make it name files elsewhere. */
+		vs_err(VS_EXIT_SOURCE, dir, "state directory %s; refusing it",
+		    why);
+		goto out;
+	}
+	if (v->dir_fd < 0) {
 		if (errno == ENOENT && o->dry_run) {
 			ret = 0;	/* a dry run makes no state directory */
 			goto out;
@@ -140,9 +161,10 @@ make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o)
 		    "detection next time", v->src, strerror(errno));
 	}
 	v->cloned = true;
+	v->keeps_base = keep;
 	if (!(v->read_path = state_path(dir, v->name, ".new")))
 		goto nomem;
-	if (!o->since) {
+	if (keep && !o->since) {
 		char *base = state_path(".", v->name, ".base");
 
 		if (base && faccessat(v->dir_fd, base, F_OK,
@@ -156,9 +178,11 @@ make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o)
 live:
 	/* Only an explicit --state-dir makes this an error. */
 	ret = o->state_dir ? -1 : 0;
-	if (ret == 0)
+	if (ret == 0) {
 		vs_warn(v->src, "reading the live image, not a point-in-time "
 		    "clone");
+		warn_torn(v, fd);
+	}
 	goto out;
 nomem:
 	vs_errno(VS_EXIT_INTERNAL, v->src, "state directory");
@@ -169,6 +193,29 @@ out:
 	free(copy);
 	free(newname);
 	return ret;
+}
+
+/* The real path of the source open as @fd (symlinks resolved, as
+ * vs_open() takes it), and its file name. */
+static int
+real_name(struct vs_view *v, int fd)
+{
+	char *copy;
+
+	/* The inode opened, not the name looked up again: confined, the
+	 * path stays beneath the root. */
+	v->real = fd >= 0 ? vs_confine_fd_path(fd) : NULL;
+	if (!v->real && !(v->real = strdup(v->src)))
+		goto nomem;
+	if (!(copy = strdup(v->real)))
+		goto nomem;
+	v->name = strdup(basename(copy));
+	free(copy);
+	if (v->name)
+		return 0;
+nomem:
+	vs_errno(VS_EXIT_INTERNAL, v->src, "view");
+	return -1;
 }
 
 /* The base to compare with: its id, or a warning if it has none. */
@@ -205,54 +252,59 @@ vs_view_open(const char *src, const struct vs_view_opts *o,
 	struct vs_view *v = calloc(1, sizeof(*v));
 	struct vs_subvol sv;
 	struct stat st;
-	char *copy = realpath(src, NULL);
-	int fd = -1;
+	int pfd = -1, fd = -1;
 
-	if (!copy)
-		copy = strdup(src);
-	if (!v || !copy || !(v->real = strdup(copy))) {
+	if (!v) {
 		vs_errno(VS_EXIT_INTERNAL, src, "view");
-		free(v);
-		free(copy);
 		return -1;
 	}
 	v->src = src;
 	v->dry = o->dry_run;
 	v->dir_fd = v->lock_fd = -1;
-	v->name = strdup(basename(copy));
-	free(copy);
 	if (o->never && o->since) {
 		vs_err(VS_EXIT_USAGE, src, "--since needs a point-in-time "
 		    "source, not --source-snapshot=never");
 		goto fail;
 	}
-	fd = vs_open(src, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK, 0);
-	/* Anything but a regular file on btrfs is read as it is; opening
-	 * it again reports what is wrong with it. */
-	if (o->never || fd < 0 || fstat(fd, &st) < 0 ||
-	    !S_ISREG(st.st_mode)) {
+	/* Looked at before it is opened: only a regular file is opened
+	 * here; anything else is read as it is, and opening it as an image
+	 * reports what is wrong with it. */
+	pfd = vs_open(src, O_PATH | O_CLOEXEC, 0);
+	if (real_name(v, pfd) < 0)
+		goto fail;
+	if (pfd >= 0 && fstat(pfd, &st) == 0 && S_ISREG(st.st_mode))
+		fd = vs_reopen(pfd, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (o->never || fd < 0) {
 		vs_info(2, "%s: reading the image as it is", src);
-	} else if (!vs_on_btrfs(fd)) {
+		if (fd >= 0)
+			warn_torn(v, fd);
+	} else if (!vs_may_reflink(fd)) {
 		vs_info(1, "%s: not on btrfs: reading the live image", src);
-	} else if (vs_btrfs_subvol(fd, &sv) == 0 && sv.read_only) {
+		warn_torn(v, fd);
+	} else if (vs_on_btrfs(fd) && vs_btrfs_subvol(fd, &sv) == 0 &&
+	    sv.read_only) {
 		vs_info(2, "%s: in a read-only snapshot: read as it is", src);
 		view_id_of(fd, &v->id);
-	} else if (make_clone(v, fd, o) < 0) {
+	} else if (make_clone(v, fd, o, vs_on_btrfs(fd)) < 0) {
 		goto fail;
 	}
 	if (!v->read_path && !(v->read_path = strdup(src))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "view");
 		goto fail;
 	}
-	if (fd >= 0 && !o->never && find_base(v, o) < 0)
+	if (pfd >= 0 && !o->never && find_base(v, o) < 0)
 		goto fail;
 	if (fd >= 0)
 		close(fd);
+	if (pfd >= 0)
+		close(pfd);
 	*out = v;
 	return 0;
 fail:
 	if (fd >= 0)
 		close(fd);
+	if (pfd >= 0)
+		close(pfd);
 	vs_view_finish(v, false);
 	return -1;
 }
@@ -269,7 +321,8 @@ vs_view_finish(struct vs_view *v, bool ok)
 	if (v->cloned && newname && base) {
 		/* The clone becomes the base only once the target recorded
 		 * its id: until then the old base stays, unmatched. */
-		if (!ok || v->dry || renameat(v->dir_fd, newname, v->dir_fd, base) < 0)
+		if (!ok || v->dry || !v->keeps_base ||
+		    renameat(v->dir_fd, newname, v->dir_fd, base) < 0)
 			unlinkat(v->dir_fd, newname, 0);
 		else
 			fsync(v->dir_fd);

@@ -37,6 +37,8 @@ struct vs_view {
 	char *name;		/* the image's file name in it */
 	int lock_fd;		/* the image's lock in it, or -1 */
 	bool cloned;		/* read_path is the new clone */
+	bool keeps_base;	/* the clone becomes the next base (btrfs,
+				 * where extents tell what changed) */
 	bool dry;		/* a dry run: the clone is not kept */
 	struct vs_hash id;	/* this view's id, zero: none (read live) */
 	char *base_path;	/* the base to compare with, or NULL */

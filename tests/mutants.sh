@@ -11,6 +11,7 @@ set -u
 cd "$(dirname "$0")/.."
 top=$PWD
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/vmsync-mutants.XXXXXX")
+chmod 755 "$scratch"	# some tests run the binary as another user
 [ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$scratch"' EXIT
 log=$scratch/log
 

@@ -5,6 +5,9 @@
  * - A format never opens files.  It reads its container through a
  *   struct vs_io (a file, a block device, or a memory buffer in unit tests),
  *   so later formats (qcow2, backing chains) stack on the same interface.
+ *   A file the image refers to (backing, data file) is opened by the
+ *   container's open_ref op, under the opener's policy (refs.c): the name
+ *   stored in the image is never a path the format opens itself.
  * - map() answers block status without reading guest data.  It must cover
  *   [off, off + len) exactly with contiguous extents; the engine checks
  *   every reply, so a buggy or hostile format cannot make it loop.
@@ -44,7 +47,14 @@ struct vs_io_ops {
 	/* Hint: [off, off + len) will not be read again. */
 	void (*drop_cache)(struct vs_io *, uint64_t off, uint64_t len);
 	void (*close)(struct vs_io *);
+	/* Open the file @name that the image in this container refers to
+	 * (@what: "backing file", "data file", for messages), where the
+	 * opener allows it.  NULL: such names are refused. */
+	int (*open_ref)(struct vs_io *, const char *name, const char *what,
+	    struct vs_io **out);
 };
+
+struct vs_refs;
 
 struct vs_io {
 	const struct vs_io_ops *ops;	/* how to reach the bytes */
@@ -58,14 +68,34 @@ struct vs_io {
 	uint64_t dev, ino;		/* st_dev, st_ino; 0 if none */
 	int64_t mtime_sec;		/* st_mtime, for the target's times */
 	int64_t mtime_nsec;		/* st_mtime nanoseconds */
+	const struct vs_refs *refs;	/* where open_ref may look, or NULL */
+	char *dir;			/* directory relative names start
+					 * from, or NULL: the refs' own */
 };
 
 /* Open @path read-only: a regular file or a block device. */
 int vs_io_open_file(const char *path, struct vs_io **out);
+/* The same for the open descriptor @fd, named @name; takes @fd, also on
+ * failure. */
+int vs_io_from_fd(int fd, const char *name, struct vs_io **out);
 /* A read-only view of a memory buffer (unit tests); @buf is not copied. */
 int vs_io_open_mem(const void *buf, size_t len, const char *name,
     struct vs_io **out);
 void vs_io_close(struct vs_io *io);
+
+/* refs.c: where the files images refer to may be opened.  @own_dir: the
+ * directory of the image the user named (files directly in it); @dirs:
+ * --backing-dir directories (files beneath them).  Opened through
+ * vs_open(), so beneath --root on a server. */
+int vs_refs_open(const char *own_dir, const char *const *dirs, size_t n,
+    struct vs_refs **out);
+void vs_refs_free(struct vs_refs *r);
+/* The own directory, canonical. */
+const char *vs_refs_own_dir(const struct vs_refs *r);
+/* The file io's open_ref: @name resolved against io->dir, opened if
+ * io->refs allows it, else one line naming the image, the name and why. */
+int vs_refs_open_file(struct vs_io *io, const char *name, const char *what,
+    struct vs_io **out);
 
 struct vs_image;
 
@@ -161,5 +191,31 @@ int vs_extent_check(const struct vs_extent_vec *vec, uint64_t off,
 
 extern const struct vs_format_ops vs_format_raw;
 extern const struct vs_format_ops vs_format_qcow2;
+
+/* Which format an image is read as (choose.c: the guest's bytes alone
+ * never make it anything but raw). */
+struct vs_format_choice {
+	const char *format;	/* what to read it as: "raw", "qcow2" */
+	const char *probed;	/* what its content looks like */
+	const char *basis;	/* what confirmed it, for -v */
+	bool unconfirmed;	/* content says another format: read as raw */
+};
+/* The format a file name says ("qcow2", "vmdk", ...), or NULL. */
+const char *vs_format_by_name(const char *name);
+/* What @io's first bytes look like: "raw" unless a known magic. */
+int vs_format_probe(struct vs_io *io, const char **out);
+/* Decide for the image named @name whose content looks like @probed,
+ * given --format (@forced, or NULL) and the format the target recorded
+ * (@recorded, "" or NULL: none).  -1 (reported) when the name or record
+ * disagrees with the content. */
+int vs_format_decide(const char *name, const char *forced,
+    const char *recorded, const char *probed, struct vs_format_choice *c);
+/* The same for the image in @io, probed first unless @forced. */
+int vs_format_choose(struct vs_io *io, const char *name, const char *forced,
+    const char *recorded, struct vs_format_choice *c);
+/* The one warning for an image copied as raw whose content says
+ * otherwise; nothing if @c is confirmed. */
+void vs_format_warn_unconfirmed(const char *name,
+    const struct vs_format_choice *c);
 
 #endif

@@ -127,6 +127,7 @@ static const struct vs_io_ops file_io_ops = {
 	.map = file_map,
 	.drop_cache = file_drop_cache,
 	.close = file_close,
+	.open_ref = vs_refs_open_file,
 };
 
 /* The open file @fd again, with O_DIRECT, or -1.  Through /proc: the same
@@ -140,31 +141,59 @@ open_direct(int fd)
 	return open(path, O_RDONLY | O_DIRECT | O_CLOEXEC | O_NOCTTY);
 }
 
+/* Only a regular file or a block device is a disk image. */
+static int
+check_kind(const struct stat *st, const char *name)
+{
+	if (S_ISREG(st->st_mode) || S_ISBLK(st->st_mode))
+		return 0;
+	if (S_ISDIR(st->st_mode))
+		vs_err(VS_EXIT_SOURCE, name,
+		    "source is a directory, not a disk image");
+	else
+		vs_err(VS_EXIT_SOURCE, name,
+		    "source is not a regular file or a block device");
+	return -1;
+}
+
 int
 vs_io_open_file(const char *path, struct vs_io **out)
 {
+	struct stat st;
+	int pfd, fd = -1;
+
+	/* Looked at before it is opened: opening a FIFO waits for a writer,
+	 * opening a device node other than a disk can act on the device. */
+	pfd = vs_open(path, O_PATH | O_CLOEXEC, 0);
+	if (pfd < 0 || fstat(pfd, &st) < 0) {
+		vs_errno(VS_EXIT_SOURCE, path, "cannot open source");
+	} else if (check_kind(&st, path) == 0 &&
+	    (fd = vs_reopen(pfd, O_RDONLY | O_NOCTTY | O_CLOEXEC)) < 0) {
+		vs_errno(VS_EXIT_SOURCE, path, "cannot open source");
+	}
+	if (pfd >= 0)
+		close(pfd);
+	return fd < 0 ? -1 : vs_io_from_fd(fd, path, out);
+}
+
+int
+vs_io_from_fd(int fd, const char *name, struct vs_io **out)
+{
 	struct vs_io *io = NULL;
 	struct stat st;
-	int fd;
 
-	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is
-	 * refused below and cleared for what is accepted. */
-	fd = vs_open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK, 0);
-	if (fd < 0) {
-		vs_errno(VS_EXIT_SOURCE, path, "cannot open source");
-		return -1;
-	}
 	if (fstat(fd, &st) < 0) {
-		vs_errno(VS_EXIT_SOURCE, path, "stat");
+		vs_errno(VS_EXIT_SOURCE, name, "stat");
 		goto fail;
 	}
 	io = calloc(1, sizeof(*io));
-	if (!io || !(io->name = strdup(path))) {
-		vs_errno(VS_EXIT_INTERNAL, path, "open");
+	if (!io || !(io->name = strdup(name))) {
+		vs_errno(VS_EXIT_INTERNAL, name, "open");
 		goto fail;
 	}
 	io->ops = &file_io_ops;
 	io->fd = fd;
+	io->direct_fd = -1;
 	io->mode = st.st_mode;
 	io->dev = st.st_dev;
 	io->ino = st.st_ino;
@@ -175,20 +204,15 @@ vs_io_open_file(const char *path, struct vs_io **out)
 	} else if (S_ISBLK(st.st_mode)) {
 		io->is_block = true;
 		if (ioctl(fd, BLKGETSIZE64, &io->size) < 0) {
-			vs_errno(VS_EXIT_SOURCE, path, "BLKGETSIZE64");
+			vs_errno(VS_EXIT_SOURCE, name, "BLKGETSIZE64");
 			goto fail;
 		}
-	} else if (S_ISDIR(st.st_mode)) {
-		vs_err(VS_EXIT_SOURCE, path,
-		    "source is a directory, not a disk image");
-		goto fail;
 	} else {
-		vs_err(VS_EXIT_SOURCE, path,
-		    "source is not a regular file or a block device");
+		check_kind(&st, name);
 		goto fail;
 	}
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		vs_errno(VS_EXIT_SOURCE, path, "fcntl");
+		vs_errno(VS_EXIT_SOURCE, name, "fcntl");
 		goto fail;
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -273,6 +297,7 @@ vs_io_close(struct vs_io *io)
 	if (!io)
 		return;
 	io->ops->close(io);
+	free(io->dir);
 	free(io->name);
 	free(io);
 }

@@ -16,8 +16,14 @@
  *   bytes are dead.
  * - The result is a bitmap with one bit per 4 KiB of the file (coarser for
  *   files over 512 GiB, keeping it at most 16 MiB); a unit is live if any
- *   byte of it is.  L2 tables shared by snapshots are walked once when a
- *   per-cluster "seen" bitmap fits in 4 MiB.
+ *   byte of it is.
+ * - The work is bounded by the file, not by what the tables claim: an L1
+ *   entry reads the same whichever table (active or snapshot) holds it,
+ *   so the L1 tables' byte ranges are merged and each byte of them is
+ *   read once, and each L2 table is walked once, however many L1 entries
+ *   point to it (snapshots share most of theirs).  The set of L2 tables
+ *   walked grows by one per distinct table, which is a cluster of the file
+ *   named by an L1 entry read: at most the file's size / 8 entries.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +33,63 @@
 
 #define LIVE_SHIFT_MIN	12
 #define LIVE_MAX_BYTES	(16u << 20)
-#define SEEN_MAX_BYTES	(4u << 20)
 #define TABLE_CHUNK	(64u << 10)	/* bytes of a table read at once */
 
 struct walk {
 	struct qcow2 *q;	/* the image */
-	uint64_t *seen;		/* L2 tables walked, per cluster, or NULL */
+	uint64_t *seen;		/* L2 tables walked: open hash set of
+				 * cluster numbers + 1, 0 for empty */
+	size_t seen_cap;	/* slots, a power of 2 */
+	size_t seen_n;		/* used slots */
 	uint8_t *chunk;		/* TABLE_CHUNK bytes of scratch */
 };
+
+/* One L1 table's bytes in the file. */
+struct l1span {
+	uint64_t off, end;	/* [off, end) */
+};
+
+VS_VECTOR(l1span_vec, struct l1span)
+
+static size_t
+seen_slot(const uint64_t *set, size_t cap, uint64_t key)
+{
+	size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+
+	while (set[i] && set[i] != key)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+/* Add L2 table @off to the set; 1 if it was there, 0 if not, -1 on
+ * allocation failure. */
+static int
+seen_add(struct walk *w, uint64_t off)
+{
+	uint64_t key = (off >> w->q->cluster_bits) + 1;
+	size_t i;
+
+	if (2 * (w->seen_n + 1) > w->seen_cap) {
+		size_t cap = w->seen_cap ? 2 * w->seen_cap : 1024;
+		uint64_t *set = calloc(cap, sizeof(*set));
+
+		if (!set)
+			return -1;
+		for (size_t j = 0; j < w->seen_cap; j++)
+			if (w->seen[j])
+				set[seen_slot(set, cap, w->seen[j])] =
+				    w->seen[j];
+		free(w->seen);
+		w->seen = set;
+		w->seen_cap = cap;
+	}
+	i = seen_slot(w->seen, w->seen_cap, key);
+	if (w->seen[i])
+		return 1;
+	w->seen[i] = key;
+	w->seen_n++;
+	return 0;
+}
 
 static void
 mark(struct qcow2 *q, uint64_t off, uint64_t len)
@@ -71,15 +126,14 @@ walk_l2(struct walk *w, uint64_t l2_off)
 	uint64_t sc = q->cluster_size / 32;
 	bool dfile = q->data != q->img.io;
 	const uint8_t *tbl;
+	int seen;
 
 	if (qcow2_check_table(q, l2_off, q->cluster_size, "L2 table") < 0)
 		return -1;
-	if (w->seen) {
-		uint64_t c = l2_off >> q->cluster_bits;
-
-		if (w->seen[c / 64] & (1ull << (c % 64)))
-			return 0;
-		w->seen[c / 64] |= 1ull << (c % 64);
+	if ((seen = seen_add(w, l2_off)) != 0) {
+		if (seen < 0)
+			vs_errno(VS_EXIT_INTERNAL, q->img.name, "live map");
+		return seen < 0 ? -1 : 0;
 	}
 	if (qcow2_l2_table(q, l2_off, &tbl) < 0)
 		return -1;
@@ -124,32 +178,28 @@ walk_l2(struct walk *w, uint64_t l2_off)
 	return 0;
 }
 
-/* Walk an L1 table of @size entries at @off (or @mem if in memory). */
+/* Walk the L1 entries in [off, end) of the file. */
 static int
-walk_l1(struct walk *w, uint64_t off, uint32_t size, const uint64_t *mem)
+walk_l1_span(struct walk *w, uint64_t off, uint64_t end)
 {
 	struct qcow2 *q = w->q;
-	uint32_t per = TABLE_CHUNK / 8;
 
-	mark_clusters(q, off, (uint64_t)size * 8);
-	for (uint32_t i = 0; i < size; i += per) {
-		uint32_t n = size - i < per ? size - i : per;
+	mark_clusters(q, off, end - off);
+	for (uint64_t pos = off; pos < end; pos += TABLE_CHUNK) {
+		uint64_t n = vs_min(TABLE_CHUNK, end - pos);
 
-		if (!mem && q->img.io->ops->pread(q->img.io, w->chunk,
-		    (size_t)n * 8, off + (uint64_t)i * 8) < 0)
+		if (q->img.io->ops->pread(q->img.io, w->chunk, n, pos) < 0)
 			return -1;
-		for (uint32_t j = 0; j < n; j++) {
-			uint64_t e = mem ? mem[i + j] :
-			    qcow2_be64(w->chunk + 8 * (size_t)j);
+		for (uint64_t j = 0; j < n; j += 8) {
+			uint64_t e = qcow2_be64(w->chunk + j);
 			uint64_t l2 = e & QCOW2_OFFSET_MASK;
 
 			if (!l2)
 				continue;
 			if (e & QCOW2_L1_RESERVED) {
-				vs_err(VS_EXIT_SOURCE, q->img.name, "L1 table "
-				    "at host offset %llu: entry %u has "
-				    "reserved bits set",
-				    (unsigned long long)off, i + j);
+				vs_err(VS_EXIT_SOURCE, q->img.name, "L1 entry "
+				    "at host offset %llu has reserved bits "
+				    "set", (unsigned long long)(pos + j));
 				return -1;
 			}
 			if (walk_l2(w, l2) < 0)
@@ -157,6 +207,52 @@ walk_l1(struct walk *w, uint64_t off, uint32_t size, const uint64_t *mem)
 		}
 	}
 	return 0;
+}
+
+static int
+span_cmp(const void *a, const void *b)
+{
+	const struct l1span *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The active and snapshot L1 tables: their byte ranges merged, so that
+ * tables that overlap (or repeat) are read once. */
+static int
+walk_l1_tables(struct walk *w)
+{
+	struct qcow2 *q = w->q;
+	struct l1span_vec v = { 0 };
+	int rc = -1;
+
+	if (q->l1_size && l1span_vec_push(&v, (struct l1span){ q->l1_off,
+	    q->l1_off + (uint64_t)q->l1_size * 8 }) < 0)
+		goto nomem;
+	for (size_t i = 0; i < q->snap_l1.n; i++) {
+		const struct qcow2_l1ref *r = &q->snap_l1.v[i];
+
+		if (r->size && l1span_vec_push(&v, (struct l1span){ r->off,
+		    r->off + (uint64_t)r->size * 8 }) < 0)
+			goto nomem;
+	}
+	if (v.n)
+		qsort(v.v, v.n, sizeof(*v.v), span_cmp);
+	for (size_t i = 0; i < v.n;) {
+		uint64_t off = v.v[i].off, end = v.v[i].end;
+
+		for (i++; i < v.n && v.v[i].off <= end; i++)
+			end = vs_max(end, v.v[i].end);
+		if (walk_l1_span(w, off, end) < 0)
+			goto out;
+	}
+	rc = 0;
+	goto out;
+nomem:
+	vs_errno(VS_EXIT_INTERNAL, q->img.name, "live map");
+out:
+	l1span_vec_free(&v);
+	return rc;
 }
 
 /* Refcount table and the refcount blocks it points to. */
@@ -245,7 +341,7 @@ bad:
 static int
 build_live(struct qcow2 *q)
 {
-	uint64_t size = q->img.io->size, nclusters;
+	uint64_t size = q->img.io->size;
 	struct walk w = { .q = q };
 	int rc = -1;
 
@@ -253,9 +349,6 @@ build_live(struct qcow2 *q)
 	while ((size >> q->live_shift) / 8 > LIVE_MAX_BYTES)
 		q->live_shift++;
 	q->live_units = (size + (1ull << q->live_shift) - 1) >> q->live_shift;
-	nclusters = (size >> q->cluster_bits) + 1;
-	if (nclusters / 8 <= SEEN_MAX_BYTES)
-		w.seen = calloc((nclusters + 63) / 64, 8);
 	q->live = calloc((q->live_units + 63) / 64 + 1, 8);
 	w.chunk = malloc(TABLE_CHUNK);
 	if (!q->live || !w.chunk) {
@@ -264,21 +357,10 @@ build_live(struct qcow2 *q)
 	}
 	mark(q, 0, q->cluster_size);
 	if (walk_refcounts(&w) < 0 || walk_bitmaps(&w) < 0 ||
-	    walk_l1(&w, q->l1_off, q->l1_size, q->l1) < 0)
+	    walk_l1_tables(&w) < 0)
 		goto out;
 	if (q->nb_snapshots)
 		mark_clusters(q, q->snap_off, q->snap_bytes);
-	for (size_t i = 0; i < q->snap_l1.n; i++) {
-		const struct qcow2_l1ref *r = &q->snap_l1.v[i];
-		bool dup = r->size == 0 || (r->off == q->l1_off &&
-		    r->size == q->l1_size);
-
-		for (size_t j = 0; j < i && !dup; j++)
-			dup = q->snap_l1.v[j].off == r->off &&
-			    q->snap_l1.v[j].size == r->size;
-		if (!dup && walk_l1(&w, r->off, r->size, NULL) < 0)
-			goto out;
-	}
 	rc = 0;
 out:
 	free(w.seen);

@@ -6,15 +6,15 @@
  *   seek: tables must be cluster aligned, inside the file and below fixed
  *   caps (QEMU's), so a hostile header gets a one-line refusal.
  * - Backing and data file names are untrusted: protocol and json: names
- *   are refused, relative names are resolved against the image's own
- *   directory, the backing format must be recorded in the image, and a
- *   chain is limited in depth and checked for loops by device and inode.
+ *   are refused, the file is opened by the container's open_ref op (where
+ *   the opener allows, see refs.c), the backing format must be recorded in
+ *   the image, and a chain is limited in depth and checked for loops by
+ *   device and inode.  Names are shown with control characters escaped.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "qcow2.h"
 #include "../util.h"
@@ -339,61 +339,39 @@ load_snapshots(struct qcow2 *q)
 	return 0;
 }
 
-/* Resolve an untrusted file name stored in the image. */
-static char *
-resolve_name(struct qcow2 *q, const char *name, const char *what)
-{
-	const char *slash = strchr(name, '/'), *colon = strchr(name, ':');
-	const char *base = q->img.io->name, *dirend = strrchr(base, '/');
-	char *path;
-
-	if (strncmp(name, "json:", 5) == 0 || (colon && (!slash ||
-	    colon < slash))) {
-		vs_err(VS_EXIT_SOURCE, q->img.name, "%s name '%s' is not a "
-		    "plain file name: refused", what, name);
-		return NULL;
-	}
-	if (name[0] == '/' || !dirend) {
-		path = strdup(name);
-	} else {
-		char *dir = strndup(base, (size_t)(dirend - base));
-
-		path = dir ? vs_path_join(dir, name) : NULL;
-		free(dir);
-	}
-	if (!path)
-		vs_errno(VS_EXIT_INTERNAL, q->img.name, "%s name", what);
-	return path;
-}
-
-/* Open a file the image refers to, refusing loops through @chain. */
+/* Open a file the image refers to, through its container, refusing
+ * names that are not plain file names and loops through @chain. */
 static int
 open_referenced(struct qcow2 *q, const char *name, const char *what,
     const struct vs_chain *chain, struct vs_io **out)
 {
-	char *path = resolve_name(q, name, what);
-	struct stat st;
+	const char *slash = strchr(name, '/'), *colon = strchr(name, ':');
+	struct vs_io *io = q->img.io;
+	char shown[4 * MAX_NAME + 1];
 
-	if (!path)
-		return -1;
-	if (stat(path, &st) < 0) {
-		vs_errno(VS_EXIT_SOURCE, q->img.name, "%s %s", what, path);
-		free(path);
+	vs_escape(name, shown, sizeof(shown));
+	if (strncmp(name, "json:", 5) == 0 || (colon && (!slash ||
+	    colon < slash))) {
+		vs_err(VS_EXIT_SOURCE, q->img.name, "%s name '%s' is not a "
+		    "plain file name: refused", what, shown);
 		return -1;
 	}
+	if (!io->ops->open_ref) {
+		vs_err(VS_EXIT_SOURCE, q->img.name, "%s '%s' refused: files "
+		    "named by this image are not followed", what, shown);
+		return -1;
+	}
+	if (io->ops->open_ref(io, name, what, out) < 0)
+		return -1;
 	for (const struct vs_chain *c = chain; c; c = c->up)
-		if (c->dev == (uint64_t)st.st_dev &&
-		    c->ino == (uint64_t)st.st_ino) {
-			vs_err(VS_EXIT_SOURCE, q->img.name, "%s %s: the "
-			    "backing chain loops", what, path);
-			free(path);
+		if ((*out)->ino && c->dev == (*out)->dev &&
+		    c->ino == (*out)->ino) {
+			vs_err(VS_EXIT_SOURCE, q->img.name, "%s '%s': the "
+			    "backing chain loops", what, shown);
+			vs_io_close(*out);
+			*out = NULL;
 			return -1;
 		}
-	if (vs_io_open_file(path, out) < 0) {
-		free(path);
-		return -1;
-	}
-	free(path);
 	return 0;
 }
 
@@ -405,24 +383,29 @@ open_backing(struct qcow2 *q, const struct hdr *h,
 		.dev = q->img.io->dev, .ino = q->img.io->ino,
 		.depth = chain ? chain->depth + 1 : 1, .up = chain,
 	};
+	char shown[4 * MAX_NAME + 1];
 	struct vs_io *bio;
 
 	if (!(q->backing_name = name_dup(h->c0 + h->backing_off,
 	    h->backing_len)))
 		return bad(q, "invalid backing file name");
+	vs_escape(q->backing_name, shown, sizeof(shown));
 	if (q->autoclear & QCOW2_AUTOCLEAR_DATA_RAW)
 		return bad(q, "a raw external data file cannot have a "
 		    "backing file");
 	if (!q->backing_fmt) {
-		vs_err(VS_EXIT_SOURCE, q->img.name, "backing file %s has no "
-		    "recorded format: refused (set it with qemu-img rebase "
-		    "-u -F FMT)", q->backing_name);
+		vs_err(VS_EXIT_SOURCE, q->img.name, "backing file '%s' has "
+		    "no recorded format: refused (set it with qemu-img rebase "
+		    "-u -F FMT)", shown);
 		return -1;
 	}
 	if (strcmp(q->backing_fmt, "qcow2") != 0 &&
 	    strcmp(q->backing_fmt, "raw") != 0) {
-		vs_err(VS_EXIT_SOURCE, q->img.name, "backing file %s: format "
-		    "%s is not supported", q->backing_name, q->backing_fmt);
+		char fmt_shown[4 * 64];
+
+		vs_escape(q->backing_fmt, fmt_shown, sizeof(fmt_shown));
+		vs_err(VS_EXIT_SOURCE, q->img.name, "backing file '%s': format "
+		    "'%s' is not supported", shown, fmt_shown);
 		return -1;
 	}
 	if (here.depth > QCOW2_MAX_CHAIN) {

@@ -25,7 +25,22 @@
  *   advisor thread does both, off the path that compares and writes.
  * - Identity (dev, inode, size, mtime, ctime) ties the index to the file;
  *   ctime cannot be set by a user, so any write behind vmsync's back makes
- *   the index untrusted and the next run compares with the target.
+ *   the index untrusted and the next run compares with the target.  A
+ *   write by another program during a run shows as a ctime other than the
+ *   one this run's own last change left: commit() then leaves the index
+ *   dirty.  Writes that keep the times (a mount of a device replica, times
+ *   restored on a device) are caught by a spot check of a few blocks
+ *   against a trusted index at begin().
+ * - Nothing is opened before it is known what it is: the target is first
+ *   opened O_PATH, checked with fstat(), then opened for real through that
+ *   descriptor, so a FIFO or a device swapped in is never opened.  Every
+ *   later operation on a name (removing what a refused run created,
+ *   syncing the directory) is relative to the directory descriptor taken
+ *   when the target was opened, checking device and inode, so a directory
+ *   swapped for a symbolic link cannot lead anywhere else.
+ * - A target that a running qemu holds (its OFD locks on the image) is not
+ *   written without --force, nor one whose filesystem cannot hold the
+ *   source's data even if everything the target holds were reused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +53,8 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transport.h"
@@ -60,6 +77,14 @@ struct local_target {
 	char *path;		/* target path */
 	char *index_path;	/* index path, NULL for none */
 	int fd;			/* target, -1 in a dry run of a new target */
+	int dir_fd;		/* the target's directory, -1 if none */
+	char *base;		/* the target's name in dir_fd */
+	int idx_dir_fd;		/* the index's directory, -1 if none */
+	char *idx_base;		/* the index's name in idx_dir_fd */
+	struct stat tgt_st;	/* the target as opened (dev, ino) */
+	struct stat idx_st;	/* the index as opened; st_ino 0: none */
+	struct timespec own_ctime; /* ctime after this run's last change */
+	bool foreign;		/* another program changed the target */
 	bool is_block;		/* a block device */
 	uint64_t old_size;	/* size at open */
 	struct vs_index *ix;	/* index, NULL for none */
@@ -124,6 +149,39 @@ mark_dirty(struct local_target *lt, uint64_t off, uint64_t len)
 	span_add(&lt->wb_lo, &lt->wb_hi, off, len);
 	if ((lt->wb_bytes += len) >= VS_WRITEBACK_BYTES)
 		start_writeback(lt);
+}
+
+/* The target's ctime now (zero if it cannot be read). */
+static struct timespec
+target_ctime(const struct local_target *lt)
+{
+	struct stat st;
+
+	if (fstat(lt->fd, &st) < 0)
+		return (struct timespec){ 0 };
+	return st.st_ctim;
+}
+
+/* Before this run changes the target: did another program change it
+ * since this run last did?  Every write sets ctime, and nobody can set it
+ * back. */
+static void
+check_foreign(struct local_target *lt)
+{
+	struct timespec c;
+
+	if (lt->foreign || lt->fd < 0)
+		return;
+	c = target_ctime(lt);
+	lt->foreign = c.tv_sec != lt->own_ctime.tv_sec ||
+	    c.tv_nsec != lt->own_ctime.tv_nsec;
+}
+
+/* After this run changed the target: the ctime that change left. */
+static void
+own_change(struct local_target *lt)
+{
+	lt->own_ctime = target_ctime(lt);
 }
 
 /* The operation log (VMSYNC_DEBUG_OPS) and, for -n -v, the user's list. */
@@ -223,16 +281,11 @@ write_zeros(struct local_target *lt, uint64_t off, uint64_t len)
 
 /* Make [off, off + len) read as zeros with the best method that works. */
 static int
-zero_range(struct local_target *lt, uint64_t off, uint64_t len)
+zero_with_best(struct local_target *lt, uint64_t off, uint64_t len)
 {
 	uint64_t range[2] = { off, len };
 	bool zero;
 
-	log_op(lt, "punch", off, len);
-	lt->t.stats->punched_bytes += len;
-	if (lt->opts.dry_run)
-		return 0;
-	mark_dirty(lt, off, len);
 	for (;;) {
 		int r;
 
@@ -287,6 +340,32 @@ zero_range(struct local_target *lt, uint64_t off, uint64_t len)
 	}
 }
 
+/* Log and count an operation @op on [off, off + len); false in a dry
+ * run, where nothing changes, else the target is about to. */
+static bool
+will_change(struct local_target *lt, const char *op, uint64_t off,
+    uint64_t len, uint64_t *counter)
+{
+	log_op(lt, op, off, len);
+	*counter += len;
+	if (lt->opts.dry_run)
+		return false;
+	mark_dirty(lt, off, len);
+	check_foreign(lt);
+	return true;
+}
+
+static int
+zero_range(struct local_target *lt, uint64_t off, uint64_t len)
+{
+	if (!will_change(lt, "punch", off, len, &lt->t.stats->punched_bytes))
+		return 0;
+	if (zero_with_best(lt, off, len) < 0)
+		return -1;
+	own_change(lt);
+	return 0;
+}
+
 /* Is [off, off + len) of a file target a hole (reads as zeros)? */
 static bool
 is_hole(struct local_target *lt, uint64_t off, uint64_t len)
@@ -303,6 +382,167 @@ is_hole(struct local_target *lt, uint64_t off, uint64_t len)
 	return (uint64_t)data >= off + len;
 }
 
+/* What the index says the source was read as, whatever its state: the
+ * source's format decides nothing about the target's data. */
+static void
+record_format(struct local_target *lt)
+{
+	const struct idx_header *h;
+	const char *why;
+
+	if ((h = idx_header(lt->ix, &why)))
+		memcpy(lt->t.recorded_format, h->format,
+		    sizeof(lt->t.recorded_format));
+}
+
+#define SPOT_BLOCKS 8		/* blocks a spot check reads at most */
+#define SPOT_SCAN 4096u		/* entries it looks through for data */
+
+/* The index entries [first, first + n) of a trusted index (n <= SPOT_SCAN):
+ * the first (or last, @last) that is not a hole, else @dflt. */
+static int
+spot_find(struct local_target *lt, uint64_t first, size_t n, bool last,
+    uint64_t dflt, struct vs_hash *e, uint64_t *out)
+{
+	*out = dflt;
+	if (idx_read(lt->ix, first, n, e) < 0)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		size_t i = last ? n - 1 - k : k;
+
+		if (!vs_hash_eq(&e[i], &vs_hash_hole)) {
+			*out = first + i;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* The blocks to check: the first and last block, the first and last data
+ * block, and data blocks found from random places. */
+static int
+spot_pick(struct local_target *lt, uint64_t nb, uint64_t *pick, size_t *np)
+{
+	struct vs_hash *e = malloc(SPOT_SCAN * sizeof(*e));
+	size_t scan = (size_t)vs_min(nb, SPOT_SCAN);
+	int rc = -1;
+
+	if (!e) {
+		vs_errno(VS_EXIT_INTERNAL, lt->path, "spot check");
+		return -1;
+	}
+	pick[0] = 0;
+	pick[1] = nb - 1;
+	*np = 4;
+	if (spot_find(lt, 0, scan, false, 0, e, &pick[2]) < 0 ||
+	    spot_find(lt, nb - scan, scan, true, nb - 1, e, &pick[3]) < 0)
+		goto out;
+	while (*np < SPOT_BLOCKS) {
+		uint64_t r;
+
+		if (vs_random64(&r) < 0) {
+			vs_errno(VS_EXIT_INTERNAL, lt->path, "getrandom");
+			goto out;
+		}
+		r %= nb;
+		if (spot_find(lt, r, (size_t)vs_min(nb - r, 64), false, r, e,
+		    &pick[(*np)++]) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(e);
+	return rc;
+}
+
+/* Does block @b of the target hold what the index @h says?  Holes are
+ * asked of the file's map first, which costs no read. */
+static int
+spot_block(struct local_target *lt, const struct idx_header *h, uint64_t b,
+    uint8_t *buf, bool *ok)
+{
+	uint64_t off = b * h->block_size;
+	size_t len = (size_t)vs_min(h->block_size, h->virtual_size - off);
+	struct vs_hash want, got = vs_hash_hole;
+	ssize_t r;
+
+	if (idx_read(lt->ix, b, 1, &want) < 0)
+		return -1;
+	*ok = true;
+	if (vs_hash_eq(&want, &vs_hash_hole) && is_hole(lt, off, len))
+		return 0;
+	r = vs_pread_full(lt->fd, buf, len, off);
+	if (r < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "read at offset %llu",
+		    (unsigned long long)off);
+		return -1;
+	}
+	memset(buf + r, 0, len - (size_t)r);
+	/* A check leaves nothing in the cache. */
+	posix_fadvise(lt->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	if (!vs_is_zero(buf, len))
+		vs_hash_block(buf, len, h->seed, &got);
+	*ok = vs_hash_eq(&want, &got);
+	return 0;
+}
+
+/* Read a few blocks of the target and compare them with the index @h: a
+ * write that kept the target's identity (a mount of a device replica,
+ * times set back) must not leave the index trusted.  *bad: the offset of
+ * the first block that differs, or UINT64_MAX. */
+static int
+spot_check(struct local_target *lt, const struct idx_header *h, uint64_t *bad)
+{
+	uint64_t nb = idx_nblocks(h->virtual_size, h->block_size);
+	uint64_t pick[SPOT_BLOCKS];
+	uint8_t *buf;
+	size_t np = 0;
+	bool ok = true;
+	int rc = 0;
+
+	*bad = UINT64_MAX;
+	if (nb == 0 || lt->fd < 0)
+		return 0;
+	if (!(buf = malloc(h->block_size))) {
+		vs_errno(VS_EXIT_INTERNAL, lt->path, "spot check");
+		return -1;
+	}
+	rc = spot_pick(lt, nb, pick, &np);
+	/* No read-ahead around the blocks checked: the check leaves the
+	 * cache as it found it. */
+	posix_fadvise(lt->fd, 0, 0, POSIX_FADV_RANDOM);
+	for (size_t i = 0; rc == 0 && ok && i < np; i++)
+		if ((rc = spot_block(lt, h, pick[i], buf, &ok)) == 0 && !ok)
+			*bad = pick[i] * h->block_size;
+	posix_fadvise(lt->fd, 0, 0, POSIX_FADV_NORMAL);
+	free(buf);
+	return rc;
+}
+
+/* Even if every byte the target holds were reused, could the source's
+ * @data bytes fit?  Compression, sharing and zero blocks can only make
+ * the need smaller, so only a plain impossibility is refused. */
+static int
+check_space(struct local_target *lt, uint64_t data)
+{
+	struct statvfs sv;
+	struct stat st;
+	uint64_t held, have, need;
+
+	if (!data || lt->is_block || lt->opts.force ||
+	    fstatvfs(lt->fd, &sv) < 0 || fstat(lt->fd, &st) < 0)
+		return 0;
+	held = (uint64_t)st.st_blocks * 512;
+	have = (uint64_t)sv.f_bavail * sv.f_frsize;
+	need = data > held ? data - held : 0;
+	if (need <= have)
+		return 0;
+	vs_err(VS_EXIT_TARGET, lt->path, "not enough space: need %llu, have "
+	    "%llu bytes; nothing written", (unsigned long long)need,
+	    (unsigned long long)have);
+	return -1;
+}
+
 static int
 local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
@@ -310,7 +550,8 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	const struct idx_header *old = NULL;
 	struct idx_identity id = { 0 };
 	const char *why = "no index";
-	uint64_t old_n, new_n;
+	char spot_why[64];
+	uint64_t old_n, new_n, bad;
 
 	if (lt->is_block && size > lt->old_size) {
 		vs_err(VS_EXIT_TARGET, lt->path, "target device is smaller "
@@ -343,6 +584,16 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		why = "a different --block-size was asked for";
 		old = NULL;
 	}
+	if (old && spot_check(lt, old, &bad) < 0)
+		return -1;
+	if (old && bad != UINT64_MAX) {
+		snprintf(spot_why, sizeof(spot_why), "spot check failed at "
+		    "offset %llu", (unsigned long long)bad);
+		vs_warn(lt->path, "index not used (%s); comparing with the "
+		    "target", spot_why);
+		why = spot_why;
+		old = NULL;
+	}
 	lt->trusted = old != NULL;
 	if (lt->trusted) {
 		lt->hdr = *old;
@@ -367,12 +618,16 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		}
 		t->stats->index_state = !lt->index_path ? "none" :
 		    lt->old_size ? "rebuilt" : "new";
-		if (lt->old_size)
+		if (!lt->old_size)
+			vs_info(1, "%s: new target", lt->path);
+		else if (why != spot_why)
 			vs_info(1, "%s: index not used (%s); comparing with the "
 			    "target", lt->path, why);
-		else
-			vs_info(1, "%s: new target", lt->path);
 	}
+	memset(lt->hdr.format, 0, sizeof(lt->hdr.format));
+	if (t->src_format)
+		memcpy(lt->hdr.format, t->src_format,
+		    strnlen(t->src_format, sizeof(lt->hdr.format) - 1));
 	lt->buf_len = vs_max(lt->hdr.block_size, VS_WRITE_PIECE);
 	lt->buf = malloc(lt->buf_len);
 	if (!lt->buf) {
@@ -389,6 +644,8 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		lt->began = true;
 		return 0;
 	}
+	if (check_space(lt, info->src_data_bytes) < 0)
+		return -1;
 
 	/* From here on the target may change: mark the index dirty first. */
 	old_n = idx_nblocks(lt->hdr.virtual_size, lt->hdr.block_size);
@@ -405,11 +662,16 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		    < 0 || idx_resize(lt->ix, new_n) < 0)
 			return -1;
 	}
-	if (!lt->is_block && size != lt->old_size &&
-	    ftruncate(lt->fd, (off_t)size) < 0) {
-		vs_errno(VS_EXIT_TARGET, lt->path, "resize to %llu bytes",
-		    (unsigned long long)size);
-		return -1;
+	lt->own_ctime = (struct timespec){ .tv_sec = id.ctime_sec,
+	    .tv_nsec = id.ctime_nsec };
+	if (!lt->is_block && size != lt->old_size) {
+		check_foreign(lt);
+		if (ftruncate(lt->fd, (off_t)size) < 0) {
+			vs_errno(VS_EXIT_TARGET, lt->path,
+			    "resize to %llu bytes", (unsigned long long)size);
+			return -1;
+		}
+		own_change(lt);
 	}
 	lt->hdr.virtual_size = size;
 	lt->began = true;
@@ -438,16 +700,14 @@ emit_run(struct local_target *lt, const uint8_t *buf, uint64_t off,
 {
 	if (zero)
 		return zero_range(lt, off, len);
-	log_op(lt, "write", off, len);
-	lt->t.stats->written_bytes += len;
-	if (lt->opts.dry_run)
+	if (!will_change(lt, "write", off, len, &lt->t.stats->written_bytes))
 		return 0;
-	mark_dirty(lt, off, len);
 	if (vs_pwrite_full(lt->fd, buf, len, off) < 0) {
 		vs_errno(VS_EXIT_TARGET, lt->path, "write at offset %llu",
 		    (unsigned long long)off);
 		return -1;
 	}
+	own_change(lt);
 	return 0;
 }
 
@@ -627,21 +887,11 @@ local_record(struct vs_target *t, uint64_t first, size_t n,
 	return idx_write(lt->ix, first, n, lt->trusted ? old : NULL, new);
 }
 
+/* The directory the name lives in, as opened with the target. */
 static int
-sync_dir(const char *path)
+sync_dir(int dir_fd)
 {
-	char *d = strdup(path);
-	int fd, r = 0;
-
-	if (!d)
-		return -1;
-	fd = vs_open(dirname(d), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	if (fd >= 0) {
-		r = fsync(fd);
-		close(fd);
-	}
-	free(d);
-	return r;
+	return dir_fd >= 0 ? fsync(dir_fd) : 0;
 }
 
 /* The target is complete and durable: snapshot it if asked. */
@@ -653,6 +903,41 @@ snapshot(struct local_target *lt)
 	return vs_snapshot_take(lt->path, &lt->opts.snapshot);
 }
 
+/* VMSYNC_DEBUG_PAUSE=FILE: make FILE and wait until it is removed (at
+ * most a minute), so that a test can act at this point of a run. */
+static void
+debug_pause(void)
+{
+	const char *name = getenv("VMSYNC_DEBUG_PAUSE");
+	int fd;
+
+	if (!name || !*name)
+		return;
+	fd = open(name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < 6000 && access(name, F_OK) == 0; i++)
+		usleep(10000);
+}
+
+/* Another program wrote the target during the run: the index stays dirty
+ * so that the next run compares with the target, and no snapshot keeps
+ * a target that may not be the source. */
+static int
+foreign_write(struct local_target *lt)
+{
+	vs_warn(lt->path, "written by another program during this run; %s",
+	    lt->ix ? "index left dirty, the next run compares with the target" :
+	    "the next run compares with the target");
+	return 0;
+}
+
+static bool
+same_time(const struct timespec *a, int64_t sec, int64_t nsec)
+{
+	return a->tv_sec == sec && a->tv_nsec == nsec;
+}
+
 static int
 local_commit(struct vs_target *t, const struct vs_hash *view)
 {
@@ -661,6 +946,8 @@ local_commit(struct vs_target *t, const struct vs_hash *view)
 
 	if (lt->opts.dry_run)
 		return 0;
+	debug_pause();
+	check_foreign(lt);
 	if (!lt->is_block) {
 		struct timespec ts[2] = {
 			{ .tv_nsec = UTIME_OMIT },
@@ -672,25 +959,41 @@ local_commit(struct vs_target *t, const struct vs_hash *view)
 			vs_errno(VS_EXIT_TARGET, lt->path, "set times");
 			return -1;
 		}
+		own_change(lt);
 	}
 	lt->unsynced = true;
-	if (sync_data(lt) < 0 || sync_dir(lt->path) < 0)
+	if (sync_data(lt) < 0 || sync_dir(lt->dir_fd) < 0)
 		return -1;
 	if (!lt->ix)
-		return snapshot(lt);
+		return lt->foreign ? foreign_write(lt) : snapshot(lt);
 	if (idx_sync(lt->ix) < 0 || get_identity(lt, &h.id) < 0)
 		return -1;
+	if (lt->foreign || !same_time(&lt->own_ctime, h.id.ctime_sec,
+	    h.id.ctime_nsec))
+		return foreign_write(lt);
 	h.flags &= ~IDX_FLAG_DIRTY;
 	memset(&h.view, 0, sizeof(h.view));
 	if (view)
 		h.view = *view;
 	if (idx_write_header(lt->ix, &h) < 0)
 		return -1;
-	if (sync_dir(lt->index_path) < 0) {
+	if (sync_dir(lt->idx_dir_fd) < 0) {
 		vs_errno(VS_EXIT_TARGET, lt->index_path, "sync directory");
 		return -1;
 	}
 	return snapshot(lt);
+}
+
+/* Remove @name from @dir_fd if it is still the file @st. */
+static void
+remove_created(int dir_fd, const char *name, const struct stat *st)
+{
+	struct stat now;
+
+	if (dir_fd >= 0 && name && st->st_ino &&
+	    fstatat(dir_fd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now.st_dev == st->st_dev && now.st_ino == st->st_ino)
+		unlinkat(dir_fd, name, 0);
 }
 
 static void
@@ -700,9 +1003,9 @@ local_close(struct vs_target *t)
 
 	/* Refused before anything was written: leave no empty files. */
 	if (!lt->began && lt->created)
-		unlink(lt->path);
+		remove_created(lt->dir_fd, lt->base, &lt->tgt_st);
 	if (!lt->began && lt->index_created)
-		unlink(lt->index_path);
+		remove_created(lt->idx_dir_fd, lt->idx_base, &lt->idx_st);
 	idx_close(lt->ix);
 	vs_advisor_free(lt->advisor);	/* before its fd is closed */
 	if (lt->fd >= 0)
@@ -711,6 +1014,12 @@ local_close(struct vs_target *t)
 		fclose(lt->ops_log);
 	if (lt->hints_log)
 		fclose(lt->hints_log);
+	if (lt->dir_fd >= 0)
+		close(lt->dir_fd);
+	if (lt->idx_dir_fd >= 0)
+		close(lt->idx_dir_fd);
+	free(lt->base);
+	free(lt->idx_base);
 	free(lt->buf);
 	free(lt->check);
 	free(lt->path);
@@ -730,7 +1039,6 @@ static const struct vs_target_ops local_ops = {
 	.close = local_close,
 };
 
-/* Open the target file or device; fd -1 for a dry run of a new file. */
 /* Is @st the source file itself? */
 static bool
 is_source(const struct local_target *lt, const struct stat *st)
@@ -739,56 +1047,146 @@ is_source(const struct local_target *lt, const struct stat *st)
 	    lt->opts.src_ino == st->st_ino;
 }
 
+/* Open the directory of @path (beneath --root when confined) into
+ * *dir_fd and name the file in it *base.  A missing directory gives
+ * *dir_fd -1 and errno ENOENT. */
+static int
+open_parent(const char *path, int *dir_fd, char **base)
+{
+	char *d = strdup(path), *b = strdup(path);
+	int rc = -1;
+
+	*dir_fd = -1;
+	if (d && b && (*base = strdup(basename(b)))) {
+		*dir_fd = vs_open(dirname(d), O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC, 0);
+		rc = *dir_fd >= 0 ? 0 : -1;
+	}
+	free(d);
+	free(b);
+	return rc;
+}
+
+/* A file with other names: under --root one of them may lie outside the
+ * directory, so it is refused there; elsewhere it is the user's own. */
+static int
+check_links(const char *path, const struct stat *st, const char *what)
+{
+	if (st->st_nlink <= 1)
+		return 0;
+	if (vs_confined()) {
+		vs_err(VS_EXIT_TARGET, path, "%s has %llu hard links; refusing "
+		    "to write a file with other names", what,
+		    (unsigned long long)st->st_nlink);
+		return -1;
+	}
+	vs_warn(path, "%s has %llu hard links: its other names change too",
+	    what, (unsigned long long)st->st_nlink);
+	return 0;
+}
+
+/* A qemu that writes the image, or wants nobody else to, holds one of
+ * its lock bytes (util.h). */
+static int
+check_qemu_locks(struct local_target *lt)
+{
+	if (lt->opts.dry_run || lt->opts.force)
+		return 0;
+	if (vs_qemu_locked(lt->fd, VS_QEMU_HOLDS) ||
+	    vs_qemu_locked(lt->fd, VS_QEMU_DENIES)) {
+		vs_err(VS_EXIT_TARGET, lt->path, "in use by a VM: a qemu "
+		    "process holds a lock on it (--force writes anyway)");
+		return -1;
+	}
+	return 0;
+}
+
+/* What the existing target @st is decides how it is opened; anything but
+ * a regular file or a block device is refused unopened. */
+static int
+open_existing(struct local_target *lt, int pfd, const struct stat *st)
+{
+	const char *path = lt->path;
+	int flags = O_CLOEXEC | O_NOCTTY | (lt->opts.dry_run ? O_RDONLY :
+	    O_RDWR);
+
+	if (S_ISLNK(st->st_mode)) {
+		vs_err(VS_EXIT_TARGET, path,
+		    "target is a symbolic link; refusing to write through it");
+		return -1;
+	}
+	if (is_source(lt, st)) {
+		vs_err(VS_EXIT_USAGE, path, "target is the source itself");
+		return -1;
+	}
+	if (S_ISDIR(st->st_mode)) {
+		vs_err(VS_EXIT_TARGET, path, "target is a directory");
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode)) {
+		vs_err(VS_EXIT_TARGET, path,
+		    "target is not a regular file or a block device");
+		return -1;
+	}
+	lt->is_block = S_ISBLK(st->st_mode);
+	/* O_EXCL on a device: refuse one that is mounted or in use. */
+	if (lt->is_block && !lt->opts.dry_run)
+		flags |= O_EXCL;
+	lt->fd = vs_reopen(pfd, flags);
+	if (lt->fd < 0) {
+		vs_errno(VS_EXIT_TARGET, path, "cannot open target");
+		return -1;
+	}
+	return 0;
+}
+
+/* Open the target file or device; fd -1 for a dry run of a new file. */
 static int
 open_target(struct local_target *lt)
 {
 	const char *path = lt->path;
 	bool dry = lt->opts.dry_run;
 	struct stat st;
-	int flags = O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, tries = 0;
+	int pfd, tries = 0;
 
+	if (open_parent(path, &lt->dir_fd, &lt->base) < 0) {
+		if (dry && errno == ENOENT)
+			return 0;
+		vs_errno(VS_EXIT_TARGET, path, "cannot open target");
+		return -1;
+	}
 again:
-	if (lstat(path, &st) < 0) {
+	pfd = vs_openat(lt->dir_fd, lt->base, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+	    0);
+	if (pfd < 0) {
 		if (errno != ENOENT) {
 			vs_errno(VS_EXIT_TARGET, path, "cannot access target");
 			return -1;
 		}
 		if (dry)
 			return 0;
-		lt->fd = vs_open(path, flags | O_RDWR | O_CREAT | O_EXCL,
+		lt->fd = vs_openat(lt->dir_fd, lt->base, O_RDWR | O_CREAT |
+		    O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
 		    (mode_t)(lt->opts.src_mode & 0777));
 		lt->created = lt->fd >= 0;
 		/* Another run created it first: open it as existing, so the
 		 * lock below answers. */
 		if (lt->fd < 0 && errno == EEXIST && tries++ < 3)
 			goto again;
-	} else if (S_ISLNK(st.st_mode)) {
-		vs_err(VS_EXIT_TARGET, path,
-		    "target is a symbolic link; refusing to write through it");
-		return -1;
-	} else if (is_source(lt, &st)) {
-		vs_err(VS_EXIT_USAGE, path, "target is the source itself");
-		return -1;
-	} else if (S_ISREG(st.st_mode)) {
-		lt->fd = vs_open(path, flags | (dry ? O_RDONLY : O_RDWR), 0);
-	} else if (S_ISBLK(st.st_mode)) {
-		/* O_EXCL on a device: refuse one that is mounted or in use. */
-		lt->fd = vs_open(path, flags | (dry ? O_RDONLY :
-		    O_RDWR | O_EXCL), 0);
-		lt->is_block = true;
-	} else if (S_ISDIR(st.st_mode)) {
-		vs_err(VS_EXIT_TARGET, path, "target is a directory");
-		return -1;
+		if (lt->fd < 0) {
+			vs_errno(VS_EXIT_TARGET, path, "cannot open target");
+			return -1;
+		}
 	} else {
-		vs_err(VS_EXIT_TARGET, path,
-		    "target is not a regular file or a block device");
-		return -1;
-	}
-	if (lt->fd < 0) {
-		vs_errno(VS_EXIT_TARGET, path, errno == ELOOP ?
-		    "target is a symbolic link; refusing to write through it" :
-		    "cannot open target");
-		return -1;
+		int rc = fstat(pfd, &st) < 0 ? -1 : 0;
+
+		if (rc < 0)
+			vs_errno(VS_EXIT_TARGET, path, "stat");
+		else
+			rc = open_existing(lt, pfd, &st);
+		close(pfd);
+		if (rc < 0)
+			return -1;
 	}
 	if (flock(lt->fd, (dry ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
@@ -798,16 +1196,14 @@ again:
 			vs_errno(VS_EXIT_TARGET, path, "lock");
 		return -1;
 	}
-	if (fstat(lt->fd, &st) < 0) {
+	if (fstat(lt->fd, &lt->tgt_st) < 0) {
 		vs_errno(VS_EXIT_TARGET, path, "stat");
 		return -1;
 	}
-	/* Opened by name after lstat: make sure it is still what we saw. */
-	if (lt->is_block != !!S_ISBLK(st.st_mode)) {
-		vs_err(VS_EXIT_TARGET, path, "target changed while opening");
+	if (check_qemu_locks(lt) < 0 ||
+	    check_links(path, &lt->tgt_st, "target") < 0)
 		return -1;
-	}
-	lt->old_size = (uint64_t)st.st_size;
+	lt->old_size = (uint64_t)lt->tgt_st.st_size;
 	if (lt->is_block && ioctl(lt->fd, BLKGETSIZE64, &lt->old_size) < 0) {
 		vs_errno(VS_EXIT_TARGET, path, "BLKGETSIZE64");
 		return -1;
@@ -816,32 +1212,49 @@ again:
 }
 
 /* The index must never be the source or the target, nor an unrelated file
- * that --index named by mistake. */
+ * that --index named by mistake.  *st: what is there now (st_ino 0 for
+ * nothing). */
 static int
-check_index_path(struct local_target *lt)
+check_index_path(struct local_target *lt, struct stat *st)
 {
 	const char *ipath = lt->index_path;
-	struct stat st, tst;
 	char magic[8];
 	int fd;
 
-	if (lstat(ipath, &st) < 0) {
-		if (errno != ENOENT) {
+	memset(st, 0, sizeof(*st));
+	if (lt->idx_dir_fd < 0 || fstatat(lt->idx_dir_fd, lt->idx_base, st,
+	    AT_SYMLINK_NOFOLLOW) < 0) {
+		if (lt->idx_dir_fd >= 0 && errno != ENOENT) {
 			vs_errno(VS_EXIT_TARGET, ipath, "cannot access index");
 			return -1;
 		}
+		memset(st, 0, sizeof(*st));
 		lt->index_created = !lt->opts.dry_run;
 		return 0;
 	}
-	if (is_source(lt, &st) || (lt->fd >= 0 && fstat(lt->fd, &tst) == 0 &&
-	    tst.st_dev == st.st_dev && tst.st_ino == st.st_ino)) {
+	if (is_source(lt, st) || (lt->fd >= 0 &&
+	    lt->tgt_st.st_dev == st->st_dev &&
+	    lt->tgt_st.st_ino == st->st_ino)) {
 		vs_err(VS_EXIT_USAGE, ipath, "index would be the %s itself; "
-		    "refusing it", is_source(lt, &st) ? "source" : "target");
+		    "refusing it", is_source(lt, st) ? "source" : "target");
 		return -1;
 	}
-	if (!lt->opts.index_path || !S_ISREG(st.st_mode) || st.st_size == 0)
+	/* Refused unopened, like the target. */
+	if (S_ISLNK(st->st_mode)) {
+		vs_err(VS_EXIT_TARGET, ipath,
+		    "index is a symbolic link; refusing it");
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		vs_err(VS_EXIT_TARGET, ipath, "index is not a regular file");
+		return -1;
+	}
+	if (check_links(ipath, st, "index") < 0)
+		return -1;
+	if (!lt->opts.index_path || st->st_size == 0)
 		return 0;
-	fd = vs_open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0);
+	fd = vs_openat(lt->idx_dir_fd, lt->idx_base, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0);
 	if (fd < 0)
 		return 0;	/* idx_open reports it */
 	if (vs_pread_full(fd, magic, sizeof(magic), 0) != sizeof(magic) ||
@@ -853,6 +1266,50 @@ check_index_path(struct local_target *lt)
 	}
 	close(fd);
 	return 0;
+}
+
+/* Open the index: its directory first, so that the name is only ever
+ * used relative to it afterwards. */
+static int
+open_index(struct local_target *lt)
+{
+	struct stat before;
+
+	if (lt->opts.index_path) {
+		if (open_parent(lt->index_path, &lt->idx_dir_fd,
+		    &lt->idx_base) < 0 && errno != ENOENT) {
+			vs_errno(VS_EXIT_TARGET, lt->index_path,
+			    "cannot open index");
+			return -1;
+		}
+	} else if (lt->dir_fd >= 0) {
+		char *b = strdup(lt->index_path);
+
+		lt->idx_dir_fd = fcntl(lt->dir_fd, F_DUPFD_CLOEXEC, 0);
+		lt->idx_base = b ? strdup(basename(b)) : NULL;
+		free(b);
+		if (lt->idx_dir_fd < 0 || !lt->idx_base) {
+			vs_errno(VS_EXIT_INTERNAL, lt->index_path, "index");
+			return -1;
+		}
+	}
+	if (check_index_path(lt, &before) < 0 ||
+	    idx_open(lt->index_path, !lt->opts.dry_run, &lt->ix) < 0)
+		return -1;
+	if (!lt->ix || lt->idx_dir_fd < 0)
+		return 0;
+	/* What was opened must be what was checked (or made now). */
+	if (fstatat(lt->idx_dir_fd, lt->idx_base, &lt->idx_st,
+	    AT_SYMLINK_NOFOLLOW) < 0 || (before.st_ino &&
+	    (before.st_dev != lt->idx_st.st_dev ||
+	    before.st_ino != lt->idx_st.st_ino))) {
+		memset(&lt->idx_st, 0, sizeof(lt->idx_st));
+		vs_err(VS_EXIT_TARGET, lt->index_path,
+		    "index changed while opening");
+		return -1;
+	}
+	return before.st_ino ? 0 :
+	    check_links(lt->index_path, &lt->idx_st, "index");
 }
 
 /* The debug log the environment variable @var names, appended to; NULL
@@ -888,7 +1345,7 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 	lt->t.name = lt->path;
 	lt->t.stats = opts->stats;
 	lt->opts = *opts;
-	lt->fd = -1;
+	lt->fd = lt->dir_fd = lt->idx_dir_fd = -1;
 	/* Refuse --snapshot before anything is created or written. */
 	if (opts->snapshot.take && vs_snapshot_check(path) < 0)
 		goto fail;
@@ -907,9 +1364,10 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 		vs_errno(VS_EXIT_INTERNAL, path, "index path");
 		goto fail;
 	}
-	if (lt->index_path && (check_index_path(lt) < 0 ||
-	    idx_open(lt->index_path, !opts->dry_run, &lt->ix) < 0))
+	if (lt->index_path && open_index(lt) < 0)
 		goto fail;
+	if (lt->ix)
+		record_format(lt);
 	if (open_log("VMSYNC_DEBUG_OPS", &lt->ops_log) < 0 ||
 	    open_log("VMSYNC_DEBUG_HINTS", &lt->hints_log) < 0)
 		goto fail;

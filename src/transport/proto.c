@@ -7,6 +7,7 @@
 #include "proto.h"
 #include "pack.h"
 #include "../engine.h"
+#include "../util.h"
 
 #define SMALL 256	/* encoding buffer for small messages */
 
@@ -73,6 +74,7 @@ vs_send_open(struct vs_wire *w, const struct vs_open *o)
 	vs_put_str(&p, o->output);
 	vs_put_u32(&p, o->keep);
 	vs_put_str(&p, o->snapshot_dir);
+	vs_put_str(&p, o->recorded);
 	return send_packed(w, VS_MSG_OPEN, &p);
 }
 
@@ -87,6 +89,7 @@ vs_send_opened(struct vs_wire *w, const struct vs_opened *o)
 	vs_put_u64(&p, (uint64_t)o->mtime_sec);
 	vs_put_u64(&p, (uint64_t)o->mtime_nsec);
 	vs_put_str(&p, o->name);
+	vs_put_str(&p, o->format);
 	return send_packed(w, VS_MSG_OPENED, &p);
 }
 
@@ -122,18 +125,17 @@ int
 vs_parse_error(const struct vs_msg *m, struct vs_error_msg *e)
 {
 	struct vs_unpack r = reader(m);
+	char raw[VS_MSG_TEXT_MAX + 1];
 
 	if (m->type != VS_MSG_ERROR)
 		return -1;
 	e->cat = vs_get_u32(&r);
-	vs_get_str(&r, e->text, VS_MSG_TEXT_MAX);
-	/* Only the documented exit codes; control characters are shown as
-	 * '?', so a peer cannot write to the terminal. */
+	vs_get_str(&r, raw, VS_MSG_TEXT_MAX);
+	/* Only the documented exit codes; control characters escaped, so a
+	 * peer can neither drive the terminal nor fake a line. */
 	if (e->cat < VS_EXIT_USAGE || e->cat > VS_EXIT_LOCKED)
 		r.bad = true;
-	for (char *c = e->text; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
+	vs_escape(r.bad ? "" : raw, e->text, sizeof(e->text));
 	return done(&r);
 }
 
@@ -158,6 +160,7 @@ vs_parse_open(const struct vs_msg *m, struct vs_open *o)
 	vs_get_str(&r, o->output, sizeof(o->output) - 1);
 	o->keep = vs_get_u32(&r);
 	vs_get_str(&r, o->snapshot_dir, VS_PATH_MAX);
+	vs_get_str(&r, o->recorded, sizeof(o->recorded) - 1);
 	if ((o->direction != VS_PUSH && o->direction != VS_PULL) ||
 	    (o->flags & ~(VS_OPEN_DRY_RUN | VS_OPEN_CHECKSUM |
 	    VS_OPEN_SNAPSHOT | VS_OPEN_LIVE)) ||
@@ -180,6 +183,7 @@ vs_parse_opened(const struct vs_msg *m, struct vs_opened *o)
 	o->mtime_sec = (int64_t)vs_get_u64(&r);
 	o->mtime_nsec = (int64_t)vs_get_u64(&r);
 	vs_get_str(&r, o->name, VS_PATH_MAX);
+	vs_get_str(&r, o->format, sizeof(o->format) - 1);
 	if (o->mtime_nsec < 0 || o->mtime_nsec > 999999999)
 		return -1;
 	return done(&r);
@@ -201,6 +205,7 @@ vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 	switch (m->type) {
 	case VS_MSG_BEGIN:
 		q->a = vs_get_u64(&r);
+		vs_get_str(&r, q->format, sizeof(q->format) - 1);
 		if (q->a > (1ull << 62))
 			return -1;
 		break;
@@ -264,5 +269,67 @@ vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 	default:
 		return -1;
 	}
+	return done(&r);
+}
+
+int
+vs_parse_begun(const struct vs_msg *m, struct vs_begun *b)
+{
+	struct vs_unpack r = reader(m);
+	const uint8_t *view;
+
+	if (m->type != VS_MSG_BEGUN)
+		return -1;
+	b->block_size = vs_get_u32(&r);
+	b->seed = vs_get_u64(&r);
+	b->trusted = vs_get_u8(&r) != 0;
+	vs_get_str(&r, b->state, sizeof(b->state) - 1);
+	view = vs_get(&r, sizeof(b->view.b));
+	if (view)
+		memcpy(b->view.b, view, sizeof(b->view.b));
+	if (!vs_is_pow2(b->block_size) || b->block_size < VS_SECTOR ||
+	    b->block_size > VS_CHUNK)
+		return -1;
+	return done(&r);
+}
+
+int
+vs_parse_hashes(const struct vs_msg *m, uint32_t type, size_t count,
+    struct vs_hash *out)
+{
+	if ((type != VS_MSG_DIGESTS_R && type != VS_MSG_SUMMARIES_R) ||
+	    m->type != type || count > VS_PROTO_MAX_ENTRIES ||
+	    m->len != count * sizeof(*out))
+		return -1;
+	memcpy(out, m->p, m->len);
+	return 0;
+}
+
+int
+vs_parse_done(const struct vs_msg *m, struct vs_done *d)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_DONE)
+		return -1;
+	d->read = vs_get_u64(&r);
+	d->written = vs_get_u64(&r);
+	d->punched = vs_get_u64(&r);
+	d->unchanged = vs_get_u64(&r);
+	return done(&r);
+}
+
+int
+vs_parse_stats(const struct vs_msg *m, struct vs_stats_msg *st)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_STATS)
+		return -1;
+	st->virtual_size = vs_get_u64(&r);
+	st->data_bytes = vs_get_u64(&r);
+	st->read_bytes = vs_get_u64(&r);
+	st->skipped_bytes = vs_get_u64(&r);
+	st->usec = vs_get_u64(&r);
 	return done(&r);
 }

@@ -12,7 +12,7 @@
 #include "wire.h"
 #include "../hash.h"
 
-#define VS_PROTO_VERSION	2
+#define VS_PROTO_VERSION	3
 #define VS_PROTO_MAGIC		"VMSYNC\0\1"
 #define VS_PATH_MAX		4096
 #define VS_MSG_TEXT_MAX		1024
@@ -75,6 +75,8 @@ struct vs_open {
 	char output[16];		/* pull: -O, "" for the default */
 	uint32_t keep;			/* push: --keep, 0: keep all */
 	char snapshot_dir[VS_PATH_MAX + 1]; /* push: --snapshot-dir or "" */
+	char recorded[16];		/* pull: the format the client's
+					 * target records, "" for none */
 };
 
 struct vs_opened {
@@ -82,11 +84,40 @@ struct vs_opened {
 	uint32_t mode;			/* pull: source st_mode */
 	int64_t mtime_sec, mtime_nsec;	/* pull: source mtime */
 	char name[VS_PATH_MAX + 1];	/* pull: target name; push: target */
+	char format[16];		/* push: the format the target
+					 * records, "" for none; pull: the
+					 * format the source looks like
+					 * but was not confirmed as, so
+					 * copied as raw ("" if none) */
 };
 
 struct vs_error_msg {
 	uint32_t cat;				/* enum vs_exit */
-	char text[VS_MSG_TEXT_MAX + 1];		/* the one-line message */
+	char text[4 * VS_MSG_TEXT_MAX + 1];	/* the one-line message,
+						 * escaped (vs_escape) */
+};
+
+/* Replies of the target side, as the source side parses them. */
+struct vs_begun {
+	uint32_t block_size;	/* the target's: a power of two, 4K-4M */
+	uint64_t seed;		/* of its index hashes */
+	bool trusted;		/* its index is trusted */
+	char state[16];		/* index state, for statistics */
+	struct vs_hash view;	/* source view the index was synced from */
+};
+
+struct vs_done {
+	uint64_t read, written;		/* target bytes read, written */
+	uint64_t punched, unchanged;	/* punched, found equal */
+};
+
+/* What the source side of a pull reports at the end. */
+struct vs_stats_msg {
+	uint64_t virtual_size;	/* bytes of the source disk */
+	uint64_t data_bytes;	/* mapped as data */
+	uint64_t read_bytes;	/* read from the source */
+	uint64_t skipped_bytes;	/* not read thanks to change detection */
+	uint64_t usec;		/* elapsed microseconds */
 };
 
 /* Requests of the source side, as the target side parses them. */
@@ -100,6 +131,7 @@ struct vs_req {
 	size_t data_len;	/* its bytes */
 	uint32_t count;		/* RECORD entries */
 	struct vs_hash view;	/* COMMIT: the source view synced */
+	char format[16];	/* BEGIN: what the source is read as */
 };
 
 /* The HELLO this build sends: its version, codecs and hash. */
@@ -117,5 +149,11 @@ int vs_parse_error(const struct vs_msg *m, struct vs_error_msg *e);
 int vs_parse_open(const struct vs_msg *m, struct vs_open *o);
 int vs_parse_opened(const struct vs_msg *m, struct vs_opened *o);
 int vs_parse_req(const struct vs_msg *m, struct vs_req *r);
+int vs_parse_begun(const struct vs_msg *m, struct vs_begun *b);
+/* A DIGESTS_R or SUMMARIES_R (@type) of exactly @count hashes. */
+int vs_parse_hashes(const struct vs_msg *m, uint32_t type, size_t count,
+    struct vs_hash *out);
+int vs_parse_done(const struct vs_msg *m, struct vs_done *d);
+int vs_parse_stats(const struct vs_msg *m, struct vs_stats_msg *st);
 
 #endif

@@ -110,31 +110,25 @@ static int
 remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	uint8_t buf[16];
+	uint8_t buf[48];
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
-	struct vs_unpack r;
+	struct vs_begun b;
 	struct vs_msg m;
-	const uint8_t *view;
-	char state[16];
 
 	vs_put_u64(&p, size);
+	vs_put_str(&p, t->src_format ? t->src_format : "");
 	if (send_small(rt, VS_MSG_BEGIN, &p) < 0 ||
 	    vs_remote_expect(rt->w, VS_MSG_BEGUN, &m) < 0)
 		return -1;
-	r = (struct vs_unpack){ .p = m.p, .left = m.len };
-	info->block_size = vs_get_u32(&r);
-	info->seed = vs_get_u64(&r);
-	info->trusted = vs_get_u8(&r);
-	vs_get_str(&r, state, sizeof(state) - 1);
-	view = vs_get(&r, sizeof(info->view.b));
-	if (view)
-		memcpy(info->view.b, view, sizeof(info->view.b));
-	if (r.bad || r.left || !vs_is_pow2(info->block_size) ||
-	    info->block_size < VS_SECTOR || info->block_size > VS_CHUNK) {
+	if (vs_parse_begun(&m, &b) < 0) {
 		vs_err(rt->w->cat, rt->w->peer, "malformed BEGUN message");
 		return -1;
 	}
-	t->stats->index_state = index_state(state);
+	info->block_size = b.block_size;
+	info->seed = b.seed;
+	info->trusted = b.trusted;
+	info->view = b.view;
+	t->stats->index_state = index_state(b.state);
 	rt->block_size = info->block_size;
 	return 0;
 }
@@ -155,11 +149,10 @@ hashes(struct remote_target *rt, uint32_t type, uint64_t first, size_t n,
 	if (send_small(rt, type, &p) < 0 ||
 	    vs_remote_expect(rt->w, type + 1, &m) < 0)
 		return -1;
-	if (m.len != count * sizeof(*out)) {
+	if (vs_parse_hashes(&m, type + 1, count, out) < 0) {
 		vs_err(rt->w->cat, rt->w->peer, "malformed hash reply");
 		return -1;
 	}
-	memcpy(out, m.p, m.len);
 	return 0;
 }
 
@@ -284,22 +277,21 @@ remote_commit(struct vs_target *t, const struct vs_hash *view)
 	struct remote_target *rt = (struct remote_target *)t;
 	uint8_t buf[VS_HASH_LEN];
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
-	struct vs_unpack r;
+	struct vs_done d;
 	struct vs_msg m;
 
 	vs_put(&p, (view ? view : &vs_hash_hole)->b, sizeof(buf));
 	if (send_small(rt, VS_MSG_COMMIT, &p) < 0 ||
 	    vs_remote_expect(rt->w, VS_MSG_DONE, &m) < 0)
 		return -1;
-	r = (struct vs_unpack){ .p = m.p, .left = m.len };
-	t->stats->target_read_bytes += vs_get_u64(&r);
-	t->stats->written_bytes += vs_get_u64(&r);
-	t->stats->punched_bytes += vs_get_u64(&r);
-	t->stats->unchanged_bytes += vs_get_u64(&r);
-	if (r.bad || r.left) {
+	if (vs_parse_done(&m, &d) < 0) {
 		vs_err(rt->w->cat, rt->w->peer, "malformed DONE message");
 		return -1;
 	}
+	t->stats->target_read_bytes += d.read;
+	t->stats->written_bytes += d.written;
+	t->stats->punched_bytes += d.punched;
+	t->stats->unchanged_bytes += d.unchanged;
 	return 0;
 }
 

@@ -5,6 +5,9 @@
  * Every request is parsed by vs_parse_req() before it is acted on; a
  * malformed one ends the session.  Replies go out only for BEGIN,
  * DIGESTS, SUMMARIES and COMMIT.
+ * - The peer may be hostile (a forced-command client, or a compromised
+ *   server answering a pull): every offset and index entry is checked
+ *   against the size BEGIN declared before the target sees it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,8 @@ struct serve {
 	struct vs_target *t;		/* the local target */
 	struct vs_target_info info;	/* from BEGIN */
 	bool begun;			/* BEGIN done */
+	uint64_t size;			/* declared by BEGIN, bytes */
+	uint64_t nblocks;		/* index entries of that size */
 	struct vs_hash *old, *new;	/* RECORD / SUMMARIES scratch */
 	struct vs_hash *digests;	/* DIGESTS reply */
 	size_t cap;			/* entries in each of the three */
@@ -62,7 +67,9 @@ vs_remote_send_error(struct vs_wire *w)
 		cat = VS_EXIT_INTERNAL;
 		text = "failed";
 	}
+	/* Also after garbage from the peer: it learns why we hang up. */
 	w->failed = false;
+	w->garbage = false;
 	vs_send_error(w, cat, text);
 	vs_wire_flush(w);
 	w->failed = true;	/* the session is over */
@@ -86,15 +93,59 @@ do_begin(struct serve *s, const struct vs_req *q)
 		vs_err(s->w->cat, s->w->peer, "BEGIN repeated");
 		return -1;
 	}
+	/* Recorded in the index: only a format vmsync reads, as a string of
+	 * its own, never the peer's bytes. */
+	s->t->src_format = strcmp(q->format, "qcow2") == 0 ? "qcow2" :
+	    strcmp(q->format, "raw") == 0 ? "raw" : NULL;
 	if (s->t->ops->begin(s->t, q->a, &s->info) < 0)
 		return -1;
 	s->begun = true;
+	s->size = q->a;
+	s->nblocks = q->a / s->info.block_size +
+	    (q->a % s->info.block_size != 0);
 	vs_put_u32(&p, s->info.block_size);
 	vs_put_u64(&p, s->info.seed);
 	vs_put_u8(&p, s->info.trusted);
 	vs_put_str(&p, s->t->stats->index_state);
 	vs_put(&p, s->info.view.b, sizeof(s->info.view.b));
 	return vs_wire_send(s->w, VS_MSG_BEGUN, p.p, p.len);
+}
+
+/* [@off, @off + @len) lies inside the image BEGIN declared: bytes for
+ * data, else index entries.  A refusal names the target and the offset. */
+static int
+in_bounds(struct serve *s, const char *what, uint64_t off, uint64_t len,
+    bool bytes)
+{
+	uint64_t end = bytes ? s->size : s->nblocks, last;
+
+	if (vs_add_ok(off, len, &last) && last <= end)
+		return 0;
+	vs_err(s->w->cat, s->t->name, "%s %llu: %s of %llu %s past the end "
+	    "of the image (%llu %s)", bytes ? "offset" : "entry",
+	    (unsigned long long)off, what, (unsigned long long)len,
+	    bytes ? "bytes" : "entries", (unsigned long long)end,
+	    bytes ? "bytes" : "entries");
+	return -1;
+}
+
+/* Requests that touch the target stay inside the size BEGIN gave. */
+static int
+check_bounds(struct serve *s, const struct vs_req *q)
+{
+	switch (q->type) {
+	case VS_MSG_WRITE:
+		return in_bounds(s, "WRITE", q->a, q->b, true);
+	case VS_MSG_PUNCH:
+		return in_bounds(s, "PUNCH", q->a, q->b, true);
+	case VS_MSG_RECORD:
+		return in_bounds(s, "RECORD", q->a, q->b, false);
+	case VS_MSG_DIGESTS:
+		return in_bounds(s, "DIGESTS", q->a, q->b, false);
+	case VS_MSG_SUMMARIES:
+		return in_bounds(s, "SUMMARIES", q->a, q->b, false);
+	}
+	return 0;
 }
 
 static int
@@ -188,6 +239,8 @@ serve_loop(struct serve *s)
 			vs_err(s->w->cat, s->w->peer, "request before BEGIN");
 			return -1;
 		}
+		if (q.type != VS_MSG_BEGIN && check_bounds(s, &q) < 0)
+			return -1;
 		switch (q.type) {
 		case VS_MSG_BEGIN:
 			if (do_begin(s, &q) < 0)
@@ -226,7 +279,7 @@ vs_serve_target(struct vs_wire *w, struct vs_target *t)
 	rc = serve_loop(&s);
 	if (rc < 0 && w->wbroken)
 		vs_remote_broken(w);
-	else if (rc < 0 && !w->failed)
+	else if (rc < 0 && (!w->failed || w->garbage))
 		vs_remote_send_error(w);
 	free(s.old);
 	free(s.new);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "../hash.h"
+#include "../index.h"
 #include "../snapshot.h"
 #include "../vmsync.h"
 
@@ -33,12 +34,14 @@ struct vs_target_info {
 	bool trusted;		/* summaries come from a valid index */
 	struct vs_hash view;	/* the source view the trusted index was
 				 * synced from (view.h); zero: none */
+	uint64_t src_data_bytes; /* in: bytes the source maps as data, for
+				 * the free space check; 0: not known */
 };
 
 struct vs_target_ops {
 	const char *name;	/* "local", ... */
 	/* Prepare for a source of @size bytes: check room, resize, mark the
-	 * index dirty.  Fills @info. */
+	 * index dirty.  Reads info->src_data_bytes, fills the rest of @info. */
 	int (*begin)(struct vs_target *, uint64_t size,
 	    struct vs_target_info *info);
 	/* Index entries [first, first + n): unknown where not trusted. */
@@ -71,12 +74,20 @@ struct vs_target {
 	const struct vs_target_ops *ops;	/* the transport */
 	const char *name;			/* for messages */
 	struct vs_stats *stats;			/* counters to add to */
+	/* The format the target's index says the source was read as last
+	 * time ("raw", "qcow2"), from open on; "": none recorded. */
+	char recorded_format[IDX_FORMAT_LEN];
+	/* What the source is read as this time, set before begin() (NULL:
+	 * unknown); the index records it. */
+	const char *src_format;
 };
 
 struct vs_target_opts {
 	uint32_t block_size;	/* wanted block size; 0: the index's or default */
 	bool dry_run;		/* change nothing */
 	bool checksum;		/* ignore the index, compare with the target */
+	bool force;		/* write even if a VM holds the target, or its
+				 * filesystem looks too small */
 	const char *index_path;	/* NULL: beside a file target, none for a device */
 	uint32_t src_mode;	/* permissions for a new target */
 	int64_t src_mtime_sec;	/* times to give the target at commit */

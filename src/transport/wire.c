@@ -2,6 +2,9 @@
  * wire.c - frames: length bounds, checksums, buffering and rate limit.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,11 +29,27 @@ vs_wire_init(struct vs_wire *w, int rfd, int wfd, const char *peer,
 	w->wfd = wfd;
 	w->peer = peer;
 	w->cat = cat;
+	w->wflags = -1;
+}
+
+void
+vs_wire_set_timeout(struct vs_wire *w, unsigned seconds)
+{
+	int fl = fcntl(w->wfd, F_GETFL);
+
+	w->timeout = seconds;
+	/* A blocked write() could not be timed: wait in poll() instead. */
+	if (seconds && fl >= 0 && w->wflags < 0 &&
+	    fcntl(w->wfd, F_SETFL, fl | O_NONBLOCK) == 0)
+		w->wflags = fl;
 }
 
 void
 vs_wire_free(struct vs_wire *w)
 {
+	if (w->wflags >= 0)
+		fcntl(w->wfd, F_SETFL, w->wflags);
+	w->wflags = -1;
 	free(w->in);
 	free(w->out);
 	w->in = w->out = NULL;
@@ -43,6 +62,39 @@ fail(struct vs_wire *w, const char *what)
 		vs_err(w->cat, w->peer, "%s", w->wbroken ? w->why : what);
 	w->failed = true;
 	return -1;
+}
+
+/* Bytes that are no frame: the peer is still there to be told. */
+static int
+fail_garbage(struct vs_wire *w, const char *what)
+{
+	if (!w->failed && !w->wbroken)
+		w->garbage = true;
+	return fail(w, what);
+}
+
+/* Wait until @fd is ready for @events: 1, or 0 once the timeout passed
+ * since @since, or -1 (interrupted, or poll failed). */
+static int
+wait_fd(struct vs_wire *w, int fd, short events, double since)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+
+	if (!w->timeout)
+		return 1;
+	for (;;) {
+		double left = since + w->timeout - vs_now();
+		/* Ready now counts even past the time (after a --bwlimit
+		 * pause, say). */
+		int r = poll(&p, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
+
+		if (r > 0)
+			return 1;
+		if (r == 0 && left <= 0)
+			return 0;
+		if (r < 0 && (errno != EINTR || vs_interrupted))
+			return -1;
+	}
 }
 
 static int
@@ -81,6 +133,8 @@ throttle(struct vs_wire *w, size_t n)
 int
 vs_wire_flush(struct vs_wire *w)
 {
+	static char why[64];
+	double since = vs_now();
 	size_t done = 0;
 
 	if (w->failed || w->wbroken)
@@ -88,12 +142,20 @@ vs_wire_flush(struct vs_wire *w)
 	while (done < w->out_len) {
 		size_t n = w->out_len - done;
 		ssize_t r;
+		int ready;
 
 		if (w->bwlimit && n > 65536)
 			n = 65536;
 		throttle(w, n);
-		r = write(w->wfd, w->out + done, n);
-		if (r < 0 && errno == EINTR && !vs_interrupted)
+		if ((ready = wait_fd(w, w->wfd, POLLOUT, since)) == 0) {
+			snprintf(why, sizeof(why), "timed out: nothing could "
+			    "be sent for %u seconds", w->timeout);
+			w->timed_out = true;
+			return fail_write(w, why);
+		}
+		r = ready < 0 ? -1 : write(w->wfd, w->out + done, n);
+		if (r < 0 && ((errno == EINTR && !vs_interrupted) ||
+		    errno == EAGAIN))
 			continue;
 		if (r <= 0)
 			return fail_write(w, r < 0 && errno == EINTR ?
@@ -101,6 +163,7 @@ vs_wire_flush(struct vs_wire *w)
 			    strerror(errno) : "connection lost");
 		done += (size_t)r;
 		w->sent += (uint64_t)r;
+		since = vs_now();
 	}
 	w->out_len = 0;
 	return 0;
@@ -156,12 +219,23 @@ vs_wire_send(struct vs_wire *w, uint32_t type, const void *p, size_t len)
 static int
 read_full(struct vs_wire *w, uint8_t *buf, size_t len, bool eof_ok)
 {
+	static char why[64];
+	double since = vs_now();
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t r = read(w->rfd, buf + done, len - done);
+		int ready = wait_fd(w, w->rfd, POLLIN, since);
+		ssize_t r;
 
-		if (r < 0 && errno == EINTR && !vs_interrupted)
+		if (ready == 0) {
+			snprintf(why, sizeof(why), "timed out: nothing received "
+			    "for %u seconds", w->timeout);
+			w->timed_out = true;
+			return fail(w, why);
+		}
+		r = ready < 0 ? -1 : read(w->rfd, buf + done, len - done);
+		if (r < 0 && ((errno == EINTR && !vs_interrupted) ||
+		    errno == EAGAIN))
 			continue;
 		if (r < 0 && errno == EINTR)
 			return fail(w, "interrupted");
@@ -174,6 +248,7 @@ read_full(struct vs_wire *w, uint8_t *buf, size_t len, bool eof_ok)
 		}
 		done += (size_t)r;
 		w->received += (uint64_t)r;
+		since = vs_now();
 	}
 	return 0;
 }
@@ -197,7 +272,8 @@ recv_msg(struct vs_wire *w, struct vs_msg *m, bool eof_ok)
 		return -1;
 	len = vs_le32(hdr + 4);
 	if (len > VS_WIRE_MAX)
-		return fail(w, "garbage on the wire (message too long)");
+		return fail_garbage(w, "garbage on the wire (message too "
+		    "long)");
 	/* The header is kept in front of the payload for the checksum. */
 	if (HDR + (size_t)len > w->in_cap) {
 		uint8_t *n = realloc(w->in, HDR + (size_t)len);
@@ -215,7 +291,7 @@ recv_msg(struct vs_wire *w, struct vs_msg *m, bool eof_ok)
 	    read_full(w, sum, TRAILER, false) < 0)
 		return -1;
 	if (XXH32(w->in, HDR + (size_t)len, SUM_SEED) != vs_le32(sum))
-		return fail(w, "garbage on the wire (bad checksum)");
+		return fail_garbage(w, "garbage on the wire (bad checksum)");
 	m->type = vs_le32(hdr);
 	m->len = len;
 	m->p = w->in + HDR;

@@ -30,7 +30,14 @@ struct vs_wire {
 	uint8_t *out;		/* frames waiting to be written */
 	size_t out_len;		/* bytes in it */
 	size_t out_cap;		/* its allocation */
+	unsigned timeout;	/* seconds of silence that end the session,
+				 * 0: wait for ever */
+	int wflags;		/* wfd's file status flags before the timeout */
 	bool failed;		/* a receive failed (reported): stop */
+	bool garbage;		/* it failed on bytes that are no frame: the
+				 * peer is there to be told so */
+	bool timed_out;		/* it failed on the timeout: the peer is
+				 * stuck, do not wait for it */
 	bool wbroken;		/* a send failed (not reported yet) */
 	const char *why;	/* why the send failed */
 };
@@ -44,6 +51,10 @@ struct vs_msg {
 void vs_wire_init(struct vs_wire *w, int rfd, int wfd, const char *peer,
     enum vs_exit cat);
 void vs_wire_free(struct vs_wire *w);
+/* End the session when nothing can be read, or nothing written, for
+ * @seconds (0: never).  Makes the write side non-blocking until
+ * vs_wire_free(). */
+void vs_wire_set_timeout(struct vs_wire *w, unsigned seconds);
 /* Queue a message (written at the latest by the next flush or recv). */
 int vs_wire_send(struct vs_wire *w, uint32_t type, const void *p,
     size_t len);

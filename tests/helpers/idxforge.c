@@ -6,6 +6,7 @@
  *   idxforge version              print the index version vmsync writes
  *   idxforge offset FIELD[+K]     print the byte offset of FIELD (plus K)
  *   idxforge get FILE FIELD       print a numeric field of FILE's header
+ *                                 (format: the recorded source format)
  *   idxforge set FILE FIELD=VALUE...
  *                                 write numeric fields, then seal the
  *                                 header (its checksum matches again)
@@ -49,6 +50,7 @@ static const struct field {
 	{ "entries", IDX_OFF_ENTRIES, 8 },
 	{ "medium", IDX_OFF_MEDIUM, 8 },
 	{ "view", IDX_OFF_VIEW, 0 },
+	{ "format", IDX_OFF_FORMAT, 0 },
 	{ "csum", IDX_OFF_CSUM, 8 },
 };
 
@@ -136,6 +138,11 @@ main(int argc, char **argv)
 	load(argv[2], buf);
 	if (strcmp(argv[1], "get") == 0 && argc == 4) {
 		f = lookup(argv[3], &plus);
+		if (f->off == IDX_OFF_FORMAT) {
+			printf("%.*s\n", IDX_FORMAT_LEN, (const char *)buf +
+			    f->off);
+			return 0;
+		}
 		if (!f->width)
 			die("%s is not a number", f->name);
 		printf("%llu\n", (unsigned long long)get(buf + f->off,

@@ -59,13 +59,13 @@ rd32(const uint8_t *p)
 	    (uint32_t)p[3] << 24;
 }
 
-/* Recompute the header checksum (XXH3-64 of bytes 0..127 at 128), written
+/* Recompute the header checksum (XXH3-64 of bytes 0..143 at 144), written
  * out here rather than taken from index.c: an independent reading of the
  * format. */
 static void
 reseal(uint8_t *buf)
 {
-	le64(buf + 128, XXH3_64bits(buf, 128));
+	le64(buf + 144, XXH3_64bits(buf, 144));
 }
 
 static struct idx_header
@@ -85,6 +85,7 @@ sample_header(void)
 		},
 		.view = { { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 		    16 } },
+		.format = "qcow2",
 	};
 
 	return h;
@@ -174,6 +175,7 @@ test_header_round_trip(void **state)
 	assert_true(d.seed == h.seed);
 	assert_true(idx_identity_eq(&d.id, &h.id));
 	assert_true(d.id.ctime_sec == -5);
+	assert_string_equal(d.format, "qcow2");
 
 	/* Clean header, smallest and largest block sizes. */
 	h.flags = 0;
@@ -215,8 +217,9 @@ test_header_layout(void **state)
 	assert_true(rd64(buf + 96) == (1ull << 14) + 1);	/* entries */
 	assert_true(rd64(buf + 104) == h.id.medium);
 	assert_memory_equal(buf + 112, h.view.b, 16);
-	assert_true(rd64(buf + 128) == XXH3_64bits(buf, 128));
-	for (size_t i = 136; i < sizeof(buf); i++)
+	assert_memory_equal(buf + 128, "qcow2\0\0\0\0\0\0\0\0\0\0\0", 16);
+	assert_true(rd64(buf + 144) == XXH3_64bits(buf, 144));
+	for (size_t i = 152; i < sizeof(buf); i++)
 		if (buf[i])
 			fail_msg("byte %zu of the header is not zero", i);
 	/* The names the tests and helpers use for this layout. */
@@ -236,8 +239,10 @@ test_header_layout(void **state)
 	assert_int_equal(IDX_OFF_ENTRIES, 96);
 	assert_int_equal(IDX_OFF_MEDIUM, 104);
 	assert_int_equal(IDX_OFF_VIEW, 112);
-	assert_int_equal(IDX_OFF_CSUM, 128);
+	assert_int_equal(IDX_OFF_FORMAT, 128);
+	assert_int_equal(IDX_OFF_CSUM, 144);
 	assert_int_equal(IDX_OFF_CSUM_V1, 112);
+	assert_int_equal(IDX_OFF_CSUM_V2, 128);
 }
 
 /* idx_header_seal() makes a changed header valid again, with the checksum
@@ -265,6 +270,67 @@ test_header_seal(void **state)
 	    XXH3_64bits(buf, IDX_OFF_CSUM_V1));
 	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
 	assert_int_equal(out.version, 1);
+	le32(buf + IDX_OFF_VERSION, 2);
+	idx_header_seal(buf);
+	assert_true(rd64(buf + IDX_OFF_CSUM_V2) ==
+	    XXH3_64bits(buf, IDX_OFF_CSUM_V2));
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.version, 2);
+}
+
+/* A version 2 header (no source format, checksum at 128) is still read,
+ * as recording no format. */
+static void
+test_decode_version2(void **state)
+{
+	struct idx_header h = sample_header(), out;
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	le32(buf + IDX_OFF_VERSION, 2);
+	memset(buf + IDX_OFF_CSUM_V2, 0, 24);
+	le64(buf + IDX_OFF_CSUM_V2, XXH3_64bits(buf, IDX_OFF_CSUM_V2));
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.version, 2);
+	assert_memory_equal(out.view.b, h.view.b, 16);
+	assert_string_equal(out.format, "");
+}
+
+/* The recorded format is a short lower-case name, NUL-padded: anything
+ * else is refused, so it can be printed and compared as it is. */
+static void
+test_decode_format(void **state)
+{
+	static const char *const bad[] = { "QCOW2", "qc ow2", "raw\n",
+	    "raw\033[2J", "abcdefghijklmnop" };
+	struct idx_header h = sample_header(), out;
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		idx_header_encode(&h, buf);
+		memset(buf + IDX_OFF_FORMAT, 0, IDX_FORMAT_LEN);
+		memcpy(buf + IDX_OFF_FORMAT, bad[i], strlen(bad[i]));
+		reseal(buf);
+		decode_fails(buf, sizeof(buf), "format");
+	}
+	/* Bytes after the terminating NUL. */
+	idx_header_encode(&h, buf);
+	buf[IDX_OFF_FORMAT + 7] = 'x';
+	reseal(buf);
+	decode_fails(buf, sizeof(buf), "format");
+	/* Empty and the longest name fit. */
+	memset(buf + IDX_OFF_FORMAT, 0, IDX_FORMAT_LEN);
+	reseal(buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_string_equal(out.format, "");
+	memcpy(buf + IDX_OFF_FORMAT, "abcdefghijklmno", 15);
+	reseal(buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_string_equal(out.format, "abcdefghijklmno");
 }
 
 /* A version 1 header (no view id, checksum at 112) is still read, as
@@ -898,6 +964,8 @@ main(void)
 		cmocka_unit_test(test_header_layout),
 		cmocka_unit_test(test_header_seal),
 		cmocka_unit_test(test_decode_version1),
+		cmocka_unit_test(test_decode_version2),
+		cmocka_unit_test(test_decode_format),
 		cmocka_unit_test(test_decode_truncated),
 		cmocka_unit_test(test_decode_bad_magic),
 		cmocka_unit_test(test_decode_checksum),

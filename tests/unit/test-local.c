@@ -5,7 +5,13 @@
  * punch() of data and of holes, the index trusted only after commit() and
  * only while the target is unchanged and no run was left unfinished, index
  * entries across resizes, dry runs that change nothing, and the operation
- * log (VMSYNC_DEBUG_OPS).
+ * log (VMSYNC_DEBUG_OPS).  What else may hold or change a target: a qemu
+ * lock refuses it, a write by another program during a run leaves the
+ * index dirty, a spot check distrusts an index whose blocks differ though
+ * the identity matches, a source that cannot fit is refused before
+ * anything is written, a target swapped for a FIFO between check and open
+ * is never opened, and under --root a directory swapped for a link leads
+ * no removal outside and hard links are refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,8 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "index.h"
 #include "transport/transport.h"
 #include "util.h"
@@ -85,6 +94,7 @@ static void
 tbegin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
 	memset(info, 0x5a, sizeof(*info));
+	info->src_data_bytes = 0;	/* the one field begin() reads */
 	if (t->ops->begin(t, size, info) != 0)
 		fail_msg("begin(%llu) failed", (unsigned long long)size);
 }
@@ -569,6 +579,23 @@ reopen(const char *tgt, const struct vs_target_opts *o, uint64_t size,
 	return t;
 }
 
+/* Open @tgt again: its index must not be trusted ("rebuilt", every entry
+ * unknown, as read into @got).  Returns the begun target (caller
+ * closes). */
+static struct vs_target *
+reopen_untrusted(const char *tgt, const struct vs_target_opts *o,
+    struct vs_target_info *info, struct vs_hash got[4])
+{
+	struct vs_target *t = reopen(tgt, o, 4 * BS, info);
+
+	assert_false(info->trusted);
+	assert_string_equal(st.index_state, "rebuilt");
+	assert_int_equal(t->ops->summaries(t, 0, 4, got), 0);
+	for (int i = 0; i < 4; i++)
+		assert_true(vs_hash_eq(&got[i], &vs_hash_unknown));
+	return t;
+}
+
 static void
 test_commit_then_trusted(void **state)
 {
@@ -634,13 +661,11 @@ test_no_commit_dirty(void **state)
 	assert_true(h->flags & IDX_FLAG_DIRTY);
 	idx_close(ix);
 
-	t = reopen(tgt, &o, 4 * BS, &info);
-	assert_false(info.trusted);
-	assert_string_equal(st.index_state, "rebuilt");
-	assert_int_equal(t->ops->summaries(t, 0, 4, got), 0);
-	for (int i = 0; i < 4; i++)
-		assert_true(vs_hash_eq(&got[i], &vs_hash_unknown));
-	/* This run commits: the next one trusts the index again. */
+	t = reopen_untrusted(tgt, &o, &info, got);
+	/* This run commits: the next one trusts the index again.  A new
+	 * index has a new seed: the entries are hashed with it. */
+	for (int i = 0; i < 4; i += 2)
+		vs_hash_block(data + i * BS, BS, info.seed, &rec[i]);
 	assert_int_equal(t->ops->record(t, 0, 4, got, rec), 0);
 	assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
@@ -699,12 +724,7 @@ test_unfinished_trusted_run_dirty(void **state)
 	idx_close(ix);
 
 	/* So the next run must not trust it. */
-	t = reopen(tgt, &o, 4 * BS, &info);
-	assert_false(info.trusted);
-	assert_string_equal(st.index_state, "rebuilt");
-	assert_int_equal(t->ops->summaries(t, 0, 4, got), 0);
-	for (int i = 0; i < 4; i++)
-		assert_true(vs_hash_eq(&got[i], &vs_hash_unknown));
+	t = reopen_untrusted(tgt, &o, &info, got);
 	t->ops->close(t);
 }
 
@@ -811,6 +831,9 @@ test_resize_entries(void **state)
 	assert_true(vs_hash_eq(&got[0], &rec[0]));
 	assert_true(vs_hash_eq(&got[1], &rec[1]));
 	assert_true(vs_hash_eq(&got[2], &vs_hash_unknown));
+	/* Block 2 now holds its first 100 bytes, as the sync records. */
+	vs_hash_block(data + 2 * BS, 100, info.seed, &got[3]);
+	assert_int_equal(t->ops->record(t, 2, 1, &got[2], &got[3]), 0);
 	assert_int_equal(t->ops->commit(t, NULL), 0);
 	t->ops->close(t);
 
@@ -999,6 +1022,370 @@ test_lock(void **state)
 	t2->ops->close(t2);
 }
 
+/* ---- what else may hold or change the target ---- */
+
+/* Make the index describe the target as it is now: what a write that
+ * keeps the identity leaves (a device replica mounted and written, times
+ * set back). */
+static void
+bless_index(const char *tgt)
+{
+	struct vs_index *ix = NULL;
+	const struct idx_header *h;
+	struct idx_header nh;
+	const char *why;
+	struct stat s;
+
+	assert_int_equal(stat(tgt, &s), 0);
+	assert_int_equal(idx_open(tpath(".t.img.vmsync-index"), true, &ix), 0);
+	assert_non_null(h = idx_header(ix, &why));
+	nh = *h;
+	nh.id.dev = s.st_dev;
+	nh.id.ino = s.st_ino;
+	nh.id.size = (uint64_t)s.st_size;
+	nh.id.mtime_sec = s.st_mtim.tv_sec;
+	nh.id.mtime_nsec = s.st_mtim.tv_nsec;
+	nh.id.ctime_sec = s.st_ctim.tv_sec;
+	nh.id.ctime_nsec = s.st_ctim.tv_nsec;
+	assert_int_equal(idx_write_header(ix, &nh), 0);
+	idx_close(ix);
+}
+
+/* A byte of the target changed behind the index's back at @off. */
+static void
+spot_case(uint64_t off, bool trusted)
+{
+	const char *tgt = tpath("t.img");
+	struct vs_target_opts o = opts();
+	struct vs_target_info info;
+	struct vs_hash rec[4];
+	uint8_t data[4 * BS], x = 0x77;
+	struct vs_target *t;
+
+	unlink(tgt);
+	unlink(tpath(".t.img.vmsync-index"));
+	first_run(tgt, data, rec, true);
+	if (off != UINT64_MAX)
+		pwrite_at(tgt, &x, 1, off);
+	bless_index(tgt);
+	t = reopen(tgt, &o, 4 * BS, &info);
+	assert_true(info.trusted == trusted);
+	assert_string_equal(st.index_state, trusted ? "trusted" : "rebuilt");
+	assert_int_equal(st.target_read_bytes, 0);
+	t->ops->close(t);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+}
+
+static void
+test_spot_check(void **state)
+{
+	(void)state;
+	spot_case(UINT64_MAX, true);		/* nothing changed */
+	spot_case(2 * BS + 100, false);		/* the last data block */
+	spot_case(5, false);			/* the first */
+	spot_case(3 * BS + 7, false);		/* data in the last hole */
+}
+
+/* Pass the granularity of the filesystem's timestamps. */
+static void
+tick(void)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Another program writes the target during a run: after the run's own
+ * last write (@between false), or between two of them. */
+static void
+foreign_case(bool between)
+{
+	const char *tgt = tpath("t.img");
+	struct vs_target_opts o = opts();
+	struct vs_target_info info;
+	struct vs_hash old[4], rec[4];
+	uint8_t data[4 * BS], x = 0x55;
+	struct vs_target *t;
+
+	memset(data, 0, sizeof(data));
+	fill(data, BS, 40);
+	fill(data + 2 * BS, BS, 41);
+	t = topen(tgt, &o);
+	tbegin(t, 4 * BS, &info);
+	assert_int_equal(t->ops->summaries(t, 0, 4, old), 0);
+	assert_int_equal(t->ops->write(t, data, BS, 0), 0);
+	if (between) {
+		tick();
+		pwrite_at(tgt, &x, 1, 3 * BS);
+		tick();
+	}
+	assert_int_equal(t->ops->write(t, data + 2 * BS, BS, 2 * BS), 0);
+	if (!between) {
+		tick();
+		pwrite_at(tgt, &x, 1, 3 * BS);
+	}
+	for (int i = 0; i < 4; i++)
+		if (i % 2)
+			rec[i] = vs_hash_hole;
+		else
+			vs_hash_block(data + i * BS, BS, info.seed, &rec[i]);
+	assert_int_equal(t->ops->record(t, 0, 4, old, rec), 0);
+	assert_int_equal(t->ops->commit(t, NULL), 0);
+	t->ops->close(t);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+
+	t = reopen(tgt, &o, 4 * BS, &info);
+	assert_false(info.trusted);
+	assert_string_equal(st.index_state, "rebuilt");
+	t->ops->close(t);
+}
+
+static void
+test_foreign_write_after_last(void **state)
+{
+	(void)state;
+	foreign_case(false);
+}
+
+static void
+test_foreign_write_between(void **state)
+{
+	(void)state;
+	foreign_case(true);
+}
+
+/* Hold an OFD read lock on byte @off of @path, as qemu does; returns the
+ * descriptor holding it. */
+static int
+qemu_lock(const char *path, off_t off)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+	    .l_start = off, .l_len = 1 };
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	return fd;
+}
+
+static void
+test_qemu_lock(void **state)
+{
+	const char *tgt = tpath("t.img");
+	struct vs_target_opts o = opts();
+	struct vs_target *t = NULL;
+	uint8_t data[BS];
+	off_t offs[] = { 100, 101, 201, 203 };
+
+	(void)state;
+	fill(data, sizeof(data), 42);
+	mkfile(tgt, BS, data, BS, 0);
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		int fd = qemu_lock(tgt, offs[i]);
+
+		o = opts();
+		vs_err_reset();
+		if (offs[i] == 100) {	/* read permission only: no writer */
+			t = topen(tgt, &o);
+			t->ops->close(t);
+			close(fd);
+			continue;
+		}
+		assert_int_equal(vs_local_open(tgt, &o, &t), -1);
+		assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+		vs_err_reset();
+		o.dry_run = true;		/* writes nothing */
+		t = topen(tgt, &o);
+		t->ops->close(t);
+		o = opts();
+		o.force = true;
+		t = topen(tgt, &o);
+		t->ops->close(t);
+		close(fd);
+	}
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+	log_is("");
+}
+
+static void
+test_no_space(void **state)
+{
+	const char *tgt = tpath("t.img");
+	struct vs_target_opts o = opts();
+	struct vs_target_info info;
+	struct vs_hash rec[4];
+	uint8_t data[4 * BS], back[4 * BS];
+	struct vs_target *t;
+
+	(void)state;
+	/* A new target: refused, and nothing is left behind. */
+	t = topen(tgt, &o);
+	memset(&info, 0, sizeof(info));
+	info.src_data_bytes = 1ull << 62;
+	assert_int_equal(t->ops->begin(t, 4 * BS, &info), -1);
+	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
+	t->ops->close(t);
+	assert_int_equal(access(tgt, F_OK), -1);
+	assert_int_equal(access(tpath(".t.img.vmsync-index"), F_OK), -1);
+
+	/* An existing one keeps its trusted index; --force goes on. */
+	vs_err_reset();
+	first_run(tgt, data, rec, true);
+	t = topen(tgt, &o);
+	memset(&info, 0, sizeof(info));
+	info.src_data_bytes = 1ull << 62;
+	assert_int_equal(t->ops->begin(t, 8 * BS, &info), -1);
+	t->ops->close(t);
+	assert_int_equal(size_of(tgt), 4 * BS);
+	read_at(tgt, back, sizeof(back), 0);
+	assert_memory_equal(back, data, sizeof(back));
+	vs_err_reset();
+	t = reopen(tgt, &o, 4 * BS, &info);
+	assert_true(info.trusted);
+	t->ops->close(t);
+	o.force = true;
+	t = topen(tgt, &o);
+	memset(&info, 0, sizeof(info));
+	info.src_data_bytes = 1ull << 62;
+	assert_int_equal(t->ops->begin(t, 4 * BS, &info), 0);
+	t->ops->close(t);
+	/* What fits is never refused, even with the target holding it. */
+	vs_err_reset();
+	o.force = false;
+	t = topen(tgt, &o);
+	memset(&info, 0, sizeof(info));
+	info.src_data_bytes = 2 * BS;
+	assert_int_equal(t->ops->begin(t, 4 * BS, &info), 0);
+	t->ops->close(t);
+}
+
+/* Once armed, the first stat of @swap_path (lstat by name, fstat by
+ * inode) renames it to orig.img and puts a FIFO in its place, as a race
+ * between a check and an open would. */
+static char swap_path[4200];
+static ino_t swap_ino;
+
+static void
+swap_now(void)
+{
+	if (rename(swap_path, tpath("orig.img")) == 0)
+		mkfifo(swap_path, 0600);
+	swap_path[0] = '\0';
+}
+
+int
+lstat(const char *path, struct stat *s)
+{
+	int r = fstatat(AT_FDCWD, path, s, AT_SYMLINK_NOFOLLOW);
+
+	if (r == 0 && swap_path[0] && strcmp(path, swap_path) == 0)
+		swap_now();
+	return r;
+}
+
+int
+fstat(int fd, struct stat *s)
+{
+	int r = fstatat(fd, "", s, AT_EMPTY_PATH);
+
+	if (r == 0 && swap_path[0] && s->st_ino == swap_ino)
+		swap_now();
+	return r;
+}
+
+static void
+test_swapped_for_fifo(void **state)
+{
+	const char *tgt = tpath("t.img");
+	struct vs_target_opts o = opts();
+	struct vs_target_info info;
+	struct vs_target *t;
+	uint8_t data[BS], back[BS];
+	struct stat s;
+
+	(void)state;
+	fill(data, sizeof(data), 43);
+	mkfile(tgt, BS, NULL, 0, 0);
+	assert_int_equal(stat(tgt, &s), 0);
+	swap_ino = s.st_ino;
+	snprintf(swap_path, sizeof(swap_path), "%s", tgt);
+	t = topen(tgt, &o);
+	swap_path[0] = '\0';
+	tbegin(t, BS, &info);
+	assert_int_equal(t->ops->write(t, data, BS, 0), 0);
+	assert_int_equal(t->ops->commit(t, NULL), 0);
+	t->ops->close(t);
+	/* The file that was checked got the data; the FIFO was not used. */
+	assert_int_equal(lstat(tgt, &s), 0);
+	assert_true(S_ISFIFO(s.st_mode));
+	read_at(tpath("orig.img"), back, BS, 0);
+	assert_memory_equal(back, data, BS);
+}
+
+/* In a child (confinement is for the whole process): under --root, a
+ * refused target's files are removed beneath the directory that was
+ * opened, even once its name leads outside; hard links are refused. */
+static int
+confined_child(void)
+{
+	struct vs_target_opts o = opts();
+	struct vs_target *t = NULL;
+
+	if (vs_confine_init(tpath("root")) < 0)
+		return 10;
+	if (vs_local_open("d/t.img", &o, &t) < 0)
+		return 11;
+	if (rename("d", "d2") < 0 || symlink("../outside", "d") < 0)
+		return 12;
+	t->ops->close(t);		/* never began: removes what it made */
+	if (access(tpath("outside/t.img"), F_OK) < 0 ||
+	    access(tpath("outside/.t.img.vmsync-index"), F_OK) < 0)
+		return 13;		/* removed outside */
+	if (access("d2/t.img", F_OK) == 0 ||
+	    access("d2/.t.img.vmsync-index", F_OK) == 0)
+		return 14;		/* left behind */
+	vs_err_reset();
+	if (vs_local_open("d2/hl.img", &o, &t) == 0 ||
+	    vs_err_first() != VS_EXIT_TARGET)
+		return 15;
+	vs_err_reset();
+	if (vs_local_open("d2/ok.img", &o, &t) == 0 ||
+	    vs_err_first() != VS_EXIT_TARGET)
+		return 16;
+	return 0;
+}
+
+static void
+test_confined_names(void **state)
+{
+	uint8_t data[BS];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	fill(data, sizeof(data), 44);
+	assert_int_equal(mkdir(tpath("root"), 0755), 0);
+	assert_int_equal(mkdir(tpath("root/d"), 0755), 0);
+	assert_int_equal(mkdir(tpath("outside"), 0755), 0);
+	mkfile(tpath("outside/t.img"), BS, data, BS, 0);
+	mkfile(tpath("outside/.t.img.vmsync-index"), BS, data, BS, 0);
+	assert_int_equal(link(tpath("outside/t.img"),
+	    tpath("root/d/hl.img")), 0);
+	mkfile(tpath("root/d/ok.img"), BS, data, BS, 0);
+	assert_int_equal(link(tpath("outside/.t.img.vmsync-index"),
+	    tpath("root/d/.ok.img.vmsync-index")), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(confined_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* Outside is as it was. */
+	assert_int_equal(size_of(tpath("outside/t.img")), BS);
+}
+
 int
 main(void)
 {
@@ -1028,6 +1415,13 @@ main(void)
 		T(test_index_path),
 		T(test_refused_targets),
 		T(test_lock),
+		T(test_spot_check),
+		T(test_foreign_write_after_last),
+		T(test_foreign_write_between),
+		T(test_qemu_lock),
+		T(test_no_space),
+		T(test_swapped_for_fifo),
+		T(test_confined_names),
 	};
 #undef T
 

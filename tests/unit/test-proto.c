@@ -144,9 +144,11 @@ test_requests(void **state)
 	/* Good ones. */
 	p = packer();
 	vs_put_u64(&p, 1ull << 30);
+	vs_put_str(&p, "qcow2");
 	m = msg(VS_MSG_BEGIN, &p);
 	assert_int_equal(vs_parse_req(&m, &q), 0);
 	assert_int_equal(q.a, 1ull << 30);
+	assert_string_equal(q.format, "qcow2");
 	p = packer();
 	vs_put_u64(&p, 4096);
 	vs_put_u32(&p, 4096);
@@ -271,7 +273,8 @@ test_error_message(void **state)
 	m = msg(VS_MSG_ERROR, &p);
 	assert_int_equal(vs_parse_error(&m, &e), 0);
 	assert_int_equal(e.cat, VS_EXIT_TARGET);
-	assert_string_equal(e.text, "disk full?[2J?");
+	/* Escaped, so it cannot drive the terminal or fake a line. */
+	assert_string_equal(e.text, "disk full\\033[2J\\012");
 	p = packer();
 	vs_put_u32(&p, 0);			/* OK is not an error */
 	vs_put_str(&p, "x");
@@ -284,6 +287,56 @@ test_error_message(void **state)
 	assert_int_equal(vs_parse_error(&m, &e), -1);
 }
 
+static void
+test_replies(void **state)
+{
+	struct vs_hash h[3];
+	struct vs_begun b;
+	struct vs_done d;
+	struct vs_stats_msg st;
+	struct vs_pack p;
+	struct vs_msg m;
+
+	(void)state;
+	for (uint32_t bs = 2048; bs <= (8u << 20); bs *= 2) {
+		p = packer();
+		vs_put_u32(&p, bs == (1u << 20) ? bs + 1 : bs);
+		vs_put_u64(&p, 7);
+		vs_put_u8(&p, 1);
+		vs_put_str(&p, "trusted");
+		vs_put(&p, buf + 4000, 16);
+		m = msg(VS_MSG_BEGUN, &p);
+		/* Powers of two from 4 KiB to 4 MiB only. */
+		assert_int_equal(vs_parse_begun(&m, &b), bs < 4096 ||
+		    bs > (4u << 20) || bs == (1u << 20) ? -1 : 0);
+	}
+	m.len--;
+	assert_int_equal(vs_parse_begun(&m, &b), -1);
+	p = packer();
+	vs_put(&p, buf + 4000, 48);
+	m = msg(VS_MSG_DIGESTS_R, &p);
+	assert_int_equal(vs_parse_hashes(&m, VS_MSG_DIGESTS_R, 3, h), 0);
+	assert_int_equal(vs_parse_hashes(&m, VS_MSG_DIGESTS_R, 2, h), -1);
+	assert_int_equal(vs_parse_hashes(&m, VS_MSG_SUMMARIES_R, 3, h), -1);
+	m.type = VS_MSG_DONE;
+	assert_int_equal(vs_parse_hashes(&m, VS_MSG_DONE, 3, h), -1);
+	p = packer();
+	for (int i = 0; i < 4; i++)
+		vs_put_u64(&p, (uint64_t)i);
+	m = msg(VS_MSG_DONE, &p);
+	assert_int_equal(vs_parse_done(&m, &d), 0);
+	assert_int_equal(d.unchanged, 3);
+	assert_int_equal(vs_parse_stats(&m, &st), -1);	/* wrong type */
+	m.type = VS_MSG_STATS;
+	assert_int_equal(vs_parse_stats(&m, &st), -1);	/* one field short */
+	vs_put_u64(&p, 99);
+	m = msg(VS_MSG_STATS, &p);
+	assert_int_equal(vs_parse_stats(&m, &st), 0);
+	assert_int_equal(st.usec, 99);
+	m.type = VS_MSG_DONE;
+	assert_int_equal(vs_parse_done(&m, &d), -1);	/* one field over */
+}
+
 int
 main(void)
 {
@@ -293,6 +346,7 @@ main(void)
 		cmocka_unit_test(test_requests),
 		cmocka_unit_test(test_record),
 		cmocka_unit_test(test_error_message),
+		cmocka_unit_test(test_replies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -466,6 +466,272 @@ test_hostile_backing(void **state)
 	}
 }
 
+/*
+ * Containers of memory buffers that count their reads and open the files
+ * an image refers to from a table of other buffers, as the file
+ * container opens them from allowed directories.
+ */
+struct memfile {
+	const char *name;	/* the name an image stores */
+	const uint8_t *buf;	/* bytes */
+	size_t len;		/* bytes in buf */
+	uint64_t size;		/* size claimed (zeros past @len) */
+	uint64_t ino;		/* identity, for loop checks */
+};
+
+struct tio {
+	struct vs_io io;		/* base, first */
+	const struct memfile *f;	/* its bytes */
+	const struct memfile *dir;	/* what open_ref finds, or NULL */
+	size_t ndir;			/* entries in dir */
+	uint64_t count_lo, count_hi;	/* reads at offsets here counted */
+	unsigned *counted;		/* the count, or NULL */
+	unsigned *opened;		/* open_ref calls, or NULL */
+};
+
+static int
+tio_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
+{
+	struct tio *t = (struct tio *)io;
+	size_t n = off < t->f->len ? (size_t)vs_min(len, t->f->len - off) : 0;
+
+	if (t->counted && off >= t->count_lo && off < t->count_hi)
+		(*t->counted)++;
+	memcpy(buf, t->f->buf + (n ? off : 0), n);
+	memset((uint8_t *)buf + n, 0, len - n);
+	return 0;
+}
+
+static int
+tio_map(struct vs_io *io, uint64_t off, uint64_t len,
+    struct vs_extent_vec *out)
+{
+	(void)io;
+	return vs_extent_add(out, off, len, VS_EXT_DATA);
+}
+
+static void
+tio_drop_cache(struct vs_io *io, uint64_t off, uint64_t len)
+{
+	(void)io, (void)off, (void)len;
+}
+
+static void
+tio_close(struct vs_io *io)
+{
+	(void)io;
+}
+
+static struct vs_io *tio_new(const struct memfile *f,
+    const struct memfile *dir, size_t ndir, unsigned *opened);
+
+static int
+tio_open_ref(struct vs_io *io, const char *name, const char *what,
+    struct vs_io **out)
+{
+	struct tio *t = (struct tio *)io;
+
+	if (t->opened)
+		(*t->opened)++;
+	for (size_t i = 0; i < t->ndir; i++)
+		if (strcmp(t->dir[i].name, name) == 0) {
+			*out = tio_new(&t->dir[i], t->dir, t->ndir, t->opened);
+			return 0;
+		}
+	vs_err(VS_EXIT_SOURCE, io->name, "%s %s: not found", what, name);
+	return -1;
+}
+
+static const struct vs_io_ops tio_ops = {
+	.pread = tio_pread,
+	.map = tio_map,
+	.drop_cache = tio_drop_cache,
+	.close = tio_close,
+	.open_ref = tio_open_ref,
+};
+
+static struct vs_io *
+tio_new(const struct memfile *f, const struct memfile *dir, size_t ndir,
+    unsigned *opened)
+{
+	struct tio *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->io.ops = &tio_ops;
+	t->io.name = strdup(f->name);
+	t->io.size = f->size ? f->size : f->len;
+	t->io.fd = t->io.direct_fd = -1;
+	t->io.ino = f->ino;
+	t->f = f;
+	t->dir = dir;
+	t->ndir = ndir;
+	t->opened = opened;
+	return &t->io;
+}
+
+/* Name @name, format @fmt, as the backing file of the image in img[]. */
+static void
+set_backing(const char *name, const char *fmt)
+{
+	put64(img + 8, 512);
+	put32(img + 16, (uint32_t)strlen(name));
+	memcpy(img + 512, name, strlen(name));
+	put32(img + 112, 0xe2792aca);
+	put32(img + 116, (uint32_t)strlen(fmt));
+	memcpy(img + 120, fmt, strlen(fmt));
+}
+
+/* A chain top -> mid (qcow2) -> base (raw), all in memory: what the top
+ * leaves unallocated is read from the mid image, and what that leaves
+ * from the raw base, zeros past its end. */
+static void
+test_backing_chain_in_memory(void **state)
+{
+	static uint8_t mid[sizeof(img)], base[3 * CS], pat_d[CS];
+	static uint8_t got[4 * CS], zero[CS];
+	const struct memfile files[] = {
+		{ "top.qcow2", img, sizeof(img), 0, 1 },
+		{ "mid.qcow2", mid, sizeof(mid), 0, 2 },
+		{ "../base/base.raw", base, sizeof(base), 0, 3 },
+	};
+	struct vs_extent_vec map = { 0 };
+	struct vs_image *im;
+	unsigned opened = 0;
+
+	(void)state;
+	fill(pat_d, CS, 4);
+	memset(base, 0x77, sizeof(base));
+	memcpy(base + 2 * CS, pat_d, CS);
+	set_backing("../base/base.raw", "raw");
+	put64(l2(3, 0), 0);		/* cluster 3: from base, past its end */
+	memcpy(mid, img, sizeof(mid));
+	build(0);
+	set_backing("mid.qcow2", "qcow2");
+	assert_int_equal(vs_image_open(tio_new(&files[0], files, 3, &opened),
+	    NULL, &im), 0);
+	assert_int_equal(opened, 2);
+	assert_int_equal(vs_image_map(im, 0, 4 * CS, &map), 0);
+	ext_is(&map, 0, 0, CS, VS_EXT_DATA);
+	ext_is(&map, 1, CS, CS, VS_EXT_ZERO);
+	ext_is(&map, 2, 2 * CS, 2 * CS, VS_EXT_DATA);
+	assert_int_equal(im->ops->read(im, got, sizeof(got), 0), 0);
+	assert_memory_equal(got, pat_a, CS);
+	assert_memory_equal(got + CS, zero, CS);
+	assert_memory_equal(got + 2 * CS, pat_d, CS);	/* the base's */
+	assert_memory_equal(got + 3 * CS, pat_b, CS);	/* the top's */
+	vs_extent_vec_free(&map);
+	vs_image_close(im);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+}
+
+/* A chain that comes back to its top is refused, in memory too. */
+static void
+test_backing_loop_in_memory(void **state)
+{
+	const struct memfile files[] = {
+		{ "a.qcow2", img, sizeof(img), 0, 7 },
+	};
+	struct vs_image *im = NULL;
+
+	(void)state;
+	set_backing("a.qcow2", "qcow2");
+	assert_int_equal(vs_image_open(tio_new(&files[0], files, 1, NULL),
+	    NULL, &im), -1);
+	assert_int_equal(vs_err_first(), VS_EXIT_SOURCE);
+	assert_true(strstr(vs_err_text(), "loops") != NULL);
+}
+
+/* A container that cannot open files refuses every backing name. */
+static void
+test_backing_not_followed(void **state)
+{
+	struct vs_image *im = NULL;
+
+	(void)state;
+	set_backing("base.raw", "raw");
+	assert_int_equal(open_img(&im), -1);
+	assert_int_equal(vs_err_first(), VS_EXIT_SOURCE);
+	assert_true(strstr(vs_err_text(), "'base.raw'") != NULL);
+}
+
+/*
+ * Many snapshots sharing L2 tables (512-byte clusters, a file claiming
+ * 64 GiB): the file view walks each L2 table once, counted as reads of
+ * its offset through the container, whatever the number of L1 tables
+ * naming it -- copies of the active one, or the active one again with
+ * other sizes.
+ */
+#define S_CB	9
+#define S_CS	(1u << S_CB)
+#define S_K	64			/* L2 tables */
+#define S_N	1000			/* snapshots */
+#define S_L2	4			/* first L2 table cluster */
+#define S_DATA	(S_L2 + S_K)
+#define S_TAB	(S_DATA + 1)		/* snapshot table */
+#define S_TABCL	((S_N * 40 + S_CS - 1) / S_CS)
+#define S_COPY	(S_TAB + S_TABCL)	/* snapshot L1 copies */
+#define S_NCL	(S_COPY + S_N / 2)
+
+static void
+build_snapshots(uint8_t *b)
+{
+	memset(b, 0, (size_t)S_NCL * S_CS);
+	put32(b, 0x514649fb);
+	put32(b + 4, 3);
+	put32(b + 20, S_CB);
+	put64(b + 24, (uint64_t)S_K << (2 * S_CB - 3));
+	put32(b + 36, S_K);
+	put64(b + 40, 3ull * S_CS);
+	put64(b + 48, 1ull * S_CS);
+	put32(b + 56, 1);
+	put32(b + 60, S_N);
+	put64(b + 64, (uint64_t)S_TAB * S_CS);
+	put32(b + 96, 4);
+	put32(b + 100, 104);
+	put64(b + S_CS, 2ull * S_CS);
+	for (int i = 0; i < S_K; i++) {
+		put64(b + 3 * S_CS + 8 * i,
+		    (1ull << 63) | (uint64_t)(S_L2 + i) * S_CS);
+		put64(b + (size_t)(S_L2 + i) * S_CS,
+		    (1ull << 63) | (uint64_t)S_DATA * S_CS);
+	}
+	for (int i = 0; i < S_N; i++) {
+		uint8_t *e = b + (size_t)S_TAB * S_CS + 40 * (size_t)i;
+		uint64_t l1 = 3ull * S_CS;
+
+		if (i % 2) {
+			l1 = (uint64_t)(S_COPY + i / 2) * S_CS;
+			memcpy(b + l1, b + 3 * S_CS, S_CS);
+		}
+		put64(e, l1);
+		put32(e + 8, i % 2 ? S_K : S_K - (uint32_t)(i / 2) % S_K);
+	}
+}
+
+static void
+test_snapshots_walk_l2_once(void **state)
+{
+	static uint8_t b[S_NCL * S_CS];
+	const struct memfile f = { "snaps.qcow2", b, sizeof(b), 64ull << 30,
+	    1 };
+	struct vs_image *im, *fv;
+	unsigned reads = 0;
+	struct tio *t;
+
+	(void)state;
+	build_snapshots(b);
+	t = (struct tio *)tio_new(&f, NULL, 0, NULL);
+	assert_int_equal(vs_image_open(&t->io, NULL, &im), 0);
+	t->count_lo = (uint64_t)S_L2 * S_CS;
+	t->count_hi = (uint64_t)(S_L2 + S_K) * S_CS;
+	t->counted = &reads;
+	assert_int_equal(vs_fileview_open(im, &fv), 0);
+	if (reads != S_K)
+		fail_msg("%u reads of the %d L2 tables", reads, S_K);
+	vs_image_close(fv);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+}
+
 /* A compressed cluster whose stream is garbage fails the read cleanly. */
 static void
 test_bad_compressed_data(void **state)
@@ -546,6 +812,10 @@ main(void)
 		T(test_hostile),
 		T(test_hostile_extensions),
 		T(test_hostile_backing),
+		T(test_backing_chain_in_memory),
+		T(test_backing_loop_in_memory),
+		T(test_backing_not_followed),
+		T(test_snapshots_walk_l2_once),
 		T(test_bad_compressed_data),
 		T(test_random_damage),
 	};

@@ -322,6 +322,30 @@ test_now_monotonic(void **state)
 	assert_true(b >= a);
 }
 
+static void
+test_escape(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_string_equal(vs_escape("vm.img", out, sizeof(out)), "vm.img");
+	/* A terminal escape and a faked second line. */
+	assert_string_equal(vs_escape("x\033[2J\nvmsync: ok", out,
+	    sizeof(out)), "x\\033[2J\\012vmsync: ok");
+	assert_string_equal(vs_escape("a\\b\177\r", out, sizeof(out)),
+	    "a\\134b\\177\\015");
+	/* UTF-8 stays; C1 controls, stray and overlong bytes do not. */
+	assert_string_equal(vs_escape("caf\303\251", out, sizeof(out)),
+	    "caf\303\251");
+	assert_string_equal(vs_escape("\302\233\377\300\257\303", out,
+	    sizeof(out)), "\\302\\233\\377\\300\\257\\303");
+	/* Truncated between escapes, never inside one. */
+	assert_string_equal(vs_escape("ab\033cd", out, 5), "ab");
+	assert_string_equal(vs_escape("ab\033cd", out, 7), "ab\\033");
+	assert_string_equal(vs_escape("\303\251\303\251", out, 4),
+	    "\303\251");
+}
+
 int
 main(void)
 {
@@ -342,6 +366,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pwrite_full_offset,
 		    setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_now_monotonic),
+		cmocka_unit_test(test_escape),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
