@@ -120,7 +120,8 @@ fill_open(const struct vs_cli *cli, const struct session *s,
 	o->flags = (cli->dry_run ? VS_OPEN_DRY_RUN : 0) |
 	    (cli->checksum ? VS_OPEN_CHECKSUM : 0) |
 	    (cli->snapshot ? VS_OPEN_SNAPSHOT : 0) |
-	    (cli->source_live ? VS_OPEN_LIVE : 0);
+	    (cli->source_live ? VS_OPEN_LIVE : 0) |
+	    (cli->force ? VS_OPEN_FORCE : 0);
 	o->keep = cli->keep;
 	snprintf(o->snapshot_dir, sizeof(o->snapshot_dir), "%s",
 	    cli->snapshot_dir ? cli->snapshot_dir : "");

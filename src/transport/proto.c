@@ -163,7 +163,7 @@ vs_parse_open(const struct vs_msg *m, struct vs_open *o)
 	vs_get_str(&r, o->recorded, sizeof(o->recorded) - 1);
 	if ((o->direction != VS_PUSH && o->direction != VS_PULL) ||
 	    (o->flags & ~(VS_OPEN_DRY_RUN | VS_OPEN_CHECKSUM |
-	    VS_OPEN_SNAPSHOT | VS_OPEN_LIVE)) ||
+	    VS_OPEN_SNAPSHOT | VS_OPEN_LIVE | VS_OPEN_FORCE)) ||
 	    o->codec > VS_WIRE_ZSTD || o->level < -100 || o->level > 100 ||
 	    o->mtime_nsec < 0 || o->mtime_nsec > 999999999 || !o->path[0] ||
 	    strchr(o->name, '/'))
@@ -206,7 +206,8 @@ vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 	case VS_MSG_BEGIN:
 		q->a = vs_get_u64(&r);
 		vs_get_str(&r, q->format, sizeof(q->format) - 1);
-		if (q->a > (1ull << 62))
+		q->b = vs_get_u64(&r);
+		if (q->a > (1ull << 62) || q->b > q->a)
 			return -1;
 		break;
 	case VS_MSG_DIGESTS:

@@ -54,6 +54,7 @@ enum vs_direction {
 #define VS_OPEN_CHECKSUM	2u
 #define VS_OPEN_SNAPSHOT	4u	/* push: snapshot the target after */
 #define VS_OPEN_LIVE		8u	/* pull: --source-snapshot=never */
+#define VS_OPEN_FORCE		16u	/* push: --force */
 
 struct vs_hello {
 	uint32_t version;	/* highest version spoken */
@@ -123,7 +124,8 @@ struct vs_stats_msg {
 /* Requests of the source side, as the target side parses them. */
 struct vs_req {
 	uint32_t type;		/* VS_MSG_* */
-	uint64_t a, b;		/* BEGIN size; DIGESTS/SUMMARIES first, n;
+	uint64_t a, b;		/* BEGIN size, source data bytes;
+				 * DIGESTS/SUMMARIES first, n;
 				 * WRITE/PUNCH offset, length */
 	uint32_t per;		/* DIGESTS group size */
 	uint32_t codec;		/* WRITE codec */

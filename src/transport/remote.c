@@ -117,6 +117,7 @@ remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 
 	vs_put_u64(&p, size);
 	vs_put_str(&p, t->src_format ? t->src_format : "");
+	vs_put_u64(&p, info->src_data_bytes);
 	if (send_small(rt, VS_MSG_BEGIN, &p) < 0 ||
 	    vs_remote_expect(rt->w, VS_MSG_BEGUN, &m) < 0)
 		return -1;

@@ -97,6 +97,7 @@ do_begin(struct serve *s, const struct vs_req *q)
 	 * its own, never the peer's bytes. */
 	s->t->src_format = strcmp(q->format, "qcow2") == 0 ? "qcow2" :
 	    strcmp(q->format, "raw") == 0 ? "raw" : NULL;
+	s->info.src_data_bytes = q->b;	/* for the space check */
 	if (s->t->ops->begin(s->t, q->a, &s->info) < 0)
 		return -1;
 	s->begun = true;

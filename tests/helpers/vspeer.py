@@ -184,7 +184,7 @@ def play_client(scenario, path, cmd):
                                       path + '\x1b]0;pwned\x07\n/'))
     else:
         peer.send(hello() + open_push(path=path) +
-                  frame(BEGIN, u64(MIB) + s('raw')))
+                  frame(BEGIN, u64(MIB) + s('raw') + u64(0)))
     if scenario == 'stall':
         pass        # send nothing more, read on
     elif scenario in CLIENT:
@@ -245,7 +245,8 @@ def play_server(scenario):
     name = {'name-evil': 'evil.img', 'name-index': '.vmsync-index',
             'name-escape': 'x\x1b[2J\n.img'}.get(scenario, base)
     peer.send(frame(OPENED, u64(MIB) + u32(0o644) + u64(0) + u64(0) +
-                    s(name) + s('')) + frame(BEGIN, u64(MIB) + s('raw')))
+                    s(name) + s('')) +
+              frame(BEGIN, u64(MIB) + s('raw') + u64(0)))
     m = peer.recv()
     log(describe(m) if m else 'eof')
     if m is None or m[0] != BEGUN:

@@ -6,7 +6,8 @@
 # to 20 MiB of data is refused the same way and stays as it was, its
 # index trusted by the next run of the old source.  A sync that rewrites
 # the data in place on an almost full filesystem is not refused, and
-# --force skips the check.
+# --force skips the check.  A push to a server is checked there too, and
+# its --force reaches the server.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_root
 requires jq mount
@@ -55,3 +56,18 @@ vs -q --force "$src" "$small/" 2> "$TMP/err" || rc=$?
 if grep -q "not enough space: need" "$TMP/err"; then
 	fail "--force still checked"
 fi
+
+# Through the protocol: the server checks a push the same way, and the
+# client's --force reaches it.
+rm -f "$small/filler" "$small/disk.img" "$small/.disk.img.vmsync-index"
+"$HOLES" make "$src" 64M 0:12M:1 32M:12M:2
+: > "$TMP/ops"
+must_fail 3 "^vmsync: host: .*disk.img: not enough space: need [0-9]+, have [0-9]+ bytes" \
+	rvs "$src" "host:$small/"
+[ ! -s "$TMP/ops" ] || fail "refused push wrote: $(cat "$TMP/ops")"
+[ ! -e "$small/disk.img" ] || [ ! -s "$small/disk.img" ] ||
+	fail "refused push left data"
+rc=0
+rvs -q --force "$src" "host:$small/" 2> "$TMP/err" || rc=$?
+[ "$rc" -eq 3 ] || fail "push --force: exit $rc"
+! grep -q "not enough space: need" "$TMP/err" || fail "push --force still checked"

@@ -145,10 +145,19 @@ test_requests(void **state)
 	p = packer();
 	vs_put_u64(&p, 1ull << 30);
 	vs_put_str(&p, "qcow2");
+	vs_put_u64(&p, 1ull << 29);
 	m = msg(VS_MSG_BEGIN, &p);
 	assert_int_equal(vs_parse_req(&m, &q), 0);
 	assert_int_equal(q.a, 1ull << 30);
 	assert_string_equal(q.format, "qcow2");
+	assert_int_equal(q.b, 1ull << 29);
+	/* More data than the size: refused. */
+	p = packer();
+	vs_put_u64(&p, 4096);
+	vs_put_str(&p, "raw");
+	vs_put_u64(&p, 8192);
+	m = msg(VS_MSG_BEGIN, &p);
+	assert_int_equal(vs_parse_req(&m, &q), -1);
 	p = packer();
 	vs_put_u64(&p, 4096);
 	vs_put_u32(&p, 4096);
