@@ -344,9 +344,11 @@ prune(int dfd, const char *dir, const struct owner *who, uint32_t keep)
 	return ret;
 }
 
-/* A free final name: the UTC time, with ".N" if taken this second. */
+/* Give @tmp in @dfd its final name: the UTC time, with ".N" if another
+ * run took that name, in this second or at the same moment (the rename
+ * never replaces: the name is taken by whoever renames first). */
 static int
-final_name(int dfd, char *name, size_t len)
+final_name(int dfd, const char *tmp, char *name, size_t len)
 {
 	time_t now = time(NULL);
 	struct tm tm;
@@ -359,9 +361,10 @@ final_name(int dfd, char *name, size_t len)
 			snprintf(name, len, "%s.%d", stamp, i);
 		else
 			snprintf(name, len, "%s", stamp);
-		if (faccessat(dfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
-		    errno == ENOENT)
+		if (renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE) == 0)
 			return 0;
+		if (errno != EEXIST)
+			return -1;
 	}
 	errno = EEXIST;
 	return -1;
@@ -388,11 +391,11 @@ make_snapshot(int sfd, int dfd, const char *dir, const struct owner *who,
 	if (fd < 0 || fsetxattr(fd, SNAP_XATTR, who->uuid, 16, 0) < 0 ||
 	    fsetxattr(fd, IMAGE_XATTR, who->image, 16, 0) < 0 ||
 	    btrfs_util_set_subvolume_read_only_fd(fd, true) != BTRFS_UTIL_OK ||
-	    final_name(dfd, name, len) < 0 ||
-	    renameat(dfd, tmp, dfd, name) < 0) {
+	    final_name(dfd, tmp, name, len) < 0) {
 		vs_errno(VS_EXIT_TARGET, dir, "cannot finish snapshot %s", tmp);
 		if (fd >= 0)
 			close(fd);
+		btrfs_util_delete_subvolume_fd(dfd, tmp, 0);	/* no debris */
 		return -1;
 	}
 	close(fd);
