@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,4 +194,16 @@ vs_qemu_locked(int fd, int base)
 	    .l_start = base + 1, .l_len = 3 };
 
 	return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
+uint64_t
+vs_fs_id(int fd, uint64_t st_dev)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0 || (!sf.f_fsid.__val[0] &&
+	    !sf.f_fsid.__val[1]))
+		return st_dev;
+	return (uint64_t)(uint32_t)sf.f_fsid.__val[0] << 32 |
+	    (uint32_t)sf.f_fsid.__val[1];
 }

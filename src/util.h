@@ -90,4 +90,10 @@ double vs_now(void);
  * False where the filesystem has no OFD locks. */
 bool vs_qemu_locked(int fd, int base);
 
+/* The id of the filesystem holding @fd, stable across mounts where the
+ * filesystem has one (btrfs: its UUID and the subvolume; ext4: its UUID),
+ * unlike st_dev, which btrfs gives its subvolumes in the order they are
+ * first used after a mount; @st_dev where it has none. */
+uint64_t vs_fs_id(int fd, uint64_t st_dev);
+
 #endif

@@ -223,7 +223,7 @@ get_identity(struct local_target *lt, struct idx_identity *id)
 		vs_errno(VS_EXIT_TARGET, lt->path, "stat");
 		return -1;
 	}
-	id->dev = st.st_dev;
+	id->dev = lt->is_block ? st.st_dev : vs_fs_id(lt->fd, st.st_dev);
 	id->ino = st.st_ino;
 	id->size = lt->is_block ? lt->old_size : (uint64_t)st.st_size;
 	id->mtime_sec = st.st_mtim.tv_sec;

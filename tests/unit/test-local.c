@@ -65,6 +65,19 @@ teardown(void **state)
 	vs_err_reset();
 	return unit_rmtmp();
 }
+/* The device id the index records for the file @path (stat in @s). */
+static uint64_t
+fs_id(const char *path, const struct stat *s)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t id;
+
+	assert_true(fd >= 0);
+	id = vs_fs_id(fd, s->st_dev);
+	close(fd);
+	return id;
+}
+
 static struct vs_target_opts
 opts(void)
 {
@@ -713,7 +726,7 @@ test_unfinished_trusted_run_dirty(void **state)
 	assert_non_null(h);
 	assert_true(h->flags & IDX_FLAG_DIRTY);
 	assert_true(h->virtual_size == 4 * BS);
-	assert_true(h->id.dev == s.st_dev && h->id.ino == s.st_ino &&
+	assert_true(h->id.dev == fs_id(tgt, &s) && h->id.ino == s.st_ino &&
 	    h->id.size == (uint64_t)s.st_size &&
 	    h->id.mtime_sec == s.st_mtim.tv_sec &&
 	    h->id.mtime_nsec == s.st_mtim.tv_nsec &&
@@ -1040,7 +1053,7 @@ bless_index(const char *tgt)
 	assert_int_equal(idx_open(tpath(".t.img.vmsync-index"), true, &ix), 0);
 	assert_non_null(h = idx_header(ix, &why));
 	nh = *h;
-	nh.id.dev = s.st_dev;
+	nh.id.dev = fs_id(tgt, &s);
 	nh.id.ino = s.st_ino;
 	nh.id.size = (uint64_t)s.st_size;
 	nh.id.mtime_sec = s.st_mtim.tv_sec;
