@@ -203,6 +203,42 @@ idx_identity_eq(const struct idx_identity *a, const struct idx_identity *b)
 	    a->medium == b->medium;
 }
 
+/* Open @path as an index only once fstat() of an O_PATH descriptor says
+ * it is a regular file: a FIFO or device planted as the index is never
+ * opened, and a symbolic link is never followed.  A missing file is made
+ * with @create.  -1 with errno set: ELOOP for a link, EINVAL for anything
+ * else that is not a regular file. */
+static int
+open_checked(const char *path, bool create, struct stat *st)
+{
+	int flags = (create ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int pfd = vs_open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0), fd;
+
+	if (pfd < 0 && errno == ENOENT && create) {
+		fd = vs_open(path, flags | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+		if (fd >= 0 && fstat(fd, st) < 0) {
+			close(fd);
+			return -1;
+		}
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+		/* Made by someone else meanwhile: look at it first. */
+		pfd = vs_open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0);
+	}
+	if (pfd < 0)
+		return -1;
+	if (fstat(pfd, st) < 0 || !S_ISREG(st->st_mode)) {
+		int e = S_ISLNK(st->st_mode) ? ELOOP : EINVAL;
+
+		close(pfd);
+		errno = e;
+		return -1;
+	}
+	fd = vs_reopen(pfd, flags);
+	close(pfd);
+	return fd;
+}
+
 int
 idx_open(const char *path, bool create, struct vs_index **out)
 {
@@ -213,9 +249,7 @@ idx_open(const char *path, bool create, struct vs_index **out)
 	int fd;
 
 	*out = NULL;
-	/* O_NONBLOCK: a FIFO planted as the index must not block open(). */
-	fd = vs_open(path, (create ? O_RDWR | O_CREAT : O_RDONLY) | O_NOFOLLOW |
-	    O_CLOEXEC | O_NONBLOCK, 0600);
+	fd = open_checked(path, create, &st);
 	if (fd < 0 && errno == ENOENT && !create)
 		return 0;
 	if (fd < 0 && errno == ELOOP) {
@@ -223,17 +257,13 @@ idx_open(const char *path, bool create, struct vs_index **out)
 		    "index is a symbolic link; refusing it");
 		return -1;
 	}
+	if (fd < 0 && errno == EINVAL) {
+		vs_err(VS_EXIT_TARGET, path, "index is not a regular file");
+		return -1;
+	}
 	if (fd < 0) {
 		vs_errno(VS_EXIT_TARGET, path, "cannot open index");
 		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		vs_err(VS_EXIT_TARGET, path, "index is not a regular file");
-		goto fail;
-	}
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-		vs_errno(VS_EXIT_TARGET, path, "fcntl");
-		goto fail;
 	}
 	ix = calloc(1, sizeof(*ix));
 	buf = malloc(IDX_HEADER_SIZE);
