@@ -129,6 +129,9 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
+# The engine's tests share a memory target.
+$(BUILD)/tests/unit/test-engine: tests/unit/memtarget.h
+
 # The error state again, with ThreadSanitizer (which cannot be combined
 # with SANITIZE=1's AddressSanitizer): reader threads report errors.
 $(BUILD)/tests/unit/test-err-tsan: tests/unit/test-err.c src/err.c
