@@ -11,7 +11,9 @@
  *   target only where the index says the target may hold data.
  * - Without a trusted index every entry is "unknown": each DATA block goes
  *   to the target's write(), which compares with the old bytes, and each
- *   hole is punched where the target has data.
+ *   hole is punched where the target has data.  A far target that hashes
+ *   its own blocks instead (info.hashes_target) is asked for digests and
+ *   entries as if trusted, so only the blocks that differ cross the wire.
  * - Reader threads (reader.c) read and hash the next groups while this
  *   one is compared and written.
  * - Neighbouring blocks to write go to the target as one write() of up to
@@ -341,15 +343,16 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 		return -1;
 	if (vs_image_map(s->src, wstart, wlen, &s->map) < 0)
 		return -1;
-	/* A trusted target that can digest its entries is asked for one
-	 * digest per group; otherwise for every entry of the window. */
+	/* A target that can digest its entries (trusted, or hashing its
+	 * blocks) is asked for one digest per group; otherwise for every
+	 * entry of the window. */
 	if (s->digests) {
 		if (s->t->ops->digests(s->t, first, nb, s->group,
 		    s->digests) < 0)
 			return -1;
 	} else if (!s->info.trusted && s->t->ops->digests) {
-		/* A far target without a valid index knows nothing: do not
-		 * ask it, every block is compared on its side. */
+		/* A far target that knows nothing: do not ask it, every block
+		 * is compared on its side. */
 		for (size_t i = 0; i < nb; i++)
 			s->old[i] = vs_hash_unknown;
 	} else if (s->t->ops->summaries(s->t, first, nb, s->old) < 0) {
@@ -392,6 +395,15 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	if (flush_punch(s) < 0)
 		return -1;
 	return s->t->ops->record(s->t, first, nb, s->old, s->new);
+}
+
+/* Does the target digest its entries: a far one whose entries mean
+ * something, from a trusted index or from hashing its blocks? */
+static bool
+digested(const struct sync_state *s)
+{
+	return s->t->ops->digests && (s->info.trusted ||
+	    s->info.hashes_target);
 }
 
 /* Bytes the source maps as data, for the target's free space check: 0
@@ -438,10 +450,10 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
 	s.new = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.new));
 	s.group = VS_CHUNK / s.info.block_size;
-	if (t->ops->digests && s.info.trusted)
+	if (digested(&s))
 		s.digests = calloc(VS_WINDOW_BYTES / VS_CHUNK, sizeof(*s.digests));
 	if (!s.isdata || !s.keep || !s.old || !s.new ||
-	    (t->ops->digests && s.info.trusted && !s.digests)) {
+	    (digested(&s) && !s.digests)) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		goto out;
 	}

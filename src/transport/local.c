@@ -59,6 +59,7 @@
 
 #include "transport.h"
 #include "advisor.h"
+#include "../engine.h"
 #include "../index.h"
 #include "../util.h"
 #include "../confine.h"
@@ -91,6 +92,11 @@ struct local_target {
 	struct idx_header hdr;	/* this run's header */
 	struct vs_target_opts opts; /* as given */
 	bool trusted;		/* the index matched the target */
+	bool hashes;		/* untrusted, and summaries hash the target */
+	uint64_t size;		/* the source's size, from begin() */
+	struct vs_hash *hc;	/* hashes of entries [hc_first, hc_first + */
+	uint64_t hc_first;	/* hc_n) as first read: one window's, for */
+	size_t hc_n;		/* the SUMMARIES after DIGESTS */
 	uint64_t unknown_lo;	/* index entries [lo, hi) are stale after a */
 	uint64_t unknown_hi;	/* size change: compare with the target */
 	bool created;		/* this run created the target file */
@@ -637,6 +643,10 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	info->block_size = lt->hdr.block_size;
 	info->seed = lt->hdr.seed;
 	info->trusted = lt->trusted;
+	/* Only for a far engine: a near one compares while it writes. */
+	info->hashes_target = t->hash_untrusted;
+	lt->hashes = !lt->trusted && t->hash_untrusted;
+	lt->size = size;
 	memset(&info->view, 0, sizeof(info->view));
 	if (lt->trusted)
 		info->view = lt->hdr.view;
@@ -678,12 +688,116 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	return 0;
 }
 
+#define HASH_AHEAD (32u << 20)	/* read ahead of the blocks being hashed */
+
+/* Hash blocks [b0, b0 + n) (at most buf_len bytes) as a reader would: a
+ * block that reads as zeros is a hole.  The pages read leave the cache:
+ * only the few blocks that differ are read again, to be written. */
+static int
+hash_piece(struct local_target *lt, uint64_t b0, size_t n,
+    struct vs_hash *out)
+{
+	uint64_t bs = lt->hdr.block_size, off = b0 * bs;
+	size_t len = (size_t)vs_min(n * bs, lt->size - off);
+	ssize_t r;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = vs_hash_hole;
+	if (lt->fd < 0 || is_hole(lt, off, len))
+		return 0;
+	if ((r = vs_pread_full(lt->fd, lt->buf, len, off)) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "read at offset %llu",
+		    (unsigned long long)off);
+		return -1;
+	}
+	memset(lt->buf + r, 0, len - (size_t)r);
+	lt->t.stats->target_read_bytes += len;
+	posix_fadvise(lt->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *blk = lt->buf + i * bs;
+		size_t bl = (size_t)vs_min(bs, len - i * bs);
+
+		if (!vs_is_zero(blk, bl))
+			vs_hash_block(blk, bl, lt->hdr.seed, &out[i]);
+	}
+	return 0;
+}
+
+/* The entries of blocks [first, first + n) from the target's bytes, with
+ * this run's seed; the advisor reads ahead of the hashing. */
+static int
+hash_blocks(struct local_target *lt, uint64_t first, size_t n,
+    struct vs_hash *out)
+{
+	uint64_t bs = lt->hdr.block_size, ahead = first * bs;
+	uint64_t end = vs_min(vs_min((first + n) * bs, lt->size),
+	    lt->old_size);
+	size_t per = lt->buf_len / bs;
+
+	for (size_t i = 0; i < n; i += per) {
+		uint64_t to = vs_min((first + i) * bs + HASH_AHEAD, end);
+
+		if (lt->advisor && ahead < to) {
+			vs_advise(lt->advisor, VS_ADVISE_READ_AHEAD, ahead,
+			    to - ahead);
+			ahead = to;
+		}
+		if (hash_piece(lt, first + i, vs_min(per, n - i), out + i) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The emptied index (holes) takes the target's hashes as they are found,
+ * while it is dirty: a peer then records only the entries that change
+ * (old to new, as for a trusted index), and whatever it leaves out is
+ * right.  The source side asks for each range before it records there. */
+static int
+store_hashed(struct local_target *lt, uint64_t first, size_t n,
+    const struct vs_hash *hashes)
+{
+	if (lt->opts.dry_run || !lt->ix)
+		return 0;
+	return idx_write(lt->ix, first, n, NULL, hashes);
+}
+
+/* Summaries of an untrusted index: the target's hashes, computed once
+ * per window (DIGESTS) and taken from there by its SUMMARIES. */
+static int
+hashed_summaries(struct local_target *lt, uint64_t first, size_t n,
+    struct vs_hash *out)
+{
+	size_t cap = VS_WINDOW_BYTES / lt->hdr.block_size;
+
+	if (first >= lt->hc_first && first + n <= lt->hc_first + lt->hc_n) {
+		memcpy(out, lt->hc + (first - lt->hc_first), n * sizeof(*out));
+		return 0;
+	}
+	if (n > cap)
+		return hash_blocks(lt, first, n, out) < 0 ? -1 :
+		    store_hashed(lt, first, n, out);
+	if (!lt->hc && !(lt->hc = malloc(cap * sizeof(*lt->hc)))) {
+		vs_errno(VS_EXIT_INTERNAL, lt->path, "buffer");
+		return -1;
+	}
+	lt->hc_n = 0;
+	if (hash_blocks(lt, first, n, lt->hc) < 0 ||
+	    store_hashed(lt, first, n, lt->hc) < 0)
+		return -1;
+	lt->hc_first = first;
+	lt->hc_n = n;
+	memcpy(out, lt->hc, n * sizeof(*out));
+	return 0;
+}
+
 static int
 local_summaries(struct vs_target *t, uint64_t first, size_t n,
     struct vs_hash *out)
 {
 	struct local_target *lt = (struct local_target *)t;
 
+	if (lt->hashes)
+		return hashed_summaries(lt, first, n, out);
 	if (lt->trusted && idx_read(lt->ix, first, n, out) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++)
@@ -881,10 +995,11 @@ local_record(struct vs_target *t, uint64_t first, size_t n,
 
 	if (lt->opts.dry_run || !lt->ix)
 		return 0;
-	/* An untrusted index was emptied by begin(): it holds holes.  The
-	 * entries describe data that is durable only at commit(), and the
-	 * index stays dirty until then. */
-	return idx_write(lt->ix, first, n, lt->trusted ? old : NULL, new);
+	/* An untrusted index was emptied by begin(): it holds holes, or the
+	 * hashes summaries() stored.  The entries describe data that is
+	 * durable only at commit(), and the index stays dirty until then. */
+	return idx_write(lt->ix, first, n, lt->trusted || lt->hashes ? old :
+	    NULL, new);
 }
 
 /* The directory the name lives in, as opened with the target. */
@@ -1022,6 +1137,7 @@ local_close(struct vs_target *t)
 	free(lt->idx_base);
 	free(lt->buf);
 	free(lt->check);
+	free(lt->hc);
 	free(lt->path);
 	free(lt->index_path);
 	free(lt);

@@ -278,12 +278,15 @@ vs_parse_begun(const struct vs_msg *m, struct vs_begun *b)
 {
 	struct vs_unpack r = reader(m);
 	const uint8_t *view;
+	uint8_t flags;
 
 	if (m->type != VS_MSG_BEGUN)
 		return -1;
 	b->block_size = vs_get_u32(&r);
 	b->seed = vs_get_u64(&r);
-	b->trusted = vs_get_u8(&r) != 0;
+	flags = vs_get_u8(&r);
+	b->trusted = flags & VS_BEGUN_TRUSTED;
+	b->hashes_target = flags & VS_BEGUN_HASHES;
 	vs_get_str(&r, b->state, sizeof(b->state) - 1);
 	view = vs_get(&r, sizeof(b->view.b));
 	if (view)

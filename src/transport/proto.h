@@ -98,11 +98,16 @@ struct vs_error_msg {
 						 * escaped (vs_escape) */
 };
 
+/* Bits of BEGUN's flags byte. */
+#define VS_BEGUN_TRUSTED 1u	/* the index is trusted */
+#define VS_BEGUN_HASHES 2u	/* untrusted: entries come from hashing */
+
 /* Replies of the target side, as the source side parses them. */
 struct vs_begun {
 	uint32_t block_size;	/* the target's: a power of two, 4K-4M */
 	uint64_t seed;		/* of its index hashes */
 	bool trusted;		/* its index is trusted */
+	bool hashes_target;	/* it hashes its blocks when not trusted */
 	char state[16];		/* index state, for statistics */
 	struct vs_hash view;	/* source view the index was synced from */
 };

@@ -4,7 +4,8 @@
  *
  * Design notes
  * - Only what is needed crosses: one digest per 4 MiB group of a trusted
- *   target, entries only for groups that differ, changed blocks
+ *   target (or of one that hashes its blocks when its index is not
+ *   trusted), entries only for groups that differ, changed blocks
  *   (compressed), punches, and the index entries that changed.
  * - WRITE, PUNCH and RECORD are not answered, so they stream; a failure on
  *   the other side arrives as ERROR in place of the next reply.
@@ -128,6 +129,7 @@ remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	info->block_size = b.block_size;
 	info->seed = b.seed;
 	info->trusted = b.trusted;
+	info->hashes_target = b.hashes_target;
 	info->view = b.view;
 	t->stats->index_state = index_state(b.state);
 	rt->block_size = info->block_size;

@@ -8,6 +8,9 @@
  * - The peer may be hostile (a forced-command client, or a compromised
  *   server answering a pull): every offset and index entry is checked
  *   against the size BEGIN declared before the target sees it.
+ * - Reading the target here costs less than sending the source: a target
+ *   whose index is not trusted is asked to hash its blocks, so that the
+ *   engine sends only the blocks that differ.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +101,7 @@ do_begin(struct serve *s, const struct vs_req *q)
 	s->t->src_format = strcmp(q->format, "qcow2") == 0 ? "qcow2" :
 	    strcmp(q->format, "raw") == 0 ? "raw" : NULL;
 	s->info.src_data_bytes = q->b;	/* for the space check */
+	s->t->hash_untrusted = true;
 	if (s->t->ops->begin(s->t, q->a, &s->info) < 0)
 		return -1;
 	s->begun = true;
@@ -106,7 +110,8 @@ do_begin(struct serve *s, const struct vs_req *q)
 	    (q->a % s->info.block_size != 0);
 	vs_put_u32(&p, s->info.block_size);
 	vs_put_u64(&p, s->info.seed);
-	vs_put_u8(&p, s->info.trusted);
+	vs_put_u8(&p, (s->info.trusted ? VS_BEGUN_TRUSTED : 0) |
+	    (s->info.hashes_target ? VS_BEGUN_HASHES : 0));
 	vs_put_str(&p, s->t->stats->index_state);
 	vs_put(&p, s->info.view.b, sizeof(s->info.view.b));
 	return vs_wire_send(s->w, VS_MSG_BEGUN, p.p, p.len);

@@ -32,6 +32,8 @@ struct vs_target_info {
 	uint32_t block_size;	/* bytes per index entry */
 	uint64_t seed;		/* hash seed of this target */
 	bool trusted;		/* summaries come from a valid index */
+	bool hashes_target;	/* summaries of an untrusted index come from
+				 * hashing the target */
 	struct vs_hash view;	/* the source view the trusted index was
 				 * synced from (view.h); zero: none */
 	uint64_t src_data_bytes; /* in: bytes the source maps as data, for
@@ -44,7 +46,8 @@ struct vs_target_ops {
 	 * index dirty.  Reads info->src_data_bytes, fills the rest of @info. */
 	int (*begin)(struct vs_target *, uint64_t size,
 	    struct vs_target_info *info);
-	/* Index entries [first, first + n): unknown where not trusted. */
+	/* Index entries [first, first + n): unknown where not trusted,
+	 * unless info->hashes_target. */
 	int (*summaries)(struct vs_target *, uint64_t first, size_t n,
 	    struct vs_hash *out);
 	/* Optional, for targets far away: one digest per group of @per
@@ -80,6 +83,10 @@ struct vs_target {
 	/* What the source is read as this time, set before begin() (NULL:
 	 * unknown); the index records it. */
 	const char *src_format;
+	/* Set before begin() where the engine is across the wire: reading
+	 * the target costs less than sending the source, so an untrusted
+	 * index is made up for by hashing the target (hashes_target). */
+	bool hash_untrusted;
 };
 
 struct vs_target_opts {
