@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves: a write by another program during a run is never blessed by the
-# run's commit.  (1) vmsync is stopped (SIGSTOP) after its first write and
-# another program writes into the target before it goes on; (2) it pauses
+# run's commit.  (1) a push is stopped (SIGSTOP of its client) after the
+# server's first write and another program writes into the target before
+# it goes on; (2) a local run pauses
 # just before commit (VMSYNC_DEBUG_PAUSE) and another program writes then.
 # Either way the run exits 0 (the local one with one warning line naming
 # the target), the index stays dirty, and the next run does not trust it ("rebuilt"),
@@ -39,8 +40,10 @@ repaired() {	# ARGS: case, "warns" if the run prints the warning
 	[ ! -s "$TMP/ops" ] || fail "$1: after repair: did $(head -3 "$TMP/ops")"
 }
 
-# --- (1) between two of its writes: a push slowed down by --bwlimit
-# spends its time waiting for data, not writing.
+# --- (1) between two of its writes: a push slowed down by --bwlimit,
+# its client stopped once the server wrote, so that the server has done
+# its writes (and noted their change time) before the foreign one lands,
+# a clock tick later.
 rm -f "$tgt" "$TMP/backup/.disk.img.vmsync-index"
 : > "$TMP/ops"
 rvs --no-progress --bwlimit=32M "$src" "host:$TMP/backup/" 2> "$TMP/err" & pid=$!
@@ -48,9 +51,14 @@ for _ in $(seq 1000); do
 	[ -s "$TMP/ops" ] && break
 	sleep 0.01
 done
+client=$(pgrep -n -f -- "--bwlimit=32M $src") || fail "no client process"
+kill -STOP "$client"
+cleanup_fn "kill -CONT $client 2>/dev/null"
 sleep 0.3
 kill -0 "$pid" 2> /dev/null || fail "the push ended before the foreign write"
 foreign
+sleep 0.05
+kill -CONT "$client"
 rc=0
 wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "push: exit $rc: $(cat "$TMP/err")"
