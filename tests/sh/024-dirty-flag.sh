@@ -2,8 +2,10 @@
 # Proves: a trusted run that ends without commit leaves the index dirty, and
 # the dirty flag alone makes the next run distrust it, even when the
 # target's identity (device, inode, size, mtime, ctime) is exactly what the
-# index recorded.  A trusted update writes one sector and records its new
-# entry in an index kept on another filesystem (--index), then fails (no
+# index recorded.  A trusted update writes one sector (in the middle of a
+# data region, away from the blocks every run's spot check of the index
+# reads: the first and last, the first and last holding data) and records
+# its new entry in an index kept on another filesystem (--index), then fails (no
 # space) before commit.  The target's filesystem is then put back as it was
 # before that run, as after a crash that lost the unsynced target writes but
 # not the index writes: the target holds the old sector and its identity is
@@ -33,9 +35,10 @@ identity() {
 	stat -c 'dev %d ino %i size %s mtime %y ctime %z' "$tgt"
 }
 
-# Run 1: a committed backup of 1 MiB of data in a 512 MiB image.
+# Run 1: a committed backup of 3 MiB of data in a 512 MiB image.
 src=$TMP/disk.img
-"$HOLES" make "$src" 512M 0:1M:1
+"$HOLES" make "$src" 512M 0:1M:1 127M:2M:4
+off=$((128 * 1048576 + 4096))	# the sector that changes
 cp --sparse=always "$src" "$TMP/first.img"
 sync_stats --index "$index" "$src" "$tgt"
 [ "$(stat_of index)" = new ] || fail "first run: index $(stat_of index)"
@@ -45,9 +48,9 @@ umount "$mnt"
 cp --sparse=always "$img" "$TMP/ext4.committed"
 mount -t ext4 "$dev" "$mnt" || fail "remount"
 
-# Run 2, trusted: sector 0 changes (first window, written and recorded),
+# Run 2, trusted: one sector changes (first window, written and recorded),
 # and 100 MiB of new data in the second window do not fit.
-"$HOLES" fill "$src" 0:4K:2 300M:100M:3
+"$HOLES" fill "$src" $off:4K:2 300M:100M:3
 : > "$TMP/ops"
 rc=0
 # --force: past the check that refuses, before writing, data that cannot
@@ -60,8 +63,8 @@ grep -q "^vmsync: $tgt: .*No space left on device$" "$TMP/err" ||
 	fail "update without space: no ENOSPC error"
 [ "$(jq -r '.images[0].index' "$TMP/out")" = trusted ] ||
 	fail "update: index $(jq -r '.images[0].index' "$TMP/out"), not trusted"
-[ "$(head -n 1 "$TMP/ops")" = "write 0 4096" ] ||
-	fail "update did not write sector 0 first: $(head -n 3 "$TMP/ops")"
+[ "$(head -n 1 "$TMP/ops")" = "write $off 4096" ] ||
+	fail "update did not write the sector first: $(head -n 3 "$TMP/ops")"
 
 # The target's writes are lost; the index's are not.
 umount "$mnt"
@@ -81,8 +84,8 @@ sync_stats --index "$index" "$src" "$tgt"
 [ "$(stat_of index)" = rebuilt ] ||
 	fail "after an unfinished run: index $(stat_of index), not rebuilt"
 same "$src" "$tgt"
-echo "write 0 4096" > "$TMP/expected"
-diff "$TMP/expected" "$TMP/ops" || fail "repair did not write exactly sector 0"
+echo "write $off 4096" > "$TMP/expected"
+diff "$TMP/expected" "$TMP/ops" || fail "repair did not write exactly that sector"
 [ "$(stat_of written_bytes)" -eq 4096 ] ||
 	fail "repair wrote $(stat_of written_bytes) bytes"
 
