@@ -142,7 +142,7 @@ remote_name(const char *host, const char *path)
 
 int
 vs_push(const struct vs_cli *cli, const char *src, const char *dest,
-    char **dstp, bool progress, struct vs_stats *st)
+    char **dstp, char **namep, bool progress, struct vs_stats *st)
 {
 	struct vs_target_opts topts = { .stats = st };
 	struct vs_source_opts sopts = vs_cli_source_opts(cli);
@@ -164,6 +164,10 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 		goto out;
 	}
 	if (!(name = vs_target_name(src, so.to_raw))) {
+		vs_errno(VS_EXIT_INTERNAL, src, "target name");
+		goto out;
+	}
+	if (!(*namep = strdup(name))) {
 		vs_errno(VS_EXIT_INTERNAL, src, "target name");
 		goto out;
 	}
@@ -207,6 +211,53 @@ out:
 	free(shown);
 	free(o);
 	free(r);
+	return ret;
+}
+
+int
+vs_push_snapshot(const struct vs_cli *cli, const char *dest,
+    char *const *names, const bool *synced, size_t n)
+{
+	struct vs_snapshot_req *q = calloc(1, sizeof(*q));
+	struct session s = { .open = false };
+	struct vs_stats st = { 0 };
+	struct vs_msg m;
+	uint32_t taken;
+	int ret = -1;
+
+	if (!q || n > VS_SNAPSHOT_MAX ||
+	    !(q->images = calloc(n ? n : 1, sizeof(*q->images)))) {
+		vs_err(VS_EXIT_INTERNAL, dest, "snapshot: too many images");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i] || !names[i][0])
+			continue;	/* failed before it had a target */
+		snprintf(q->images[q->n].name, sizeof(q->images[q->n].name),
+		    "%s", names[i]);
+		q->images[q->n++].synced = synced[i];
+	}
+	q->keep = cli->keep;
+	snprintf(q->dir, sizeof(q->dir), "%s", cli->snapshot_dir ?
+	    cli->snapshot_dir : "");
+	if (session_start(cli, dest, VS_EXIT_TARGET, &s) < 0)
+		goto out;
+	snprintf(q->path, sizeof(q->path), "%s", s.path);
+	if (vs_send_snapshot(&s.w, q) < 0 ||
+	    vs_remote_expect(&s.w, VS_MSG_SNAPPED, &m) < 0)
+		goto out;
+	if (vs_parse_snapped(&m, &taken) < 0) {
+		vs_err(VS_EXIT_TARGET, s.host, "malformed SNAPPED message");
+		goto out;
+	}
+	vs_info(1, "%s: %u snapshot%s taken", dest, taken, taken == 1 ? "" :
+	    "s");
+	ret = 0;
+out:
+	session_end(&s, &st);
+	if (q)
+		free(q->images);
+	free(q);
 	return ret;
 }
 

@@ -15,6 +15,7 @@
 #include "progress.h"
 #include "client.h"
 #include "server.h"
+#include "snapshot.h"
 #include "source.h"
 #include "transport/ssh.h"
 #include "util.h"
@@ -119,6 +120,46 @@ same_basenames(const struct vs_cli *cli, int nsrc)
 	return false;
 }
 
+/* --snapshot, after the last image: the local targets of the run (synced
+ * here or pulled), then the remote ones, each subvolume once.  The exit
+ * category of a failure, or VS_EXIT_OK. */
+static enum vs_exit
+snapshot_run(const struct vs_cli *cli, const char *dest, bool remote_dest,
+    char *const *targets, char *const *names, const bool *synced, size_t n)
+{
+	struct vs_snapshot_item *v = calloc(n ? n : 1, sizeof(*v));
+	struct vs_snapshot_opts o = vs_cli_target_opts(cli, NULL).snapshot;
+	size_t k = 0;
+	bool any = false;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		any |= synced[i];
+	if (!any || cli->dry_run || vs_interrupted) {
+		free(v);
+		return VS_EXIT_OK;
+	}
+	vs_err_reset();
+	if (!v) {
+		vs_errno(VS_EXIT_INTERNAL, dest, "snapshot");
+		return VS_EXIT_INTERNAL;
+	}
+	if (remote_dest) {
+		rc = vs_push_snapshot(cli, dest, names, synced, n);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if (targets[i])
+				v[k++] = (struct vs_snapshot_item){
+					.target = targets[i],
+					.index = cli->index,
+					.synced = synced[i],
+				};
+		rc = vs_snapshot_run(v, k, &o);
+	}
+	free(v);
+	return rc < 0 ? vs_err_first() : VS_EXIT_OK;
+}
+
 static void
 add_stats(struct vs_stats *sum, const struct vs_stats *st)
 {
@@ -144,7 +185,9 @@ main(int argc, char **argv)
 	const char *dest;
 	bool dest_is_dir, progress, remote_dest;
 	int nsrc, ok = 0, rc, ntaken = 0;
-	char **taken;
+	char **taken, **names = NULL, **targets = NULL;
+	bool *synced = NULL;
+	enum vs_exit snap = VS_EXIT_OK;
 	struct stat st;
 
 	rc = vs_cli_parse(argc, (const char **)argv, &cli);
@@ -206,8 +249,14 @@ main(int argc, char **argv)
 		vs_cli_free(&cli);
 		return VS_EXIT_USAGE;
 	}
-	if (!(taken = calloc((size_t)nsrc + 1, sizeof(*taken)))) {
+	if (!(taken = calloc((size_t)nsrc + 1, sizeof(*taken))) ||
+	    !(names = calloc((size_t)nsrc + 1, sizeof(*names))) ||
+	    !(targets = calloc((size_t)nsrc + 1, sizeof(*targets))) ||
+	    !(synced = calloc((size_t)nsrc + 1, sizeof(*synced)))) {
 		perror("vmsync");
+		free(taken);
+		free(names);
+		free(targets);
 		vs_cli_free(&cli);
 		return VS_EXIT_INTERNAL;
 	}
@@ -220,8 +269,8 @@ main(int argc, char **argv)
 
 		vs_err_reset();
 		if (remote_dest)
-			rc = vs_push(&cli, cli.paths[i], dest, &dst, progress,
-			    &one);
+			rc = vs_push(&cli, cli.paths[i], dest, &dst, &names[i],
+			    progress, &one);
 		else if (vs_is_remote(cli.paths[i]))
 			rc = vs_pull(&cli, cli.paths[i], dest, dest_is_dir,
 			    &dst, &one);
@@ -230,8 +279,13 @@ main(int argc, char **argv)
 			    taken, &dst, progress, &one);
 		if (rc == 0)
 			ok++;
+		synced[i] = rc == 0;
 		if (dst)
 			taken[ntaken++] = strdup(dst);
+		if (dst && !remote_dest)
+			targets[i] = strdup(dst);
+		if (remote_dest && !names[i])
+			names[i] = strdup("");
 		cat = vs_err_first();
 		if (cat != VS_EXIT_OK && first_fail == VS_EXIT_OK)
 			first_fail = cat;
@@ -253,16 +307,28 @@ main(int argc, char **argv)
 		}
 		free(dst);
 	}
+	if (cli.snapshot)
+		snap = snapshot_run(&cli, dest, remote_dest, targets, names,
+		    synced, (size_t)nsrc);
 	while (ntaken > 0)
 		free(taken[--ntaken]);
+	for (int i = 0; i < nsrc; i++) {
+		free(names[i]);
+		free(targets[i]);
+	}
 	free(taken);
+	free(names);
+	free(targets);
+	free(synced);
 	/* A signal after the last check: what finished is complete, but say
 	 * why the run stops here. */
 	if (vs_interrupted && first_fail == VS_EXIT_OK) {
 		fputs("vmsync: interrupted\n", stderr);
 		first_fail = VS_EXIT_PARTIAL;
 	}
-	rc = first_fail == VS_EXIT_OK ? VS_EXIT_OK :
+	/* A run whose every image synced but whose snapshot failed exits
+	 * with the snapshot's code. */
+	rc = first_fail == VS_EXIT_OK ? (int)snap :
 	    ok > 0 || vs_interrupted ? VS_EXIT_PARTIAL : (int)first_fail;
 	if (cli.json) {
 		fputs("],\"totals\":", stdout);

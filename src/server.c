@@ -27,6 +27,7 @@
 #include "confine.h"
 #include "engine.h"
 #include "server.h"
+#include "snapshot.h"
 #include "source.h"
 #include "transport/pack.h"
 #include "transport/proto.h"
@@ -110,6 +111,54 @@ out:
 	if (t)
 		t->ops->close(t);
 	free(path);
+	return rc;
+}
+
+/* The end of a push run with --snapshot: its targets' subvolumes, once
+ * each. */
+static int
+serve_snapshot(struct vs_wire *w, const struct vs_msg *m,
+    const struct vs_cli *cli)
+{
+	struct vs_snapshot_req *q = malloc(sizeof(*q));
+	struct vs_snapshot_item *v = NULL;
+	struct vs_snapshot_opts so;
+	uint32_t n = 0;
+	int rc = -1, taken;
+
+	if (!q || vs_parse_snapshot(m, q) < 0) {
+		if (q)
+			vs_err(VS_EXIT_USAGE, "client", "malformed SNAPSHOT "
+			    "message");
+		else
+			vs_errno(VS_EXIT_INTERNAL, "server", "snapshot");
+		free(q);
+		return -1;
+	}
+	so = (struct vs_snapshot_opts){
+		.take = true,
+		.dir = q->dir[0] ? q->dir : NULL,
+		.keep = keep_policy(q->keep, cli->keep),
+	};
+	if (!(v = calloc(q->n, sizeof(*v)))) {
+		vs_errno(VS_EXIT_INTERNAL, "server", "snapshot");
+		goto out;
+	}
+	for (; n < q->n; n++) {
+		v[n].synced = q->images[n].synced;
+		if (!(v[n].target = vs_confine_target(q->path,
+		    q->images[n].name)))
+			goto out;
+	}
+	if ((taken = vs_snapshot_run(v, n, &so)) < 0)
+		goto out;
+	rc = vs_send_snapped(w, (uint32_t)taken) < 0 ? -1 : vs_wire_flush(w);
+out:
+	while (n > 0)
+		free((char *)v[--n].target);
+	free(v);
+	free(q->images);
+	free(q);
 	return rc;
 }
 
@@ -208,6 +257,13 @@ vs_server(const struct vs_cli *cli)
 			break;		/* the client hung up between images */
 		if (r < 0)
 			goto fail;
+		if (m.type == VS_MSG_SNAPSHOT) {
+			w.cat = VS_EXIT_TARGET;
+			if (serve_snapshot(&w, &m, cli) < 0)
+				goto fail;
+			w.cat = VS_EXIT_USAGE;
+			continue;
+		}
 		if (vs_parse_open(&m, o) < 0) {
 			vs_err(VS_EXIT_USAGE, "client", "malformed OPEN "
 			    "message");

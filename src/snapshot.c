@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
+#include <sys/file.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,8 @@
 
 #include "btrfs.h"
 #include "confine.h"
+#include "index.h"
+#include "transport/transport.h"
 #include "snapshot.h"
 #include "util.h"
 #include "vmsync.h"
@@ -34,6 +38,10 @@
 #define SNAP_TMP ".tmp-"
 #define SUBVOL_INO 256		/* root directory of every btrfs subvolume */
 #define SNAP_MAX 100000		/* entries looked at in the directory */
+#define GATE_NAME ".vmsync.lock"	/* in the subvolume's root directory */
+#define MARK_LEN 16		/* one image's mark */
+#define MARKS_MAX 256		/* images one snapshot is marked for: the
+				 * xattr must fit in a btrfs leaf */
 
 struct snap {
 	char *name;		/* in the snapshot directory */
@@ -41,11 +49,13 @@ struct snap {
 };
 
 /* Whose snapshots retention may delete: those taken of one subvolume for
- * one image. */
+ * images all of which this run synced. */
 struct owner {
 	uint8_t uuid[16];	/* the subvolume's */
-	uint8_t image[16];	/* the target's inode number and generation,
-				 * which its copy in a snapshot keeps */
+	size_t n;		/* images this run synced there */
+	uint8_t image[MARKS_MAX][MARK_LEN]; /* each target's inode number and
+				 * generation, which its copy in a snapshot
+				 * keeps */
 };
 
 /* Walk up from the directory @fd to the root directory of its subvolume
@@ -209,6 +219,26 @@ image_mark(const char *target, uint8_t mark[16])
 	return ok ? 0 : -1;
 }
 
+/* Was the snapshot @fd taken for images all of which @who synced? */
+static bool
+marked_for(int fd, const struct owner *who)
+{
+	uint8_t marks[MARKS_MAX][MARK_LEN];
+	ssize_t len = fgetxattr(fd, IMAGE_XATTR, marks, sizeof(marks));
+
+	if (len <= 0 || len % MARK_LEN)
+		return false;
+	for (size_t i = 0; i < (size_t)len / MARK_LEN; i++) {
+		size_t j = 0;
+
+		while (j < who->n && memcmp(marks[i], who->image[j], MARK_LEN))
+			j++;
+		if (j == who->n)
+			return false;
+	}
+	return true;
+}
+
 /* Is @name in @dfd a snapshot vmsync took of @who's subvolume?  Fills
  * @s->otime; *@ro tells whether it is complete (read-only), *@mine
  * whether it was taken for @who's image. */
@@ -236,8 +266,7 @@ is_ours(int dfd, const char *name, const struct owner *who, struct snap *s,
 	if (ours) {
 		s->otime = info.otime;
 		*ro = info.flags & 1;
-		*mine = fgetxattr(fd, IMAGE_XATTR, mark, sizeof(mark)) ==
-		    (ssize_t)sizeof(mark) && memcmp(mark, who->image, 16) == 0;
+		*mine = marked_for(fd, who);
 	}
 	close(fd);
 	return ours;
@@ -284,8 +313,8 @@ abandoned(const char *name)
 	    (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
 }
 
-/* Remove half-made snapshots, and complete ones taken for this image
- * beyond @keep (0: none). */
+/* Remove half-made snapshots, and complete ones taken for this run's
+ * images beyond @keep (0: none): each run counts once. */
 static int
 prune(int dfd, const char *dir, const struct owner *who, uint32_t keep)
 {
@@ -389,7 +418,7 @@ make_snapshot(int sfd, int dfd, const char *dir, const struct owner *who,
 	}
 	fd = openat(dfd, tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fsetxattr(fd, SNAP_XATTR, who->uuid, 16, 0) < 0 ||
-	    fsetxattr(fd, IMAGE_XATTR, who->image, 16, 0) < 0 ||
+	    fsetxattr(fd, IMAGE_XATTR, who->image, who->n * MARK_LEN, 0) < 0 ||
 	    btrfs_util_set_subvolume_read_only_fd(fd, true) != BTRFS_UTIL_OK ||
 	    final_name(dfd, tmp, name, len) < 0) {
 		vs_errno(VS_EXIT_TARGET, dir, "cannot finish snapshot %s", tmp);
@@ -403,32 +432,250 @@ make_snapshot(int sfd, int dfd, const char *dir, const struct owner *who,
 	return 0;
 }
 
-int
-vs_snapshot_take(const char *target, const struct vs_snapshot_opts *o)
+/* flock(@fd, @op), waiting as long as it takes unless the run is
+ * interrupted. */
+static int
+lock_wait(int fd, int op)
 {
-	char *dir = NULL, name[64];
-	struct owner who;
-	struct vs_subvol sv;
-	int sfd = -1, dfd = -1, ret = -1;
+	while (flock(fd, op) < 0)
+		if (errno != EINTR || vs_interrupted)
+			return -1;
+	return 0;
+}
 
-	if (find_subvol(target, &sfd) < 0)
-		goto out;
-	if (vs_btrfs_subvol(sfd, &sv) < 0 || image_mark(target, who.image) < 0) {
-		vs_errno(VS_EXIT_TARGET, target, "snapshot");
-		goto out;
+/* The gate of the subvolume @sfd: a file in its root directory that a
+ * snapshot holds exclusively from before it waits for the writers, so
+ * that new writers queue behind it and cannot starve it. */
+static int
+open_gate(int sfd, const char *target)
+{
+	struct stat st;
+	int fd = openat(sfd, GATE_NAME, O_RDONLY | O_CREAT | O_NOFOLLOW |
+	    O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+
+	if (fd < 0 && (errno == EACCES || errno == EROFS))
+		fd = openat(sfd, GATE_NAME, O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		vs_err(VS_EXIT_TARGET, target, "the subvolume's %s is not a "
+		    "regular file; refusing it", GATE_NAME);
+		return -1;
 	}
-	memcpy(who.uuid, sv.uuid, sizeof(who.uuid));
-	if ((dfd = open_snapdir(sfd, o->dir, &dir)) < 0)
+	if (fd < 0)
+		vs_errno(VS_EXIT_TARGET, target, "subvolume lock %s",
+		    GATE_NAME);
+	return fd;
+}
+
+/* Take the subvolume @sfd's lock, @op (LOCK_SH for a writer, LOCK_EX for
+ * a snapshot), through its gate.  A writer holds the gate only while it
+ * queues; a snapshot until it is taken, in *@gate. */
+static int
+subvol_lock(int sfd, int op, const char *target, int *gate)
+{
+	int g = open_gate(sfd, target);
+
+	*gate = -1;
+	if (g < 0)
+		return -1;
+	if (lock_wait(g, op) < 0 || lock_wait(sfd, op) < 0) {
+		vs_errno(VS_EXIT_TARGET, target, "subvolume lock");
+		close(g);
+		return -1;
+	}
+	if (op == LOCK_EX)
+		*gate = g;
+	else
+		close(g);	/* releases the gate */
+	return 0;
+}
+
+int
+vs_subvol_hold(int dir_fd, const char *target, int *hold)
+{
+	int gate, sfd, fd = dir_fd >= 0 && vs_on_btrfs(dir_fd) ?
+	    fcntl(dir_fd, F_DUPFD_CLOEXEC, 0) : -1;
+
+	*hold = -1;
+	if (fd < 0 || walk_up(fd, &sfd) <= 0)
+		return 0;	/* no subvolume a snapshot could take */
+	/* Its own open file description: a lock per hold. */
+	fd = openat(sfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(sfd);
+	if (fd < 0) {
+		vs_errno(VS_EXIT_TARGET, target, "subvolume");
+		return -1;
+	}
+	if (subvol_lock(fd, LOCK_SH, target, &gate) < 0) {
+		close(fd);
+		return -1;
+	}
+	*hold = fd;
+	return 0;
+}
+
+void
+vs_subvol_release(int hold)
+{
+	if (hold >= 0)
+		close(hold);
+}
+
+/* Did the last sync of @it end before it finished (its index dirty)? */
+static bool
+partial(const struct vs_snapshot_item *it)
+{
+	char *path = it->index ? strdup(it->index) :
+	    vs_local_index_path(it->target);
+	const struct idx_header *h;
+	struct vs_index *ix = NULL;
+	const char *why;
+	bool dirty = false;
+
+	vs_err_demote(true);
+	if (path && idx_open(path, false, &ix) == 0 && ix &&
+	    (h = idx_header(ix, &why)))
+		dirty = h->flags & IDX_FLAG_DIRTY;
+	vs_err_demote(false);
+	idx_close(ix);
+	free(path);
+	return dirty;
+}
+
+/* One subvolume of the run: its root, and the run's images in it. */
+struct group {
+	int sfd;
+	struct owner who;
+	const struct vs_snapshot_item *first;	/* for messages */
+	bool synced;		/* the run synced one of them */
+};
+
+/* Snapshot the subvolume of group @k, with no writer in it, if none of
+ * the run's images there (@v[i] with @in[i] == @k) was left half
+ * written; then retention. */
+static int
+snapshot_group(struct group *g, size_t k, const struct vs_snapshot_item *v,
+    const size_t *in, size_t n, const struct vs_snapshot_opts *o)
+{
+	const char *target = g->first->target;
+	char *dir = NULL, name[64];
+	int gate = -1, dfd = -1, ret = -1;
+
+	if (subvol_lock(g->sfd, LOCK_EX, target, &gate) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (in[i] == k && partial(&v[i])) {
+			vs_err(VS_EXIT_TARGET, v[i].target, "index dirty (a "
+			    "sync that did not finish, or a write by another "
+			    "program): no snapshot of its subvolume, which "
+			    "would hold it so");
+			goto out;
+		}
+	if ((dfd = open_snapdir(g->sfd, o->dir, &dir)) < 0 ||
+	    make_snapshot(g->sfd, dfd, dir, &g->who, name, sizeof(name)) < 0)
 		goto out;
-	if (make_snapshot(sfd, dfd, dir, &who, name, sizeof(name)) < 0)
-		goto out;
+	flock(g->sfd, LOCK_UN);	/* writers may go on */
+	close(gate);
+	gate = -1;
 	vs_info(1, "%s: snapshot %s/%s", target, dir, name);
-	ret = prune(dfd, dir, &who, o->keep);
+	ret = prune(dfd, dir, &g->who, o->keep);
 out:
-	if (sfd >= 0)
-		close(sfd);
+	if (gate >= 0) {
+		flock(g->sfd, LOCK_UN);
+		close(gate);
+	}
 	if (dfd >= 0)
 		close(dfd);
 	free(dir);
 	return ret;
+}
+
+/* Put @v's subvolume in @g (a new group or the one it shares), its
+ * number in *@k. */
+static int
+add_to_group(const struct vs_snapshot_item *v, struct group *g, size_t *ng,
+    size_t *k)
+{
+	struct vs_subvol sv;
+	int sfd;
+
+	if (find_subvol(v->target, &sfd) < 0)
+		return -1;
+	if (vs_btrfs_subvol(sfd, &sv) < 0) {
+		close(sfd);
+		vs_errno(VS_EXIT_TARGET, v->target, "snapshot");
+		return -1;
+	}
+	for (*k = 0; *k < *ng && memcmp(g[*k].who.uuid, sv.uuid, 16); ++*k)
+		;
+	if (*k < *ng) {
+		close(sfd);
+		return 0;
+	}
+	g[*k].sfd = sfd;
+	g[*k].first = v;
+	memcpy(g[*k].who.uuid, sv.uuid, 16);
+	++*ng;
+	return 0;
+}
+
+int
+vs_snapshot_run(const struct vs_snapshot_item *v, size_t n,
+    const struct vs_snapshot_opts *o)
+{
+	struct group *g = calloc(n ? n : 1, sizeof(*g));
+	size_t *in = calloc(n ? n : 1, sizeof(*in)), ng = 0;
+	int ret = 0, taken = 0;
+
+	if (!g || !in) {
+		vs_errno(VS_EXIT_INTERNAL, n ? v[0].target : "snapshot",
+		    "snapshot");
+		ret = -1;
+		goto out;
+	}
+	/* Group the run's images by subvolume: one snapshot each.  An image
+	 * that did not sync matters only where it lies in a group. */
+	for (size_t i = 0; i < n; i++) {
+		uint8_t mark[MARK_LEN];
+		struct group *gk;
+		int r;
+
+		vs_err_demote(!v[i].synced);
+		r = add_to_group(&v[i], g, &ng, &in[i]);
+		vs_err_demote(false);
+		if (r < 0) {
+			in[i] = SIZE_MAX;
+			if (v[i].synced)
+				ret = -1;
+			continue;
+		}
+		if (!v[i].synced)
+			continue;
+		gk = &g[in[i]];
+		if (image_mark(v[i].target, mark) < 0) {
+			vs_errno(VS_EXIT_TARGET, v[i].target, "snapshot");
+			ret = -1;
+			continue;
+		}
+		if (!gk->synced)
+			gk->first = &v[i];
+		gk->synced = true;
+		if (gk->who.n < MARKS_MAX)
+			memcpy(gk->who.image[gk->who.n++], mark, MARK_LEN);
+	}
+	for (size_t k = 0; k < ng; k++) {
+		if (!g[k].synced)
+			continue;
+		if (snapshot_group(&g[k], k, v, in, n, o) < 0)
+			ret = -1;
+		else
+			taken++;
+	}
+out:
+	for (size_t k = 0; k < ng; k++)
+		close(g[k].sfd);
+	free(g);
+	free(in);
+	return ret < 0 ? -1 : taken;
 }

@@ -23,6 +23,7 @@
 #define VS_SNAPSHOT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct vs_snapshot_opts {
@@ -34,7 +35,23 @@ struct vs_snapshot_opts {
 /* Check before the sync that @target (a file path) is on btrfs, in a
  * subvolume vmsync can snapshot.  Reports and returns -1 if not. */
 int vs_snapshot_check(const char *target);
-/* Snapshot the subvolume holding @target, then apply retention. */
-int vs_snapshot_take(const char *target, const struct vs_snapshot_opts *o);
+/* A run's target, for its snapshot. */
+struct vs_snapshot_item {
+	const char *target;	/* its path */
+	const char *index;	/* its index; NULL: beside it */
+	bool synced;		/* this run synced it */
+};
+
+/* After a run: snapshot once each subvolume holding one of the @n images
+ * of @v that synced, then apply retention.  The number of snapshots
+ * taken; reports and returns -1 if any was not taken. */
+int vs_snapshot_run(const struct vs_snapshot_item *v, size_t n,
+    const struct vs_snapshot_opts *o);
+
+/* A writer's shared hold on the subvolume holding the directory @dir_fd
+ * (@target's), waiting while a snapshot is taken.  *@hold is -1 where no
+ * snapshot could be taken (not btrfs, or above the --root directory). */
+int vs_subvol_hold(int dir_fd, const char *target, int *hold);
+void vs_subvol_release(int hold);
 
 #endif

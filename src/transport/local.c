@@ -79,6 +79,7 @@ struct local_target {
 	char *index_path;	/* index path, NULL for none */
 	int fd;			/* target, -1 in a dry run of a new target */
 	int dir_fd;		/* the target's directory, -1 if none */
+	int subvol_hold;	/* vs_subvol_hold()'s, -1 for none */
 	char *base;		/* the target's name in dir_fd */
 	int idx_dir_fd;		/* the index's directory, -1 if none */
 	char *idx_base;		/* the index's name in idx_dir_fd */
@@ -1009,15 +1010,6 @@ sync_dir(int dir_fd)
 	return dir_fd >= 0 ? fsync(dir_fd) : 0;
 }
 
-/* The target is complete and durable: snapshot it if asked. */
-static int
-snapshot(struct local_target *lt)
-{
-	if (!lt->opts.snapshot.take)
-		return 0;
-	return vs_snapshot_take(lt->path, &lt->opts.snapshot);
-}
-
 /* VMSYNC_DEBUG_PAUSE=FILE: make FILE and wait until it is removed (at
  * most a minute), so that a test can act at this point of a run. */
 static void
@@ -1036,8 +1028,8 @@ debug_pause(void)
 }
 
 /* Another program wrote the target during the run: the index stays dirty
- * so that the next run compares with the target, and no snapshot keeps
- * a target that may not be the source. */
+ * so that the next run compares with the target, and no snapshot of the
+ * run keeps a target that may not be the source (snapshot.c). */
 static int
 foreign_write(struct local_target *lt)
 {
@@ -1080,7 +1072,7 @@ local_commit(struct vs_target *t, const struct vs_hash *view)
 	if (sync_data(lt) < 0 || sync_dir(lt->dir_fd) < 0)
 		return -1;
 	if (!lt->ix)
-		return lt->foreign ? foreign_write(lt) : snapshot(lt);
+		return lt->foreign ? foreign_write(lt) : 0;
 	if (idx_sync(lt->ix) < 0 || get_identity(lt, &h.id) < 0)
 		return -1;
 	if (lt->foreign || !same_time(&lt->own_ctime, h.id.ctime_sec,
@@ -1096,7 +1088,7 @@ local_commit(struct vs_target *t, const struct vs_hash *view)
 		vs_errno(VS_EXIT_TARGET, lt->index_path, "sync directory");
 		return -1;
 	}
-	return snapshot(lt);
+	return 0;
 }
 
 /* Remove @name from @dir_fd if it is still the file @st. */
@@ -1129,6 +1121,7 @@ local_close(struct vs_target *t)
 		fclose(lt->ops_log);
 	if (lt->hints_log)
 		fclose(lt->hints_log);
+	vs_subvol_release(lt->subvol_hold);	/* written and closed */
 	if (lt->dir_fd >= 0)
 		close(lt->dir_fd);
 	if (lt->idx_dir_fd >= 0)
@@ -1271,6 +1264,9 @@ open_target(struct local_target *lt)
 		vs_errno(VS_EXIT_TARGET, path, "cannot open target");
 		return -1;
 	}
+	/* Before the target is created: no snapshot sees it half made. */
+	if (!dry && vs_subvol_hold(lt->dir_fd, path, &lt->subvol_hold) < 0)
+		return -1;
 again:
 	pfd = vs_openat(lt->dir_fd, lt->base, O_PATH | O_NOFOLLOW | O_CLOEXEC,
 	    0);
@@ -1461,7 +1457,7 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 	lt->t.name = lt->path;
 	lt->t.stats = opts->stats;
 	lt->opts = *opts;
-	lt->fd = lt->dir_fd = lt->idx_dir_fd = -1;
+	lt->fd = lt->dir_fd = lt->idx_dir_fd = lt->subvol_hold = -1;
 	/* Refuse --snapshot before anything is created or written. */
 	if (opts->snapshot.take && vs_snapshot_check(path) < 0)
 		goto fail;

@@ -2,6 +2,7 @@
  * proto.c - encode and parse protocol messages; every field is checked.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
@@ -335,5 +336,84 @@ vs_parse_stats(const struct vs_msg *m, struct vs_stats_msg *st)
 	st->read_bytes = vs_get_u64(&r);
 	st->skipped_bytes = vs_get_u64(&r);
 	st->usec = vs_get_u64(&r);
+	return done(&r);
+}
+
+int
+vs_send_snapshot(struct vs_wire *w, const struct vs_snapshot_req *q)
+{
+	size_t cap = 2 * VS_PATH_MAX + 64 + (size_t)q->n *
+	    (VS_NAME_MAX + 8);
+	struct vs_pack p = { .p = malloc(cap), .cap = cap };
+	int rc;
+
+	if (!p.p) {
+		vs_errno(VS_EXIT_INTERNAL, w->peer, "SNAPSHOT");
+		return -1;
+	}
+	vs_put_u32(&p, q->keep);
+	vs_put_str(&p, q->dir);
+	vs_put_str(&p, q->path);
+	vs_put_u32(&p, q->n);
+	for (uint32_t i = 0; i < q->n; i++) {
+		vs_put_str(&p, q->images[i].name);
+		vs_put_u8(&p, q->images[i].synced);
+	}
+	rc = send_packed(w, VS_MSG_SNAPSHOT, &p);
+	free(p.p);
+	return rc;
+}
+
+int
+vs_send_snapped(struct vs_wire *w, uint32_t taken)
+{
+	uint8_t buf[SMALL];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u32(&p, taken);
+	return send_packed(w, VS_MSG_SNAPPED, &p);
+}
+
+int
+vs_parse_snapshot(const struct vs_msg *m, struct vs_snapshot_req *q)
+{
+	struct vs_unpack r = reader(m);
+
+	q->images = NULL;
+	if (m->type != VS_MSG_SNAPSHOT)
+		return -1;
+	q->keep = vs_get_u32(&r);
+	vs_get_str(&r, q->dir, VS_PATH_MAX);
+	vs_get_str(&r, q->path, VS_PATH_MAX);
+	q->n = vs_get_u32(&r);
+	if (r.bad || !q->path[0] || q->n < 1 || q->n > VS_SNAPSHOT_MAX ||
+	    !(q->images = calloc(q->n, sizeof(*q->images))))
+		return -1;
+	for (uint32_t i = 0; i < q->n && !r.bad; i++) {
+		uint8_t synced;
+
+		vs_get_str(&r, q->images[i].name, VS_NAME_MAX);
+		synced = vs_get_u8(&r);
+		q->images[i].synced = synced == 1;
+		if (synced > 1 || strchr(q->images[i].name, '/') ||
+		    !strcmp(q->images[i].name, ".") ||
+		    !strcmp(q->images[i].name, ".."))
+			r.bad = true;
+	}
+	if (done(&r) == 0)
+		return 0;
+	free(q->images);
+	q->images = NULL;
+	return -1;
+}
+
+int
+vs_parse_snapped(const struct vs_msg *m, uint32_t *taken)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_SNAPPED)
+		return -1;
+	*taken = vs_get_u32(&r);
 	return done(&r);
 }

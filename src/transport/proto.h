@@ -12,12 +12,15 @@
 #include "wire.h"
 #include "../hash.h"
 
-#define VS_PROTO_VERSION	3
+#define VS_PROTO_VERSION	4
 #define VS_PROTO_MAGIC		"VMSYNC\0\1"
 #define VS_PATH_MAX		4096
 #define VS_MSG_TEXT_MAX		1024
 /* Entries in one DIGESTS or SUMMARIES request: a window at 4 KiB blocks. */
 #define VS_PROTO_MAX_ENTRIES	65536
+/* Images one SNAPSHOT request names, and the length of each name. */
+#define VS_SNAPSHOT_MAX		1024
+#define VS_NAME_MAX		255
 
 enum vs_msg_type {
 	VS_MSG_HELLO = 1,
@@ -36,6 +39,8 @@ enum vs_msg_type {
 	VS_MSG_COMMIT,
 	VS_MSG_DONE,
 	VS_MSG_STATS,
+	VS_MSG_SNAPSHOT,
+	VS_MSG_SNAPPED,
 };
 
 /* Codecs of WRITE payloads; bits in HELLO. */
@@ -52,7 +57,7 @@ enum vs_direction {
 
 #define VS_OPEN_DRY_RUN		1u
 #define VS_OPEN_CHECKSUM	2u
-#define VS_OPEN_SNAPSHOT	4u	/* push: snapshot the target after */
+#define VS_OPEN_SNAPSHOT	4u	/* push: the run ends with SNAPSHOT */
 #define VS_OPEN_LIVE		8u	/* pull: --source-snapshot=never */
 #define VS_OPEN_FORCE		16u	/* push: --force */
 
@@ -96,6 +101,22 @@ struct vs_error_msg {
 	uint32_t cat;				/* enum vs_exit */
 	char text[4 * VS_MSG_TEXT_MAX + 1];	/* the one-line message,
 						 * escaped (vs_escape) */
+};
+
+/* One image of a SNAPSHOT request: a target name as OPEN gave it. */
+struct vs_snapshot_name {
+	char name[VS_NAME_MAX + 1];	/* "" when DEST names the file */
+	bool synced;			/* the run synced it */
+};
+
+/* The end of a push run with --snapshot: snapshot, once per subvolume,
+ * the targets DEST/NAME of the run. */
+struct vs_snapshot_req {
+	uint32_t keep;				/* --keep, 0: keep all */
+	char dir[VS_PATH_MAX + 1];		/* --snapshot-dir or "" */
+	char path[VS_PATH_MAX + 1];		/* DEST, as in OPEN */
+	uint32_t n;				/* images, 1..VS_SNAPSHOT_MAX */
+	struct vs_snapshot_name *images;	/* n of them */
 };
 
 /* Bits of BEGUN's flags byte. */
@@ -149,6 +170,8 @@ int vs_send_hello(struct vs_wire *w, const struct vs_hello *h);
 int vs_send_error(struct vs_wire *w, uint32_t cat, const char *text);
 int vs_send_open(struct vs_wire *w, const struct vs_open *o);
 int vs_send_opened(struct vs_wire *w, const struct vs_opened *o);
+int vs_send_snapshot(struct vs_wire *w, const struct vs_snapshot_req *q);
+int vs_send_snapped(struct vs_wire *w, uint32_t taken);
 
 /* Parsers: 0, or -1 if the payload is malformed (nothing reported). */
 int vs_parse_hello(const struct vs_msg *m, struct vs_hello *h);
@@ -162,5 +185,8 @@ int vs_parse_hashes(const struct vs_msg *m, uint32_t type, size_t count,
     struct vs_hash *out);
 int vs_parse_done(const struct vs_msg *m, struct vs_done *d);
 int vs_parse_stats(const struct vs_msg *m, struct vs_stats_msg *st);
+/* Fills @q; q->images is allocated (free it), NULL on failure. */
+int vs_parse_snapshot(const struct vs_msg *m, struct vs_snapshot_req *q);
+int vs_parse_snapped(const struct vs_msg *m, uint32_t *taken);
 
 #endif

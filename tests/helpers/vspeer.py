@@ -29,10 +29,11 @@ import time
 HELLO, ERROR, OPEN, OPENED = 1, 2, 3, 4
 BEGIN, BEGUN, DIGESTS, DIGESTS_R, SUMMARIES, SUMMARIES_R = range(16, 22)
 WRITE, PUNCH, RECORD, COMMIT, DONE, STATS = range(22, 28)
+SNAPSHOT, SNAPPED = 28, 29
 NAMES = {v: k for k, v in dict(HELLO=1, ERROR=2, OPEN=3, OPENED=4, BEGIN=16,
          BEGUN=17, DIGESTS=18, DIGESTS_R=19, SUMMARIES=20, SUMMARIES_R=21,
          WRITE=22, PUNCH=23, RECORD=24, COMMIT=25, DONE=26,
-         STATS=27).items()}
+         STATS=27, SNAPSHOT=28, SNAPPED=29).items()}
 PUSH, PULL = 1, 2
 M32 = 0xffffffff
 P1, P2, P3, P4, P5 = 2654435761, 2246822519, 3266489917, 668265263, 374761393
@@ -93,7 +94,7 @@ def u64(v):
 
 
 def hello():
-    return frame(HELLO, b'VMSYNC\0\1' + u32(3) + u32(0) + u32(1))
+    return frame(HELLO, b'VMSYNC\0\1' + u32(4) + u32(0) + u32(1))
 
 
 class Peer:
@@ -172,6 +173,19 @@ CLIENT = {
 }
 
 
+def snapshot_req(path, names, n=None):
+    body = u32(0) + s('') + s(path) + u32(len(names) if n is None else n)
+    return frame(SNAPSHOT, body + b''.join(s(x) + b'\1' for x in names))
+
+
+# SNAPSHOT requests right after HELLO.
+SNAPSHOTS = {
+    'snapshot-outside': snapshot_req('../', ['x.img']),
+    'snapshot-dotdot': snapshot_req('images/', ['..']),
+    'snapshot-many': snapshot_req('images/', ['t.img'], n=M32),
+}
+
+
 def play_client(scenario, path, cmd):
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)
@@ -179,6 +193,8 @@ def play_client(scenario, path, cmd):
     start = time.monotonic()
     if scenario == 'garbage-hello':
         peer.send(hello()[:-1] + b'\0')
+    elif scenario in SNAPSHOTS:
+        peer.send(hello() + SNAPSHOTS[scenario])
     elif scenario == 'escape-name':
         peer.send(hello() + open_push('x\x1b[2J.img',
                                       path + '\x1b]0;pwned\x07\n/'))

@@ -9,7 +9,9 @@
 # keeps its size and the index its header.  Garbage frames (a length
 # over the limit, a bad checksum, before or after OPEN) are answered with
 # one ERROR saying so, not a silent hang-up.  Names with terminal escapes
-# are refused without the server printing anything.
+# are refused without the server printing anything.  A SNAPSHOT request
+# naming a target outside the root, the name "..", or 2^32-1 images is
+# refused with one ERROR, and no snapshot is taken.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_btrfs
 requires python3 od
@@ -62,3 +64,11 @@ grep -q "^ERROR 3 'images/.*No such file" "$TMP/peer" ||
 	{ cat "$TMP/peer"; fail "escape-name"; }
 [ "$(stat -c %s "$tgt")" -eq 1048576 ] && [ "$(magic)" = VMSYNCIX ] ||
 	fail "the target or its index changed"
+for sc in snapshot-outside snapshot-dotdot snapshot-many; do
+	hostile "$sc"
+	[ "$(grep -c '^ERROR' "$TMP/peer")" -eq 1 ] &&
+		grep -Eq "^ERROR 1 '(client: malformed SNAPSHOT message|.*outside the directory this server is confined to)'" "$TMP/peer" ||
+		{ cat "$TMP/peer"; fail "$sc: want one ERROR 1"; }
+	[ -z "$(btrfs subvolume list "$mnt")" ] || fail "$sc: a snapshot was taken"
+	echo "$sc: refused"
+done
