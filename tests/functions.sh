@@ -23,6 +23,11 @@
 #                       VMSYNC_DEBUG_OPS=$TMP/ops
 # hold_lock FILE        another process holds flock -x on FILE (made if
 #                       missing) until killed; sets $holder
+# start_sshd DIR [LINE...]  a real sshd on 127.0.0.1 with its own keys in
+#                       DIR; the user key DIR/userkey may log in as root,
+#                       and each LINE (authorized_keys options for a key
+#                       made as DIR/forcedkey) is added; sets $SSH_OPTS;
+#                       stopped at exit
 set -eu
 set -o pipefail
 
@@ -178,4 +183,42 @@ hold_lock() {
 		sleep 0.01
 	done
 	fail "flock did not take the lock on $1"
+}
+
+start_sshd() {
+	local d=$1 port line
+	shift
+	[ -x /usr/sbin/sshd ] || skip "needs sshd (openssh-server)"
+	requires ssh ssh-keygen
+	mkdir -p "$d" /run/sshd
+	ssh-keygen -q -t ed25519 -N '' -f "$d/hostkey"
+	ssh-keygen -q -t ed25519 -N '' -f "$d/userkey"
+	ssh-keygen -q -t ed25519 -N '' -f "$d/forcedkey"
+	cat "$d/userkey.pub" > "$d/authorized_keys"
+	for line in "$@"; do
+		printf '%s %s\n' "$line" "$(cat "$d/forcedkey.pub")" >> "$d/authorized_keys"
+	done
+	port=$((20000 + RANDOM % 20000))
+	cat > "$d/sshd_config" <<EOS
+Port $port
+ListenAddress 127.0.0.1
+HostKey $d/hostkey
+AuthorizedKeysFile $d/authorized_keys
+PidFile $d/sshd.pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+MaxStartups 64
+MaxSessions 64
+EOS
+	/usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
+	cleanup_fn "kill \$(cat '$d/sshd.pid') 2>/dev/null"
+	SSH_OPTS="-p $port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+	for _ in $(seq 50); do
+		ssh $SSH_OPTS -i "$d/userkey" root@127.0.0.1 true 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "sshd did not come up: $(cat "$d/sshd.log")"
 }

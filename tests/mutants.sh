@@ -35,6 +35,11 @@ one reader thread|src/reader.c|#define READER_THREADS 4|#define READER_THREADS 1
 read-ahead not asked of the kernel|src/transport/advisor.c|	if (posix_fadvise(a->fd, (off_t)adv->off, (off_t)adv->len,
 	    POSIX_FADV_WILLNEED) == 0 && a->log)|	if (a->log)|161-*
 edge block not read again|src/engine.c|			s->keep[edge - wstart / bs] = 0;|			(void)edge;|161-*
+writers take no subvolume hold|src/snapshot.c|	if (fd < 0 || walk_up(fd, &sfd) <= 0)
+		return 0;	/* no subvolume a snapshot could take */|	if (fd >= 0)
+		close(fd);
+	return 0;|178-*
+writers skip the gate|src/snapshot.c|	if (lock_wait(g, op) < 0 || lock_wait(sfd, op) < 0) {|	if ((op == LOCK_EX && lock_wait(g, op) < 0) || lock_wait(sfd, op) < 0) {|178-*
 EOF
 }
 

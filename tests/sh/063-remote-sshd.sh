@@ -6,42 +6,13 @@
 # authorized_keys forced command (vmsync --server --root) is confined.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires_btrfs
-requires ssh ssh-keygen jq
-[ -x /usr/sbin/sshd ] || skip "needs sshd (openssh-server)"
+requires jq
 
 mnt=$(mkbtrfs 1G)
 d=$TMP/ssh
-mkdir -p "$d" /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$d/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$d/userkey"
-ssh-keygen -q -t ed25519 -N '' -f "$d/forcedkey"
 mkdir "$mnt/root"
-{
-	cat "$d/userkey.pub"
-	printf 'command="%s --server --root=%s",restrict %s\n' \
-		"$VMSYNC" "$mnt/root" "$(cat "$d/forcedkey.pub")"
-} > "$d/authorized_keys"
-port=$((20000 + RANDOM % 20000))
-cat > "$d/sshd_config" <<EOS
-Port $port
-ListenAddress 127.0.0.1
-HostKey $d/hostkey
-AuthorizedKeysFile $d/authorized_keys
-PidFile $d/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-EOS
-/usr/sbin/sshd -f "$d/sshd_config" -E "$d/sshd.log"
-cleanup_fn "kill \$(cat '$d/sshd.pid') 2>/dev/null"
-opts="-p $port -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
-for _ in $(seq 50); do
-	ssh $opts -i "$d/userkey" root@127.0.0.1 true 2>/dev/null && break
-	sleep 0.1
-done
-ssh $opts -i "$d/userkey" root@127.0.0.1 true || fail "sshd did not come up: $(cat "$d/sshd.log")"
+start_sshd "$d" "$(printf 'command="%s --server --root=%s",restrict' "$VMSYNC" "$mnt/root")"
+opts=$SSH_OPTS
 
 sshvs() {	# vmsync through ssh with the user key
 	"$VMSYNC" -e "ssh $opts -i $d/userkey" --remote-vmsync "$VMSYNC" "$@"
