@@ -71,6 +71,7 @@ LIB_SRCS = \
 	src/physmap.c \
 	src/changes.c \
 	src/snapshot.c \
+	src/verify.c \
 	src/progress.c \
 	src/formats/io.c \
 	src/formats/format.c \

@@ -100,7 +100,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	char *bw = NULL, *root = NULL;
 	char *srcsnap = NULL, *state = NULL, *since = NULL, *snapdir = NULL;
 	char *keep = NULL, *timeout = NULL;
-	int server = 0, snapshot = 0;
+	int server = 0, snapshot = 0, verify = 0;
 	const char **rest;
 	poptContext pc;
 	int rc, ret = -1;
@@ -149,15 +149,18 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "beneath DIR (besides the image's own directory); "
 		  "repeatable", "DIR" },
 		{ "snapshot", '\0', POPT_ARG_NONE, &snapshot, 0,
-		  "after a successful sync, snapshot the target's btrfs "
-		  "subvolume read-only", NULL },
+		  "after the run's last image, snapshot the btrfs subvolume "
+		  "holding the targets read-only (once per run)", NULL },
 		{ "snapshot-dir", '\0', POPT_ARG_STRING, NULL,
 		  OPT_SNAPSHOT_DIR, "where --snapshot puts snapshots "
 		  "(default .vmsync-snapshots in the subvolume)", "DIR" },
 		{ "keep", '\0', POPT_ARG_STRING, NULL, OPT_KEEP,
 		  "with --snapshot: delete the oldest snapshots vmsync made "
-		  "for the image beyond N (with --server: at least N are "
-		  "kept, whatever the client asks)", "N" },
+		  "for the run's images beyond N runs (with --server: at "
+		  "least N are kept, whatever the client asks)", "N" },
+		{ "verify", '\0', POPT_ARG_NONE, &verify, 0,
+		  "check each PATH (a backup: a target with its index) "
+		  "against its index, without the source", NULL },
 		{ "index", '\0', POPT_ARG_STRING, NULL, OPT_INDEX,
 		  "index file (needed to keep an index for a block device)",
 		  "PATH" },
@@ -193,7 +196,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	cli->progress = VS_AUTO;
 	cli->timeout = -1;
 	pc = poptGetContext("vmsync", argc, argv, table, 0);
-	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST");
+	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST | --verify "
+	    "PATH...");
 	while ((rc = poptGetNextOpt(pc)) > 0) {
 		switch (rc) {
 		case OPT_VERBOSE:
@@ -384,7 +388,19 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	rest = poptGetArgs(pc);
 	while (rest && rest[cli->npaths])
 		cli->npaths++;
-	if (cli->npaths < 2) {
+	cli->verify = verify;
+	if (verify && (!cli->npaths || dry || snapshot || checksum || force ||
+	    format || output || since || state || block)) {
+		usage_error(pc, "%s", cli->npaths ? "--verify takes PATHs and "
+		    "only --index, --json and -v/-q" : "--verify: missing PATH");
+		goto out;
+	}
+	if (verify && index && cli->npaths > 1) {
+		usage_error(pc, "%s", "--index names the index of one target: "
+		    "give a single PATH");
+		goto out;
+	}
+	if (!verify && cli->npaths < 2) {
 		usage_error(pc, "%s", cli->npaths ? "missing DEST" :
 		    "missing SRC and DEST");
 		goto out;

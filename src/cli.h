@@ -34,6 +34,7 @@ struct vs_cli {
 	const char *state_dir;	/* --state-dir, NULL: .vmsync beside SRC */
 	const char *since;	/* --since: change-detection base */
 	bool snapshot;		/* --snapshot */
+	bool verify;		/* --verify: paths are backups to check */
 	const char *snapshot_dir; /* --snapshot-dir, NULL: the default */
 	uint32_t keep;		/* --keep, 0: keep every snapshot */
 	const char **backing_dirs; /* --backing-dir (malloc'd array) */

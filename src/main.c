@@ -18,6 +18,7 @@
 #include "snapshot.h"
 #include "source.h"
 #include "transport/ssh.h"
+#include "verify.h"
 #include "util.h"
 
 static void
@@ -160,6 +161,37 @@ snapshot_run(const struct vs_cli *cli, const char *dest, bool remote_dest,
 	return rc < 0 ? vs_err_first() : VS_EXIT_OK;
 }
 
+/* --verify PATH...: 0 if every backup matches its index, else the
+ * first failure's code (VS_EXIT_DIFFERS where the check ran). */
+static int
+verify_all(const struct vs_cli *cli)
+{
+	enum vs_exit rc = VS_EXIT_OK;
+
+	if (cli->json)
+		fputs("{\"version\":1,\"images\":[", stdout);
+	for (int i = 0; i < cli->npaths && !vs_interrupted; i++) {
+		enum vs_exit one;
+
+		if (vs_is_remote(cli->paths[i])) {
+			vs_err(VS_EXIT_USAGE, cli->paths[i], "--verify checks "
+			    "a local backup; run it on the backup host (vmsync "
+			    "--verify through ssh)");
+			one = VS_EXIT_USAGE;
+		} else {
+			if (cli->json && i)
+				fputc(',', stdout);
+			one = vs_verify(cli->paths[i], cli->index,
+			    cli->json ? stdout : NULL);
+		}
+		if (rc == VS_EXIT_OK)
+			rc = one;
+	}
+	if (cli->json)
+		printf("],\"exit_code\":%d}\n", rc);
+	return rc;
+}
+
 static void
 add_stats(struct vs_stats *sum, const struct vs_stats *st)
 {
@@ -203,6 +235,11 @@ main(int argc, char **argv)
 	progress = cli.progress == VS_AUTO ? (!cli.quiet && isatty(2)) :
 	    cli.progress == VS_ON;
 	setup_signals();
+	if (cli.verify) {
+		rc = verify_all(&cli);
+		vs_cli_free(&cli);
+		return rc;
+	}
 
 	nsrc = cli.npaths - 1;
 	dest = cli.paths[nsrc];

@@ -26,6 +26,8 @@ enum vs_exit {
 	VS_EXIT_PARTIAL = 4,	/* interrupted, or only some images synced */
 	VS_EXIT_INTERNAL = 5,	/* a bug or resource failure in vmsync itself */
 	VS_EXIT_LOCKED = 6,	/* another vmsync holds the target */
+	VS_EXIT_DIFFERS = 7,	/* --verify: the backup differs from its
+				 * index, or is partial */
 };
 
 /* What an extent of an image holds. */

@@ -1,0 +1,302 @@
+/*
+ * verify.c - vmsync --verify: check a backup against the index beside it,
+ * without its source.
+ *
+ * Design notes
+ * - The target is read as the sync wrote it: its bytes as they are (a
+ *   qcow2 target is a copy of the source's file view), every data block
+ *   by the same reader threads as a sync, hashed with the index's seed
+ *   and compared with its entry.  A hole must be recorded as a hole, and
+ *   a block recorded as a hole must be one (zeros written as data are
+ *   reported: a sync punches them).
+ * - A target named as qcow2 whose header says so is also opened as qcow2
+ *   and its metadata checked as a sync checks a source: damage is
+ *   reported, never repaired.
+ * - The index's dirty flag marks a partial generation (its sync did not
+ *   finish, or another program wrote it); it is reported and fails the
+ *   check, since its entries need not describe the file.
+ * - Nothing is written; the reader drops the cache behind it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "index.h"
+#include "reader.h"
+#include "progress.h"
+#include "transport/transport.h"
+#include "util.h"
+#include "verify.h"
+
+#define BAD_KEPT 1000		/* bad ranges listed; more are only counted */
+
+struct bad {
+	uint64_t off, len;
+	const char *why;
+};
+
+struct verify {
+	const char *path;
+	struct vs_image *img;	/* the target's bytes as they are */
+	struct vs_index *ix;
+	struct idx_header h;
+	struct vs_reader *reader;
+	struct vs_extent_vec map;
+	uint8_t *isdata;	/* per block of the window */
+	struct vs_hash *want;	/* the index's entries for the window */
+	size_t group;		/* blocks per reader group */
+	struct bad *bad;	/* the first BAD_KEPT bad ranges */
+	size_t nbad;
+	uint64_t more_bad;	/* ranges beyond those */
+	uint64_t bad_bytes;
+	uint64_t read_bytes;
+	bool partial;		/* the index is dirty */
+	bool meta_bad;		/* qcow2 metadata damaged */
+};
+
+static const char WHY_DIFFERS[] = "differs from the index";
+static const char WHY_HOLE[] = "a hole where the index records data";
+static const char WHY_ALLOCATED[] = "data (zeros) where the index records "
+    "a hole";
+static const char WHY_UNKNOWN[] = "not recorded in the index";
+
+/* Note block @b (@len bytes) as bad, merging with the range before. */
+static void
+add_bad(struct verify *v, uint64_t b, uint64_t len, const char *why)
+{
+	uint64_t off = b * v->h.block_size;
+	struct bad *last = v->nbad ? &v->bad[v->nbad - 1] : NULL;
+
+	v->bad_bytes += len;
+	if (last && last->why == why && last->off + last->len == off &&
+	    !v->more_bad) {
+		last->len += len;
+		return;
+	}
+	if (v->nbad == BAD_KEPT) {
+		v->more_bad++;
+		return;
+	}
+	v->bad[v->nbad++] = (struct bad){ off, len, why };
+}
+
+/* Compare block @b (window block @i) with its entry. */
+static void
+check_block(struct verify *v, uint64_t b, size_t i, const struct vs_hash *got)
+{
+	uint64_t bs = v->h.block_size;
+	uint64_t len = vs_min(bs, v->img->size - b * bs);
+	const struct vs_hash *want = &v->want[i];
+
+	if (vs_hash_eq(want, &vs_hash_unknown))
+		add_bad(v, b, len, WHY_UNKNOWN);
+	else if (!got && !vs_hash_eq(want, &vs_hash_hole))
+		add_bad(v, b, len, WHY_HOLE);
+	else if (!got)
+		return;
+	else if (vs_hash_eq(want, &vs_hash_hole) &&
+	    vs_hash_eq(got, &vs_hash_hole))
+		add_bad(v, b, len, WHY_ALLOCATED);
+	else if (!vs_hash_eq(want, got))
+		add_bad(v, b, len, WHY_DIFFERS);
+}
+
+static void
+mark_data(struct verify *v, uint64_t wstart, size_t nb)
+{
+	uint64_t bs = v->h.block_size;
+
+	memset(v->isdata, 0, nb);
+	for (size_t k = 0; k < v->map.n; k++) {
+		const struct vs_extent *e = &v->map.v[k];
+
+		if (e->type != VS_EXT_DATA)
+			continue;
+		for (uint64_t b = (e->off - wstart) / bs;
+		    b < nb && wstart + b * bs < e->off + e->len; b++)
+			v->isdata[b] = 1;
+	}
+}
+
+static int
+verify_window(struct verify *v, uint64_t wstart)
+{
+	uint64_t bs = v->h.block_size;
+	uint64_t wlen = vs_min(VS_WINDOW_BYTES, v->img->size - wstart);
+	uint64_t first = wstart / bs;
+	size_t nb = (size_t)((wlen + bs - 1) / bs);
+
+	if (vs_interrupted) {
+		vs_err(VS_EXIT_PARTIAL, v->path, "interrupted");
+		return -1;
+	}
+	if (vs_image_map(v->img, wstart, wlen, &v->map) < 0 ||
+	    idx_read(v->ix, first, nb, v->want) < 0)
+		return -1;
+	mark_data(v, wstart, nb);
+	if (vs_reader_window(v->reader, wstart, v->isdata, nb, bs,
+	    v->group) < 0)
+		return -1;
+	for (size_t g0 = 0; g0 < nb; g0 += v->group) {
+		size_t g1 = vs_min(g0 + v->group, nb);
+		const struct vs_hash *hash = NULL;
+		uint8_t *buf = NULL;
+		uint64_t bytes = 0;
+
+		if (vs_group_has_data(v->isdata, g0, g1) &&
+		    !(buf = vs_reader_take(v->reader, g0, &bytes, &hash))) {
+			if (vs_interrupted)
+				vs_err(VS_EXIT_PARTIAL, v->path, "interrupted");
+			return -1;
+		}
+		v->read_bytes += bytes;
+		for (size_t i = g0; i < g1; i++)
+			check_block(v, first + i, i, buf && v->isdata[i] ?
+			    &hash[i - g0] : NULL);
+		if (buf)
+			vs_reader_give(v->reader, buf);
+	}
+	return 0;
+}
+
+/* A target named as qcow2 that says it is one: check its metadata as a
+ * sync checks a source's. */
+static void
+check_qcow2(struct verify *v)
+{
+	const char *probed = NULL, *dot = strrchr(v->path, '.');
+	struct vs_image *q = NULL;
+	struct vs_io *io = NULL;
+
+	if (!dot || (strcmp(dot, ".qcow2") != 0 && strcmp(dot, ".qcow") != 0))
+		return;
+	if (vs_format_probe(v->img->io, &probed) < 0 || !probed ||
+	    strcmp(probed, "qcow2") != 0)
+		return;
+	if (vs_io_open_file(v->path, &io) < 0 ||
+	    vs_image_open(io, "qcow2", &q) < 0 || vs_image_validate(q) < 0)
+		v->meta_bad = true;
+	vs_image_close(q);
+}
+
+/* Open the target and its index; check what the header says. */
+static int
+open_both(struct verify *v, const char *index)
+{
+	char *ipath = index ? strdup(index) : vs_local_index_path(v->path);
+	const struct idx_header *h;
+	struct vs_io *io = NULL;
+	const char *why = NULL;
+	int rc = -1;
+
+	if (!ipath) {
+		vs_errno(VS_EXIT_INTERNAL, v->path, "index path");
+		return -1;
+	}
+	if (vs_io_open_file(v->path, &io) < 0 ||
+	    vs_image_open(io, "raw", &v->img) < 0 ||
+	    idx_open(ipath, false, &v->ix) < 0)
+		goto out;
+	if (!v->ix) {
+		vs_err(VS_EXIT_SOURCE, v->path, "no vmsync index beside it "
+		    "(%s): not a backup vmsync made", ipath);
+		goto out;
+	}
+	if (!(h = idx_header(v->ix, &why))) {
+		vs_err(VS_EXIT_SOURCE, ipath, "index unusable: %s", why);
+		goto out;
+	}
+	v->h = *h;
+	v->partial = h->flags & IDX_FLAG_DIRTY;
+	if (h->virtual_size != v->img->size) {
+		vs_err(VS_EXIT_DIFFERS, v->path, "%llu bytes, but the index "
+		    "describes %llu", (unsigned long long)v->img->size,
+		    (unsigned long long)h->virtual_size);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(ipath);
+	return rc;
+}
+
+static void
+report(const struct verify *v, FILE *json, enum vs_exit rc)
+{
+	for (size_t i = 0; i < v->nbad; i++)
+		vs_err(VS_EXIT_DIFFERS, v->path, "offset %llu: %llu bytes: %s",
+		    (unsigned long long)v->bad[i].off,
+		    (unsigned long long)v->bad[i].len, v->bad[i].why);
+	if (v->more_bad)
+		vs_err(VS_EXIT_DIFFERS, v->path, "%llu more bad ranges",
+		    (unsigned long long)v->more_bad);
+	if (v->partial)
+		vs_err(VS_EXIT_DIFFERS, v->path, "partial: its index is dirty "
+		    "(a sync that did not finish, or a write by another "
+		    "program)");
+	if (rc == VS_EXIT_OK)
+		vs_info(0, "%s: %llu bytes match the index", v->path,
+		    (unsigned long long)v->img->size);
+	if (!json)
+		return;
+	fputs("{\"path\":", json);
+	vs_json_string(json, v->path);
+	fprintf(json, ",\"status\":%d,\"complete\":%s,\"virtual_size\":%llu,"
+	    "\"read_bytes\":%llu,\"bad_bytes\":%llu,\"metadata_ok\":%s,"
+	    "\"bad\":[", rc, v->partial || !v->ix ? "false" : "true",
+	    (unsigned long long)(v->img ? v->img->size : 0),
+	    (unsigned long long)v->read_bytes,
+	    (unsigned long long)v->bad_bytes, v->meta_bad ? "false" : "true");
+	for (size_t i = 0; i < v->nbad; i++) {
+		fprintf(json, "%s{\"offset\":%llu,\"length\":%llu,\"reason\":",
+		    i ? "," : "", (unsigned long long)v->bad[i].off,
+		    (unsigned long long)v->bad[i].len);
+		vs_json_string(json, v->bad[i].why);
+		fputc('}', json);
+	}
+	fprintf(json, "],\"more_bad\":%llu}", (unsigned long long)v->more_bad);
+}
+
+enum vs_exit
+vs_verify(const char *path, const char *index, FILE *json)
+{
+	struct verify v = { .path = path };
+	enum vs_exit rc = VS_EXIT_OK;
+	int ok = -1;
+
+	vs_err_reset();
+	if (open_both(&v, index) < 0)
+		goto out;
+	v.group = VS_CHUNK / v.h.block_size;
+	v.bad = malloc(BAD_KEPT * sizeof(*v.bad));
+	v.isdata = malloc(VS_WINDOW_BYTES / v.h.block_size);
+	v.want = malloc(VS_WINDOW_BYTES / v.h.block_size * sizeof(*v.want));
+	if (!v.bad || !v.isdata || !v.want) {
+		vs_errno(VS_EXIT_INTERNAL, path, "verify");
+		goto out;
+	}
+	check_qcow2(&v);
+	if (vs_reader_start(v.img, VS_CHUNK, v.h.seed, &v.reader) < 0)
+		goto out;
+	for (uint64_t w = 0; w < v.img->size; w += VS_WINDOW_BYTES)
+		if (verify_window(&v, w) < 0)
+			goto out;
+	ok = 0;
+out:
+	if (v.reader)
+		vs_reader_stop(v.reader);
+	if (ok == 0 && (v.nbad || v.partial || v.meta_bad))
+		rc = VS_EXIT_DIFFERS;
+	else if (ok < 0)
+		rc = vs_err_first() != VS_EXIT_OK ? vs_err_first() :
+		    VS_EXIT_INTERNAL;
+	report(&v, json, rc);
+	vs_extent_vec_free(&v.map);
+	free(v.isdata);
+	free(v.want);
+	free(v.bad);
+	idx_close(v.ix);
+	vs_image_close(v.img);
+	return rc;
+}
