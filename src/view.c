@@ -15,6 +15,7 @@
 
 #include "btrfs.h"
 #include "confine.h"
+#include "transport/transport.h"
 #include "util.h"
 #include "view.h"
 #include "vmsync.h"
@@ -218,6 +219,39 @@ nomem:
 	return -1;
 }
 
+/* Is the source open as @fd a backup vmsync wrote (an index beside it,
+ * and no VM running on it: an image restored in place and booted again
+ * is a live disk)?  Then it is read as it is, never cloned into the
+ * backup's subvolume: reading a backup writes nothing there.  A shared
+ * lock on it (a sync writing it holds an exclusive one) keeps it still
+ * while it is read.  1 if so, 0 if not, -1 if it is being written. */
+static int
+hold_backup(struct vs_view *v, int fd)
+{
+	char *ipath = vs_local_index_path(v->real);
+	int ifd = ipath ? vs_open(ipath, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0) :
+	    -1;
+	struct stat st;
+	bool backup = ifd >= 0 && fstat(ifd, &st) == 0 && S_ISREG(st.st_mode);
+
+	if (ifd >= 0)
+		close(ifd);
+	free(ipath);
+	if (!backup || vs_qemu_locked(fd, VS_QEMU_HOLDS))
+		return 0;
+	if ((v->backup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) < 0 ||
+	    flock(v->backup_fd, LOCK_SH | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			vs_err(VS_EXIT_LOCKED, v->src, "a backup that another "
+			    "vmsync run is writing; try again once it is done");
+		else
+			vs_errno(VS_EXIT_SOURCE, v->src, "lock");
+		return -1;
+	}
+	vs_info(2, "%s: a vmsync backup: read as it is", v->src);
+	return 1;
+}
+
 /* The base to compare with: its id, or a warning if it has none. */
 static int
 find_base(struct vs_view *v, const struct vs_view_opts *o)
@@ -252,7 +286,7 @@ vs_view_open(const char *src, const struct vs_view_opts *o,
 	struct vs_view *v = calloc(1, sizeof(*v));
 	struct vs_subvol sv;
 	struct stat st;
-	int pfd = -1, fd = -1;
+	int pfd = -1, fd = -1, backup;
 
 	if (!v) {
 		vs_errno(VS_EXIT_INTERNAL, src, "view");
@@ -260,7 +294,7 @@ vs_view_open(const char *src, const struct vs_view_opts *o,
 	}
 	v->src = src;
 	v->dry = o->dry_run;
-	v->dir_fd = v->lock_fd = -1;
+	v->dir_fd = v->lock_fd = v->backup_fd = -1;
 	if (o->never && o->since) {
 		vs_err(VS_EXIT_USAGE, src, "--since needs a point-in-time "
 		    "source, not --source-snapshot=never");
@@ -285,7 +319,9 @@ vs_view_open(const char *src, const struct vs_view_opts *o,
 	    sv.read_only) {
 		vs_info(2, "%s: in a read-only snapshot: read as it is", src);
 		view_id_of(fd, &v->id);
-	} else if (make_clone(v, fd, o, vs_on_btrfs(fd)) < 0) {
+	} else if ((backup = hold_backup(v, fd)) < 0) {
+		goto fail;
+	} else if (!backup && make_clone(v, fd, o, vs_on_btrfs(fd)) < 0) {
 		goto fail;
 	}
 	if (!v->read_path && !(v->read_path = strdup(src))) {
@@ -329,6 +365,8 @@ vs_view_finish(struct vs_view *v, bool ok)
 	}
 	if (v->lock_fd >= 0)
 		close(v->lock_fd);
+	if (v->backup_fd >= 0)
+		close(v->backup_fd);
 	if (v->dir_fd >= 0)
 		close(v->dir_fd);
 	free(newname);

@@ -36,6 +36,9 @@ struct vs_view {
 	int dir_fd;		/* the state directory, or -1 */
 	char *name;		/* the image's file name in it */
 	int lock_fd;		/* the image's lock in it, or -1 */
+	int backup_fd;		/* a vmsync backup read as it is: held
+				 * with a shared lock against its writers,
+				 * or -1 */
 	bool cloned;		/* read_path is the new clone */
 	bool keeps_base;	/* the clone becomes the next base (btrfs,
 				 * where extents tell what changed) */

@@ -23,6 +23,8 @@
 #                       VMSYNC_DEBUG_OPS=$TMP/ops
 # hold_lock FILE        another process holds flock -x on FILE (made if
 #                       missing) until killed; sets $holder
+# qemu_hold FILE        qemu-io opens FILE (raw, for writing) and keeps it,
+#                       with its OFD locks, until qemu_release
 # start_sshd DIR [LINE...]  a real sshd on 127.0.0.1 with its own keys in
 #                       DIR; the user key DIR/userkey may log in as root,
 #                       and each LINE (authorized_keys options for a key
@@ -221,4 +223,27 @@ EOS
 		sleep 0.1
 	done
 	fail "sshd did not come up: $(cat "$d/sshd.log")"
+}
+
+qemu_hold() {
+	requires qemu-io
+	rm -f "$TMP/qemu-cmd"
+	mkfifo "$TMP/qemu-cmd"
+	qemu-io -f raw "$1" < "$TMP/qemu-cmd" > "$TMP/qemu-out" 2>&1 &
+	_qemu_pid=$!
+	exec 7> "$TMP/qemu-cmd"
+	cleanup_fn "kill $_qemu_pid 2>/dev/null"
+	local ino
+	ino=$(stat -c %i "$1")
+	for _ in $(seq 500); do
+		grep -q "OFDLCK .*:$ino " /proc/locks && return 0
+		sleep 0.01
+	done
+	fail "qemu-io did not lock $1: $(cat "$TMP/qemu-out")"
+}
+
+qemu_release() {
+	echo quit >&7
+	exec 7>&-
+	wait "$_qemu_pid" 2> /dev/null || true
 }
