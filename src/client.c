@@ -191,7 +191,7 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 	    sizeof(r->name) * 4))) ||
 	    vs_remote_target(&s.w, *dstp, s.codec, cli->compress_level, st,
 	    &t) < 0 ||
-	    vs_source_confirm(&so, src, &sopts, &topts, r->format) < 0)
+	    vs_source_confirm(&so, src, &sopts, &topts, r->format, *dstp) < 0)
 		goto out;
 	t->src_format = so.choice.format;
 	if (progress && !(p = vs_progress_new(stderr, src))) {

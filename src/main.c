@@ -66,7 +66,7 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 	struct vs_source s;
 	struct vs_target *t = NULL;
 	struct vs_progress *p = NULL;
-	char *dst;
+	char *dst, *real = NULL;
 	int ret = -1;
 
 	if (vs_source_open(src, &sopts, &topts, &s) < 0)
@@ -81,8 +81,13 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 			    "was synced to the same target %s", dst);
 			goto out;
 		}
-	if (vs_local_open(dst, &topts, &t) < 0 ||
-	    vs_source_confirm(&s, src, &sopts, &topts, t->recorded_format) < 0)
+	if (vs_local_open(dst, &topts, &t) < 0)
+		goto out;
+	/* The target as the base kept for it is named: however DEST was
+	 * spelled. */
+	real = realpath(dst, NULL);
+	if (vs_source_confirm(&s, src, &sopts, &topts, t->recorded_format,
+	    real ? real : dst) < 0)
 		goto out;
 	t->src_format = s.choice.format;
 	if (progress && !(p = vs_progress_new(stderr, src))) {
@@ -93,6 +98,7 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 	view = vs_source_sync_view(&s);
 	ret = vs_sync(s.img, t, p, &view);
 out:
+	free(real);
 	vs_progress_free(p);
 	if (t)
 		t->ops->close(t);

@@ -192,7 +192,8 @@ serve_pull(struct vs_wire *w, const struct vs_open *o,
 	if (!path)
 		return -1;
 	if (vs_source_open(path, &sopts, &topts, &so) < 0 ||
-	    vs_source_confirm(&so, path, &sopts, &topts, o->recorded) < 0)
+	    vs_source_confirm(&so, path, &sopts, &topts, o->recorded,
+	    "a pulling client") < 0)
 		goto out;
 	if (!(name = vs_target_name(path, so.to_raw))) {
 		vs_errno(VS_EXIT_INTERNAL, path, "name");

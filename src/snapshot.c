@@ -276,12 +276,9 @@ static int
 older_first(const void *a, const void *b)
 {
 	const struct snap *x = a, *y = b;
+	int c = vs_timespec_cmp(&x->otime, &y->otime);
 
-	if (x->otime.tv_sec != y->otime.tv_sec)
-		return x->otime.tv_sec < y->otime.tv_sec ? -1 : 1;
-	if (x->otime.tv_nsec != y->otime.tv_nsec)
-		return x->otime.tv_nsec < y->otime.tv_nsec ? -1 : 1;
-	return strcmp(x->name, y->name);
+	return c ? c : strcmp(x->name, y->name);
 }
 
 static int

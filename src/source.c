@@ -120,8 +120,8 @@ open_base(struct vs_source *s, const char *src, const char *fmt,
 	free(name);
 }
 
-/* Open the image of the view as @c->format and choose the view to sync
- * (and its base).  Fills the source fields of @topts. */
+/* Open the image of the view as @c->format and choose the view to sync.
+ * Fills the source fields of @topts. */
 static int
 open_images(struct vs_source *s, const char *src,
     const struct vs_source_opts *o, struct vs_target_opts *topts)
@@ -160,12 +160,7 @@ open_images(struct vs_source *s, const char *src,
 	if (s->to_raw)
 		vs_info(1, "%s: %s image, syncing its guest disk", src,
 		    img->ops->name);
-	if (choose_view(img, s->to_raw, &s->img) < 0)
-		return -1;
-	if (s->view->base_path && !vs_hash_eq(&s->view->base_id,
-	    &vs_view_none))
-		open_base(s, src, s->choice.format, o);
-	return 0;
+	return choose_view(img, s->to_raw, &s->img);
 }
 
 /* What the file's first bytes look like (its format is decided by
@@ -210,7 +205,7 @@ vs_source_open(const char *src, const struct vs_source_opts *o,
 int
 vs_source_confirm(struct vs_source *s, const char *src,
     const struct vs_source_opts *o, struct vs_target_opts *topts,
-    const char *recorded)
+    const char *recorded, const char *target)
 {
 	struct vs_format_choice c;
 
@@ -222,11 +217,8 @@ vs_source_confirm(struct vs_source *s, const char *src,
 	    &c) < 0)
 		return -1;
 	if (strcmp(c.format, s->choice.format) != 0) {
-		vs_image_close(s->base);
 		vs_image_close(s->img);
-		vs_refs_free(s->base_refs);
-		s->base = s->img = NULL;
-		s->base_refs = NULL;
+		s->img = NULL;
 		s->choice = c;
 		if (open_images(s, src, o, topts) < 0)
 			return -1;
@@ -234,6 +226,12 @@ vs_source_confirm(struct vs_source *s, const char *src,
 	s->choice = c;
 	vs_info(1, "%s: read as %s (%s)", src, c.format, c.basis);
 	vs_format_warn_unconfirmed(src, &c);
+	/* The base: --since's, or the one kept for this target. */
+	if (vs_view_target(s->view, target) < 0)
+		return -1;
+	if (s->view->base_path && !vs_hash_eq(&s->view->base_id,
+	    &vs_view_none))
+		open_base(s, src, s->choice.format, o);
 	return 0;
 }
 

@@ -37,10 +37,12 @@ int vs_source_open(const char *src, const struct vs_source_opts *o,
     struct vs_target_opts *topts, struct vs_source *s);
 /* Once the target is open: decide again with the format its index
  * records (@recorded, "" for none), reopening the image if that confirms
- * another format, and say once if a probed format was not confirmed. */
+ * another format, and say once if a probed format was not confirmed.
+ * Then open the change-detection base kept for @target (its path, or
+ * host:path), or --since's. */
 int vs_source_confirm(struct vs_source *s, const char *src,
     const struct vs_source_opts *o, struct vs_target_opts *topts,
-    const char *recorded);
+    const char *recorded, const char *target);
 /* What the engine needs for change detection. */
 struct vs_sync_view vs_source_sync_view(const struct vs_source *s);
 /* Close; @ok: the sync succeeded, keep the view as the next base. */

@@ -207,3 +207,13 @@ vs_fs_id(int fd, uint64_t st_dev)
 	return (uint64_t)(uint32_t)sf.f_fsid.__val[0] << 32 |
 	    (uint32_t)sf.f_fsid.__val[1];
 }
+
+int
+vs_timespec_cmp(const struct timespec *a, const struct timespec *b)
+{
+	if (a->tv_sec != b->tv_sec)
+		return a->tv_sec < b->tv_sec ? -1 : 1;
+	if (a->tv_nsec != b->tv_nsec)
+		return a->tv_nsec < b->tv_nsec ? -1 : 1;
+	return 0;
+}

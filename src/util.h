@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 /* *r = a + b; false on overflow. */
@@ -89,6 +90,9 @@ double vs_now(void);
  * @fd after @base (VS_QEMU_HOLDS: a qemu writes or resizes it)?
  * False where the filesystem has no OFD locks. */
 bool vs_qemu_locked(int fd, int base);
+
+/* Order of two times: <0, 0, >0 as @a is before, at or after @b. */
+int vs_timespec_cmp(const struct timespec *a, const struct timespec *b);
 
 /* The id of the filesystem holding @fd, stable across mounts where the
  * filesystem has one (btrfs: its UUID and the subvolume; ext4: its UUID),

@@ -2,9 +2,11 @@
  * view.c - clone the source into the state directory, name views, find the
  * base.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 #define VIEW_XATTR "user.vmsync.view"
 #define VIEW_SEED 0x766d7379766965ull
 #define STATE_DIR ".vmsync"
+#define VIEW_BASES 4		/* bases kept per image: one per target */
 
 const struct vs_hash vs_view_none;
 
@@ -62,24 +65,34 @@ static int
 lock_state(struct vs_view *v, const char *dir)
 {
 	char *lock = state_path(".", v->name, ".lock");
+	struct stat held, named;
 
 	if (!lock)
 		return -1;
 	v->lock_fd = openat(v->dir_fd, lock, O_RDWR | O_CREAT | O_CLOEXEC |
 	    O_NOFOLLOW, 0600);
-	free(lock);
 	if (v->lock_fd < 0) {
 		vs_errno(VS_EXIT_SOURCE, dir, "state directory lock");
+		free(lock);
 		return -1;
 	}
-	if (flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EWOULDBLOCK)
+	errno = 0;
+	/* A lock file is removed by the run that held it (vs_view_finish):
+	 * one that lost its name meanwhile is another run's. */
+	if (flock(v->lock_fd, LOCK_EX | LOCK_NB) < 0 ||
+	    fstat(v->lock_fd, &held) < 0 || fstatat(v->dir_fd, lock, &named,
+	    AT_SYMLINK_NOFOLLOW) < 0 || held.st_ino != named.st_ino) {
+		if (errno == EWOULDBLOCK || errno == ENOENT || !errno)
 			vs_err(VS_EXIT_LOCKED, v->src, "another vmsync is "
 			    "reading this image (lock in %s)", dir);
 		else
 			vs_errno(VS_EXIT_SOURCE, dir, "state directory lock");
+		close(v->lock_fd);	/* not ours to remove */
+		v->lock_fd = -1;
+		free(lock);
 		return -1;
 	}
+	free(lock);
 	return 0;
 }
 
@@ -165,15 +178,9 @@ make_clone(struct vs_view *v, int fd, const struct vs_view_opts *o,
 	v->keeps_base = keep;
 	if (!(v->read_path = state_path(dir, v->name, ".new")))
 		goto nomem;
-	if (keep && !o->since) {
-		char *base = state_path(".", v->name, ".base");
-
-		if (base && faccessat(v->dir_fd, base, F_OK,
-		    AT_SYMLINK_NOFOLLOW) == 0)
-			v->base_in_state = (v->base_path =
-			    state_path(dir, v->name, ".base")) != NULL;
-		free(base);
-	}
+	v->state_dir = dir;
+	v->own_state = !o->state_dir;
+	dir = NULL;
 	ret = 1;
 	goto out;
 live:
@@ -252,31 +259,158 @@ hold_backup(struct vs_view *v, int fd)
 	return 1;
 }
 
-/* The base to compare with: its id, or a warning if it has none. */
+/* The id of the base at v->base_path (@since: the user named it). */
 static int
-find_base(struct vs_view *v, const struct vs_view_opts *o)
+read_base_id(struct vs_view *v, bool since)
 {
-	int fd;
-
-	if (o->since && !(v->base_path = strdup(o->since))) {
-		vs_errno(VS_EXIT_INTERNAL, v->src, "base");
-		return -1;
-	}
-	if (!v->base_path)
-		return 0;
-	fd = vs_open(v->base_path, O_RDONLY | O_NOCTTY | O_CLOEXEC |
+	int fd = vs_open(v->base_path, O_RDONLY | O_NOCTTY | O_CLOEXEC |
 	    O_NONBLOCK, 0);
+
 	if (fd < 0) {
-		vs_errno(o->since ? VS_EXIT_USAGE : VS_EXIT_SOURCE,
+		vs_errno(since ? VS_EXIT_USAGE : VS_EXIT_SOURCE,
 		    v->base_path, "change-detection base");
 		return -1;
 	}
 	view_id_of(fd, &v->base_id);
 	close(fd);
-	if (o->since && vs_hash_eq(&v->base_id, &vs_view_none))
+	if (since && vs_hash_eq(&v->base_id, &vs_view_none))
 		vs_warn(v->base_path, "neither a vmsync base nor in a read-only "
 		    "snapshot: no change detection");
 	return 0;
+}
+
+/* The base --since names: its id, or a warning if it has none. */
+static int
+find_base(struct vs_view *v, const struct vs_view_opts *o)
+{
+	if (!o->since)
+		return 0;
+	if (!(v->base_path = strdup(o->since))) {
+		vs_errno(VS_EXIT_INTERNAL, v->src, "base");
+		return -1;
+	}
+	return read_base_id(v, true);
+}
+
+/* "<name>.<key>.base": the base kept for one target. */
+static char *
+base_name(const struct vs_view *v)
+{
+	return state_path(".", v->name, v->key);
+}
+
+int
+vs_view_target(struct vs_view *v, const char *target)
+{
+	char *base;
+
+	if (!v->cloned || !v->keeps_base || v->base_path)
+		return 0;	/* no base kept, or --since's */
+	snprintf(v->key, sizeof(v->key), ".%016llx.base",
+	    (unsigned long long)vs_hash64(target, strlen(target)));
+	if (!(base = base_name(v))) {
+		vs_errno(VS_EXIT_INTERNAL, v->src, "base");
+		return -1;
+	}
+	if (faccessat(v->dir_fd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+		v->base_in_state = true;
+		v->base_path = state_path(v->state_dir, v->name, v->key);
+		if (!v->base_path || read_base_id(v, false) < 0) {
+			free(base);
+			return -1;
+		}
+	}
+	free(base);
+	return 0;
+}
+
+/* Keep at most VIEW_BASES bases of this image, the newest: targets that
+ * are no longer synced (or a DEST spelled anew) do not pile them up. */
+static void
+cap_bases(struct vs_view *v)
+{
+	struct { char name[NAME_MAX + 1]; struct timespec t; } old[VIEW_BASES];
+	int d2 = openat(v->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = d2 >= 0 ? fdopendir(d2) : NULL;
+	size_t n = 0, len = strlen(v->name);
+	struct dirent *de;
+
+	if (!d && d2 >= 0)
+		close(d2);
+	while (d && (de = readdir(d))) {
+		const char *rest = de->d_name + len;
+		struct stat st;
+		size_t k, oldest = 0;
+
+		if (strncmp(de->d_name, v->name, len) != 0 ||
+		    strlen(rest) != 22 || rest[0] != '.' ||
+		    strspn(rest + 1, "0123456789abcdef") != 16 ||
+		    strcmp(rest + 17, ".base") != 0 ||
+		    fstatat(v->dir_fd, de->d_name, &st,
+		    AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (n < VIEW_BASES) {
+			snprintf(old[n].name, sizeof(old[n].name), "%s",
+			    de->d_name);
+			old[n++].t = st.st_mtim;
+			continue;
+		}
+		/* Full: drop the oldest of the kept and this one. */
+		for (k = 1; k < n; k++)
+			if (vs_timespec_cmp(&old[k].t, &old[oldest].t) < 0)
+				oldest = k;
+		if (vs_timespec_cmp(&st.st_mtim, &old[oldest].t) < 0) {
+			unlinkat(v->dir_fd, de->d_name, 0);
+		} else {
+			unlinkat(v->dir_fd, old[oldest].name, 0);
+			snprintf(old[oldest].name, sizeof(old[oldest].name),
+			    "%s", de->d_name);
+			old[oldest].t = st.st_mtim;
+		}
+	}
+	if (d)
+		closedir(d);
+}
+
+/* Remove the bases, in the state directory beside the images, of images
+ * that no longer exist there: a deleted VM leaves nothing. */
+static void
+prune_state(struct vs_view *v)
+{
+	int parent = openat(v->dir_fd, "..", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	int d2 = openat(v->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = d2 >= 0 ? fdopendir(d2) : NULL;
+	struct dirent *de;
+
+	if (!d && d2 >= 0)
+		close(d2);
+	while (d && parent >= 0 && (de = readdir(d))) {
+		char *image = strdup(de->d_name), *dot;
+		size_t n = strlen(de->d_name);
+		bool ours = n > 5 && strcmp(de->d_name + n - 5, ".base") == 0;
+
+		if (!image)
+			break;
+		dot = ours ? image + n - 5 : NULL;
+		/* "<image>.<16 hex>.base", or the one base of older runs */
+		if (dot && dot - image > 17 && dot[-17] == '.' &&
+		    strspn(dot - 16, "0123456789abcdef") == 16)
+			dot -= 17;
+		if (dot) {
+			*dot = 0;
+			if (*image && faccessat(parent, image, F_OK,
+			    AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+			    unlinkat(v->dir_fd, de->d_name, 0) == 0)
+				vs_info(1, "%s: removed the base of %s, which "
+				    "is gone", v->state_dir, image);
+		}
+		free(image);
+	}
+	if (d)
+		closedir(d);
+	if (parent >= 0)
+		close(parent);
 }
 
 int
@@ -348,29 +482,46 @@ fail:
 void
 vs_view_finish(struct vs_view *v, bool ok)
 {
-	char *newname, *base;
+	char *newname, *base, *legacy;
 
 	if (!v)
 		return;
 	newname = v->name ? state_path(".", v->name, ".new") : NULL;
-	base = v->name ? state_path(".", v->name, ".base") : NULL;
-	if (v->cloned && newname && base) {
-		/* The clone becomes the base only once the target recorded
-		 * its id: until then the old base stays, unmatched. */
-		if (!ok || v->dry || !v->keeps_base ||
-		    renameat(v->dir_fd, newname, v->dir_fd, base) < 0)
+	base = v->name && v->key[0] ? base_name(v) : NULL;
+	legacy = v->name ? state_path(".", v->name, ".base") : NULL;
+	if (v->cloned && newname) {
+		/* The clone becomes the target's base only once the target
+		 * recorded its id: until then the old base stays,
+		 * unmatched. */
+		if (!ok || v->dry || !v->keeps_base || !base ||
+		    renameat(v->dir_fd, newname, v->dir_fd, base) < 0) {
 			unlinkat(v->dir_fd, newname, 0);
-		else
+		} else {
+			if (legacy)	/* one base per image, before */
+				unlinkat(v->dir_fd, legacy, 0);
+			cap_bases(v);
 			fsync(v->dir_fd);
+		}
 	}
-	if (v->lock_fd >= 0)
+	if (v->cloned && ok && !v->dry && v->own_state)
+		prune_state(v);
+	if (v->lock_fd >= 0) {
+		char *lock = state_path(".", v->name, ".lock");
+
+		/* Held: no run is between opening and locking it. */
+		if (lock)
+			unlinkat(v->dir_fd, lock, 0);
+		free(lock);
 		close(v->lock_fd);
+	}
 	if (v->backup_fd >= 0)
 		close(v->backup_fd);
 	if (v->dir_fd >= 0)
 		close(v->dir_fd);
 	free(newname);
 	free(base);
+	free(legacy);
+	free(v->state_dir);
 	free(v->name);
 	free(v->real);
 	free(v->read_path);

@@ -8,6 +8,10 @@
  *   cannot tear the copy.  After a successful sync the clone is kept as the
  *   base of the next run.  A source in a read-only subvolume (a snapshot)
  *   is already point-in-time and is read directly.
+ * - Bases are kept per target ("<image>.<hash of the target>.base"), so an
+ *   image synced to several targets (local and offsite, or both views)
+ *   keeps change detection for each.  The lock file lives only while a
+ *   run holds it, and a run removes the bases of images that are gone.
  * - Every point-in-time view has an id, recorded in the target's index at
  *   commit: a clone gets a random one, kept as an xattr; a file in a
  *   read-only snapshot is named by the snapshot's UUID and its inode.  The
@@ -34,6 +38,9 @@ struct vs_view {
 	char *real;		/* its real path (symlinks resolved) */
 	char *read_path;	/* what to read: the clone or the source */
 	int dir_fd;		/* the state directory, or -1 */
+	char *state_dir;	/* its path, once the source is cloned */
+	bool own_state;		/* it is .vmsync beside the image */
+	char key[24];		/* ".<16 hex>.base": the target's base */
 	char *name;		/* the image's file name in it */
 	int lock_fd;		/* the image's lock in it, or -1 */
 	int backup_fd;		/* a vmsync backup read as it is: held
@@ -56,6 +63,9 @@ extern const struct vs_hash vs_view_none;
  * something that cannot be done (--state-dir, --since). */
 int vs_view_open(const char *src, const struct vs_view_opts *o,
     struct vs_view **out);
+/* Once the target is known (@target names it: a path, or host:path): the
+ * base kept for it, if any, in v->base_path and v->base_id. */
+int vs_view_target(struct vs_view *v, const char *target);
 /* After the sync: on success keep the clone as the next base, otherwise
  * remove it.  Frees @v. */
 void vs_view_finish(struct vs_view *v, bool ok);

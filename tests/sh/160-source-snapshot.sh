@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves: a source on btrfs is read through a point-in-time clone.
-#  - A sync leaves .vmsync/NAME.base beside the image (a 16-byte
+#  - A sync leaves .vmsync/NAME.KEY.base (KEY: the target's) beside the
+#    image (a 16-byte
 #    user.vmsync.view id on it, its content the synced one) and no .new;
 #    the live image is never read (its atime stays put on a strictatime
 #    mount, where --source-snapshot=never does move it); the next sync
@@ -49,6 +50,12 @@ atime() {
 	stat -c %X "$1"
 }
 old=$(date -d 2001-01-01 +%s)
+base_of() {	# DIR NAME: the one base of NAME in DIR (NAME.<key>.base)
+	local b
+	b=$(ls -d "$1/$2".[0-9a-f]*.base 2> /dev/null) || fail "no base of $2 in $1"
+	[ "$(printf '%s\n' "$b" | wc -l)" -eq 1 ] || fail "bases of $2 in $1: $b"
+	printf '%s\n' "$b"
+}
 
 # --- The first sync reads a clone, kept as the base.
 touch -a -d @"$old" "$src"
@@ -56,21 +63,21 @@ vs -q "$src" "$mnt/backup/"
 [ "$(atime "$src")" -eq "$old" ] ||
 	fail "the live image was read (atime $(atime "$src"))"
 same "$src" "$tgt"
-[ -f "$state/disk.img.base" ] || fail "no $state/disk.img.base"
+base_of "$state" disk.img > /dev/null
 [ ! -e "$state/disk.img.new" ] || fail "$state/disk.img.new left behind"
-id1=$(view_id "$state/disk.img.base")
+id1=$(view_id "$(base_of "$state" disk.img)")
 [ "${#id1}" -eq 32 ] || fail "view id '$id1' is not 16 bytes"
 [ "$id1" != 00000000000000000000000000000000 ] || fail "view id is zero"
-cmp "$state/disk.img.base" "$tgt" || fail "the base is not what was synced"
+cmp "$(base_of "$state" disk.img)" "$tgt" || fail "the base is not what was synced"
 
 # The next sync, after a change, replaces the base.
 "$HOLES" fill "$src" 1M:64K:4
 vs -q "$src" "$mnt/backup/"
 same "$src" "$tgt"
 [ ! -e "$state/disk.img.new" ] || fail "second run: .new left behind"
-id2=$(view_id "$state/disk.img.base")
+id2=$(view_id "$(base_of "$state" disk.img)")
 [ "$id2" != "$id1" ] || fail "the base was not replaced"
-cmp "$state/disk.img.base" "$src" || fail "second run: base differs"
+cmp "$(base_of "$state" disk.img)" "$src" || fail "second run: base differs"
 
 # --- Point in time: rewrite the live image while a slow push reads it.
 pit=$mnt/images/pit.img
@@ -90,22 +97,22 @@ done
 kill -0 "$pid" 2> /dev/null ||
 	fail "the push ended before the image was rewritten: nothing was tested"
 wait "$pid" || fail "the slow push failed"
-cmp "$state/pit.img.base" "$mnt/pushed/pit.img" ||
+cmp "$(base_of "$state" pit.img)" "$mnt/pushed/pit.img" ||
 	fail "the push is not the clone taken at its start"
 ! cmp -s "$pit" "$mnt/pushed/pit.img" ||
 	fail "the push saw writes made after it started"
 
 # --- --state-dir DIR.
-base_sum=$(md5sum < "$state/disk.img.base")
+base_sum=$(md5sum < "$(base_of "$state" disk.img)")
 "$HOLES" fill "$src" 2M:64K:7
 vs -q --state-dir "$mnt/state" "$src" "$mnt/backup/"
 same "$src" "$tgt"
-[ -f "$mnt/state/disk.img.base" ] || fail "--state-dir: no base there"
+base_of "$mnt/state" disk.img > /dev/null
 [ ! -e "$mnt/state/disk.img.new" ] || fail "--state-dir: .new left behind"
-view_id "$mnt/state/disk.img.base" > /dev/null
-[ "$(view_id "$state/disk.img.base")" = "$id2" ] ||
+view_id "$(base_of "$mnt/state" disk.img)" > /dev/null
+[ "$(view_id "$(base_of "$state" disk.img)")" = "$id2" ] ||
 	fail "--state-dir: the default base's id changed"
-[ "$(md5sum < "$state/disk.img.base")" = "$base_sum" ] ||
+[ "$(md5sum < "$(base_of "$state" disk.img)")" = "$base_sum" ] ||
 	fail "--state-dir: the default base changed"
 # Where no clone can be made: an error naming the directory.
 for d in "$mnt2/state" "$TMP/state" "$mnt/no/such/state"; do
@@ -146,6 +153,11 @@ if [ "$(stat -f -c %T "$TMP")" != btrfs ]; then
 	[ ! -e "$TMP/plain/.vmsync" ] ||
 		fail "through a symlink: a state dir beside the symlink, off btrfs"
 	same "$src" "$mnt/backup/link.img"
+	# That target's base is kept beside the main one's: the rest of
+	# this test follows the main target's alone.
+	[ "$(ls "$state"/disk.img.*.base | wc -l)" -eq 2 ] ||
+		fail "through a symlink: not a base of its own"
+	rm "$(ls -td "$state"/disk.img.*.base | head -1)"
 fi
 
 # --- A source in a read-only snapshot is read as it is: a snapshot of a
@@ -168,13 +180,13 @@ done
 
 # --- Dry runs.
 "$HOLES" fill "$src" 3M:64K:12
-id3=$(view_id "$state/disk.img.base")
-base_sum=$(md5sum < "$state/disk.img.base")
+id3=$(view_id "$(base_of "$state" disk.img)")
+base_sum=$(md5sum < "$(base_of "$state" disk.img)")
 tgt_sum=$(md5sum < "$tgt")
 vs -q -n "$src" "$mnt/backup/"
 [ ! -e "$state/disk.img.new" ] || fail "dry run: .new left behind"
-[ "$(view_id "$state/disk.img.base")" = "$id3" ] || fail "dry run: base id changed"
-[ "$(md5sum < "$state/disk.img.base")" = "$base_sum" ] || fail "dry run: base changed"
+[ "$(view_id "$(base_of "$state" disk.img)")" = "$id3" ] || fail "dry run: base id changed"
+[ "$(md5sum < "$(base_of "$state" disk.img)")" = "$base_sum" ] || fail "dry run: base changed"
 [ "$(md5sum < "$tgt")" = "$tgt_sum" ] || fail "dry run: target changed"
 mkdir "$mnt/fresh"
 "$HOLES" make "$mnt/fresh/disk.img" 16M 0:1M:13
@@ -190,7 +202,7 @@ hold_lock "$state/disk.img.lock"
 must_fail 6 "^vmsync: $src: .*another vmsync" vs "$src" "$mnt/backup/"
 must_fail 6 "^vmsync: $src: .*another vmsync" vs -n "$src" "$mnt/backup/"
 [ ! -e "$state/disk.img.new" ] || fail "locked: .new made"
-[ "$(view_id "$state/disk.img.base")" = "$id3" ] || fail "locked: base replaced"
+[ "$(view_id "$(base_of "$state" disk.img)")" = "$id3" ] || fail "locked: base replaced"
 [ "$(md5sum < "$tgt")" = "$tgt_sum" ] || fail "locked: target changed"
 kill "$holder"
 wait "$holder" 2> /dev/null || true
@@ -199,8 +211,8 @@ same "$src" "$tgt"
 
 # --- Usage errors.
 must_fail 1 "source-snapshot" vs --source-snapshot=sometimes "$src" "$mnt/backup/"
-must_fail 1 "since" vs --source-snapshot=never --since "$state/disk.img.base" \
+must_fail 1 "since" vs --source-snapshot=never --since "$(base_of "$state" disk.img)" \
 	"$src" "$mnt/backup/"
-must_fail 1 "since" vs --since "$state/disk.img.base" "$src" \
+must_fail 1 "since" vs --since "$(base_of "$state" disk.img)" "$src" \
 	"$mnt/fresh/disk.img" "$mnt/backup/"
 same "$src" "$tgt"

@@ -22,8 +22,9 @@
 #    with its own bytes is read and not written, and nothing else changed:
 #    the target's old bytes of exactly that block are in the page cache
 #    after the run (fincore), where only the read-ahead can have put them.
-#  - Not used (skipped 0, still exact): the same source synced alternately
-#    to two targets; a target put back from an older copy; the run after an
+#  - The same source synced alternately to two targets: each target keeps
+#    its own base and reads only what changed since its last run.
+#  - Not used (skipped 0, still exact): a target put back from an older copy; the run after an
 #    interrupted one (SIGTERM: exit 4; kill -9, leaving a .new behind, which
 #    the next run replaces).  A run that fails before writing (the target's
 #    filesystem read-only) keeps the base: the next run skips and is exact.
@@ -194,22 +195,27 @@ for i in 1 2; do
 		fail "preallocated $i: read $(stat_of read_bytes)"
 done
 
-# --- Not the base the target holds: everything is read.
-# Two targets, alternately.
+# --- Two targets, alternately: each keeps its own base.
 mkdir "$mnt/backup2"
 vs -q "$src" "$mnt/backup2/"
 "$HOLES" fill "$src" 1M:64K:7
-full "first target after the second" "$src" "$mnt/backup/"
+incr "first target after the second" "$B" "$B"
 "$HOLES" fill "$src" 9M:64K:8
-full "second target after the first" "$src" "$mnt/backup2/"
+sync_stats "$src" "$mnt/backup2/"
+check "second target after the first" "$src" "$mnt/backup2/disk.img"
+[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "second target: nothing skipped"
+[ "$(stat_of read_bytes)" -le $((4 * B)) ] ||
+	fail "second target: read $(stat_of read_bytes) bytes, not the 2 changed blocks"
 sync_stats "$src" "$mnt/backup2/"
 check "second target again" "$src" "$mnt/backup2/disk.img"
 [ "$(stat_of read_bytes)" -eq 0 ] || fail "second target again: read $(stat_of read_bytes)"
 
+# --- Not the base the target holds: everything is read.
+
 # The target put back from an older copy (with its index).
 cp -a --sparse=always "$tgt" "$mnt/backup/.disk.img.vmsync-index" "$TMP/"
 "$HOLES" fill "$src" 10M:64K:9
-full "first target, behind" "$src" "$mnt/backup/"
+incr "first target, copied before" "$B" "$B"
 "$HOLES" fill "$src" 11M:64K:10
 incr "first target, caught up" "$B" "$B"
 cp -a --sparse=always "$TMP/disk.img" "$TMP/.disk.img.vmsync-index" "$mnt/backup/"
@@ -271,7 +277,7 @@ for sig in TERM KILL; do
 	[ "$(stat_of skipped_bytes)" -gt 0 ] || fail "after SIG$sig, next run: nothing skipped"
 done
 unset VMSYNC_DEBUG_OPS
-rm -f "$big" "$bigt" "$mnt2/.big.img.vmsync-index" "$mnt/images/.vmsync/big.img.base"
+rm -f "$big" "$bigt" "$mnt2/.big.img.vmsync-index" "$mnt/images/.vmsync/big.img."*.base
 
 # --- --since, with read-only snapshots of the images' subvolume.
 mkdir "$mnt/since"

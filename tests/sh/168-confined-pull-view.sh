@@ -2,7 +2,7 @@
 # Proves: a pull through vmsync --server --root DIR (a forced command)
 # reads the server's image through its point-in-time clone, kept beneath
 # DIR.
-#  - The first pull leaves DIR/images/.vmsync/disk.img.base (the bytes
+#  - The first pull leaves DIR/images/.vmsync/disk.img.KEY.base (the bytes
 #    pulled, a 16-byte view id); the next pull after a change replaces it
 #    and uses change detection (skipped_bytes > 0, fewer bytes read).
 #  - A planted .vmsync symbolic link (to a directory outside DIR) is
@@ -26,9 +26,8 @@ view_id() {
 	python3 -c 'import os, sys
 print(os.getxattr(sys.argv[1], "user.vmsync.view").hex())' "$1"
 }
-base=$root/images/.vmsync/disk.img.base
-
 pull host:images/disk.img "$TMP/pulled.img"
+base=$(ls -d "$root/images/.vmsync/disk.img."*.base) || fail "a confined pull made no base"
 same "$src" "$TMP/pulled.img"
 [ -f "$base" ] || fail "a confined pull made no point-in-time clone ($base)"
 cmp "$base" "$TMP/pulled.img" || fail "the base is not what was pulled"
