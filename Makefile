@@ -72,6 +72,7 @@ LIB_SRCS = \
 	src/changes.c \
 	src/snapshot.c \
 	src/verify.c \
+	src/list.c \
 	src/progress.c \
 	src/formats/io.c \
 	src/formats/format.c \

@@ -100,7 +100,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	char *bw = NULL, *root = NULL;
 	char *srcsnap = NULL, *state = NULL, *since = NULL, *snapdir = NULL;
 	char *keep = NULL, *timeout = NULL;
-	int server = 0, snapshot = 0, verify = 0;
+	int server = 0, snapshot = 0, verify = 0, list = 0;
 	const char **rest;
 	poptContext pc;
 	int rc, ret = -1;
@@ -158,6 +158,9 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "with --snapshot: delete the oldest snapshots vmsync made "
 		  "for the run's images beyond N runs (with --server: at "
 		  "least N are kept, whatever the client asks)", "N" },
+		{ "list", '\0', POPT_ARG_NONE, &list, 0,
+		  "list the backups in each directory DEST and their "
+		  "generations (the live copy and its snapshots)", NULL },
 		{ "verify", '\0', POPT_ARG_NONE, &verify, 0,
 		  "check each PATH (a backup: a target with its index) "
 		  "against its index, without the source", NULL },
@@ -197,7 +200,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	cli->timeout = -1;
 	pc = poptGetContext("vmsync", argc, argv, table, 0);
 	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST | --verify "
-	    "PATH...");
+	    "PATH... | --list DEST...");
 	while ((rc = poptGetNextOpt(pc)) > 0) {
 		switch (rc) {
 		case OPT_VERBOSE:
@@ -389,6 +392,15 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	while (rest && rest[cli->npaths])
 		cli->npaths++;
 	cli->verify = verify;
+	cli->list = list;
+	if (list && (verify || !cli->npaths || dry || snapshot || checksum ||
+	    force || format || output || since || state || block || index ||
+	    keep)) {
+		usage_error(pc, "%s", cli->npaths ? "--list takes directories "
+		    "and only --json, --snapshot-dir and -v/-q" :
+		    "--list: missing DEST");
+		goto out;
+	}
 	if (verify && (!cli->npaths || dry || snapshot || checksum || force ||
 	    format || output || since || state || block)) {
 		usage_error(pc, "%s", cli->npaths ? "--verify takes PATHs and "
@@ -400,13 +412,13 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		    "give a single PATH");
 		goto out;
 	}
-	if (!verify && cli->npaths < 2) {
+	if (!verify && !list && cli->npaths < 2) {
 		usage_error(pc, "%s", cli->npaths ? "missing DEST" :
 		    "missing SRC and DEST");
 		goto out;
 	}
 	cli->snapshot = snapshot;
-	if ((keep || snapdir) && !snapshot) {
+	if ((keep || snapdir) && !snapshot && !list) {
 		usage_error(pc, "%s", "--keep and --snapshot-dir go with "
 		    "--snapshot");
 		goto out;

@@ -35,6 +35,7 @@ struct vs_cli {
 	const char *since;	/* --since: change-detection base */
 	bool snapshot;		/* --snapshot */
 	bool verify;		/* --verify: paths are backups to check */
+	bool list;		/* --list: paths are directories to list */
 	const char *snapshot_dir; /* --snapshot-dir, NULL: the default */
 	uint32_t keep;		/* --keep, 0: keep every snapshot */
 	const char **backing_dirs; /* --backing-dir (malloc'd array) */

@@ -17,6 +17,7 @@
 #include "server.h"
 #include "snapshot.h"
 #include "source.h"
+#include "list.h"
 #include "transport/ssh.h"
 #include "verify.h"
 #include "util.h"
@@ -198,6 +199,39 @@ verify_all(const struct vs_cli *cli)
 	return rc;
 }
 
+/* --list DEST...: every directory's backups and their generations. */
+static int
+list_all(const struct vs_cli *cli)
+{
+	enum vs_exit rc = VS_EXIT_OK;
+	bool first = true;
+
+	if (cli->json)
+		fputs("{\"version\":1,\"images\":[", stdout);
+	else if (!cli->quiet)
+		printf("%-16s %-20s %10s %10s %10s  %-8s %s\n", "IMAGE",
+		    "TIME (UTC)", "SIZE", "ALLOCATED", "EXCLUSIVE", "STATE",
+		    "PATH");
+	for (int i = 0; i < cli->npaths; i++) {
+		enum vs_exit one;
+
+		if (vs_is_remote(cli->paths[i])) {
+			vs_err(VS_EXIT_USAGE, cli->paths[i], "--list lists a "
+			    "local directory; run it on the backup host (vmsync "
+			    "--list through ssh)");
+			one = VS_EXIT_USAGE;
+		} else {
+			one = vs_list(cli->paths[i], cli->snapshot_dir,
+			    cli->json ? stdout : NULL, &first);
+		}
+		if (rc == VS_EXIT_OK)
+			rc = one;
+	}
+	if (cli->json)
+		printf("],\"exit_code\":%d}\n", rc);
+	return rc;
+}
+
 static void
 add_stats(struct vs_stats *sum, const struct vs_stats *st)
 {
@@ -241,8 +275,8 @@ main(int argc, char **argv)
 	progress = cli.progress == VS_AUTO ? (!cli.quiet && isatty(2)) :
 	    cli.progress == VS_ON;
 	setup_signals();
-	if (cli.verify) {
-		rc = verify_all(&cli);
+	if (cli.verify || cli.list) {
+		rc = cli.verify ? verify_all(&cli) : list_all(&cli);
 		vs_cli_free(&cli);
 		return rc;
 	}

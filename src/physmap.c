@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <linux/fiemap.h>
+#include <sys/stat.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,4 +169,35 @@ vs_physmap_cmp(struct vs_physmap *a, struct vs_physmap *b, uint64_t off,
 		    ea->physical + (off - ea->logical) ==
 		    eb->physical + (off - eb->logical);
 	return 0;
+}
+
+int
+vs_physmap_exclusive(int fd, const char *name, uint64_t *bytes)
+{
+	struct vs_physmap *m;
+	struct stat st;
+	uint64_t off = 0;
+	int rc = 0;
+
+	*bytes = 0;
+	if (fstat(fd, &st) < 0) {
+		vs_errno(VS_EXIT_SOURCE, name, "stat");
+		return -1;
+	}
+	if (vs_physmap_open(fd, name, &m) < 0)
+		return -1;
+	while (off < (uint64_t)st.st_size) {
+		if (refill(m, off) < 0) {
+			rc = -1;
+			break;
+		}
+		for (size_t i = 0; i < m->n; i++)
+			if (!(m->ext[i].flags & FIEMAP_EXTENT_SHARED))
+				*bytes += m->ext[i].len;
+		if (m->hi == UINT64_MAX)
+			break;
+		off = m->hi;
+	}
+	vs_physmap_close(m);
+	return rc;
 }

@@ -29,4 +29,8 @@ void vs_physmap_close(struct vs_physmap *m);
 int vs_physmap_cmp(struct vs_physmap *a, struct vs_physmap *b, uint64_t off,
     uint64_t max, bool *same, uint64_t *n);
 
+/* Bytes of the file open as @fd on extents no other file or snapshot
+ * shares (FIEMAP_EXTENT_SHARED clear): what deleting it frees. */
+int vs_physmap_exclusive(int fd, const char *name, uint64_t *bytes);
+
 #endif
