@@ -14,7 +14,7 @@
 #include "vmsync.h"
 
 enum {
-	OPT_VERBOSE = 1, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION,
+	OPT_VERBOSE = 1, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_VERSION, OPT_HELP,
 	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX, OPT_OUTPUT, OPT_RSH,
 	OPT_REMOTE_VMSYNC, OPT_COMPRESS, OPT_COMPRESS_LEVEL, OPT_BWLIMIT,
 	OPT_ROOT, OPT_SOURCE_SNAPSHOT, OPT_STATE_DIR, OPT_SINCE,
@@ -191,6 +191,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "SECONDS (0: never; --server default 600)", "SECONDS" },
 		{ "version", 'V', POPT_ARG_NONE, NULL, OPT_VERSION,
 		  "print the version and exit", NULL },
+		{ NULL, 'h', POPT_ARG_NONE | POPT_ARGFLAG_DOC_HIDDEN, NULL,
+		  OPT_HELP, "show this help (as --help)", NULL },
 		POPT_AUTOHELP
 		POPT_TABLEEND
 	};
@@ -214,6 +216,10 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 			break;
 		case OPT_VERSION:
 			printf("vmsync %s\n", VS_VERSION);
+			ret = 1;
+			goto out;
+		case OPT_HELP:
+			poptPrintHelp(pc, stdout, 0);
 			ret = 1;
 			goto out;
 		case OPT_INDEX:

@@ -311,7 +311,10 @@ main(int argc, char **argv)
 	dest_is_dir = remote_dest ||
 	    (strlen(dest) && dest[strlen(dest) - 1] == '/') ||
 	    (stat(dest, &st) == 0 && S_ISDIR(st.st_mode));
-	if (dest_is_dir && !remote_dest && stat(dest, &st) < 0) {
+	/* As rsync does, a missing last component of DEST is made (a dry
+	 * run only says so). */
+	if (dest_is_dir && !remote_dest && stat(dest, &st) < 0 &&
+	    !(errno == ENOENT && (cli.dry_run || mkdir(dest, 0777) == 0))) {
 		vs_errno(VS_EXIT_TARGET, dest, "target directory");
 		vs_cli_free(&cli);
 		return VS_EXIT_TARGET;
@@ -366,6 +369,7 @@ main(int argc, char **argv)
 		cat = vs_err_first();
 		if (cat != VS_EXIT_OK && first_fail == VS_EXIT_OK)
 			first_fail = cat;
+		one.dry_run = total.dry_run = cli.dry_run;
 		add_stats(&total, &one);
 		if (cli.stats && cat == VS_EXIT_OK)
 			vs_stats_print(stdout, cli.paths[i], dst ? dst : "",

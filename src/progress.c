@@ -163,7 +163,7 @@ vs_stats_json(FILE *fp, const char *src, const char *dst,
 	    "\"written_bytes\":%llu,"
 	    "\"punched_bytes\":%llu,\"wire_sent_bytes\":%llu,"
 	    "\"wire_received_bytes\":%llu,\"index\":\"%s\","
-	    "\"elapsed_seconds\":%.6f,\"throughput_bytes_per_second\":%.0f}",
+	    "\"elapsed_seconds\":%.6f,\"throughput_bytes_per_second\":%.0f",
 	    status, (unsigned long long)st->virtual_size,
 	    (unsigned long long)st->data_bytes,
 	    (unsigned long long)st->read_bytes,
@@ -175,4 +175,10 @@ vs_stats_json(FILE *fp, const char *src, const char *dst,
 	    (unsigned long long)st->wire_sent,
 	    (unsigned long long)st->wire_received,
 	    st->index_state ? st->index_state : "none", st->elapsed, tput);
+	/* A failed image says why; a dry run says it wrote nothing. */
+	if (status != 0 && src[0]) {
+		fputs(",\"error\":", fp);
+		vs_json_string(fp, vs_err_text());
+	}
+	fprintf(fp, ",\"dry_run\":%s}", st->dry_run ? "true" : "false");
 }

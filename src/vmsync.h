@@ -56,6 +56,7 @@ struct vs_stats {
 	uint64_t wire_received;	/* bytes received from it */
 	double elapsed;		/* seconds */
 	const char *index_state; /* "trusted", "rebuilt", "new", "none" */
+	bool dry_run;		/* nothing was written (-n) */
 };
 
 /* Verbosity and output options shared by every module. */

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Proves the small things a new user trips on:
+#  - -h prints the help, as --help does (exit 0);
+#  - a missing last component of DEST is made, as rsync does (its parent
+#    must exist: exit 3 otherwise); a dry run makes nothing;
+#  - --json: a failed image carries its error line; a dry run says it
+#    was one, in each image and in the totals.
+. "$VMSYNC_TOP/tests/functions.sh"
+requires jq
+
+"$VMSYNC" -h > "$TMP/h" || fail "-h: exit $?"
+"$VMSYNC" --help > "$TMP/help"
+cmp "$TMP/h" "$TMP/help" || fail "-h is not --help"
+
+src=$TMP/disk.img
+"$HOLES" make "$src" 8M 0:1M:1
+vs -q -n "$src" "$TMP/new/"
+[ ! -e "$TMP/new" ] || fail "a dry run made DEST"
+vs -q "$src" "$TMP/new/"
+same "$src" "$TMP/new/disk.img"
+must_fail 3 "target directory" "$VMSYNC" "$src" "$TMP/no/such/"
+
+out=$("$VMSYNC" --json -n "$src" "$TMP/new/")
+[ "$(printf '%s' "$out" | jq '.images[0].dry_run and .totals.dry_run')" = true ] ||
+	fail "dry run JSON: $out"
+out=$("$VMSYNC" --json "$src" "$TMP/new/")
+[ "$(printf '%s' "$out" | jq '.images[0].dry_run')" = false ] || fail "JSON: $out"
+rc=0
+out=$("$VMSYNC" --json "$TMP/missing.img" "$src" "$TMP/new/" 2> /dev/null) || rc=$?
+[ $rc -eq 4 ] || fail "one failed image of two: exit $rc"
+printf '%s' "$out" | jq -r '.images[0].error' | grep -q "missing.img: cannot open source" ||
+	fail "the failed image's JSON has no error: $out"
+[ "$(printf '%s' "$out" | jq '.images[1] | has("error")')" = false ] || fail "JSON: $out"
+echo "help, DEST, JSON as a new user expects"
