@@ -44,6 +44,8 @@ struct sync_state {
 	struct vs_image *src;		/* source */
 	struct vs_target *t;		/* target */
 	struct vs_stats *st;		/* counters */
+	uint64_t bwlimit;		/* bytes per second, 0: none */
+	double bw_start;		/* when the sync began */
 	struct vs_target_info info;	/* block size, seed, trust */
 	struct vs_reader *reader;	/* reads the groups ahead */
 	uint8_t *isdata;		/* per block of the window */
@@ -117,6 +119,11 @@ take_group(struct sync_state *s, struct group *g)
 		return -1;
 	}
 	s->st->read_bytes += bytes;
+	/* --bwlimit: what was read and written so far sets the pace; the
+	 * readers, a bounded distance ahead, wait with the engine. */
+	if (s->bwlimit)
+		vs_pace(s->bw_start, s->st->read_bytes + s->st->written_bytes +
+		    s->st->target_read_bytes, s->bwlimit);
 	for (size_t i = g0; i < g1; i++) {
 		if (s->keep[i])
 			continue;	/* set from the old entry */
@@ -434,10 +441,12 @@ int
 vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
     const struct vs_sync_view *view)
 {
-	struct sync_state s = { .src = src, .t = t, .st = t->stats };
+	struct sync_state s = { .src = src, .t = t, .st = t->stats,
+	    .bwlimit = view ? view->bwlimit : 0 };
 	double start = vs_now();
 	int ret = -1;
 
+	s.bw_start = start;
 	s.st->virtual_size = src->size;
 	if (source_data_bytes(src, &s.info.src_data_bytes) < 0 ||
 	    t->ops->begin(t, src->size, &s.info) < 0)

@@ -23,6 +23,8 @@ struct vs_sync_view {
 	struct vs_image *base;	/* the base, same format and view, or NULL */
 	struct vs_hash base_id;	/* the base's view id */
 	struct vs_hash id;	/* the id of the view synced now; zero: none */
+	uint64_t bwlimit;	/* local --bwlimit: bytes per second read
+				 * and written, 0: none */
 };
 
 /* Sync @src into @t; counters go to t->stats.  @progress and @view may be

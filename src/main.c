@@ -97,6 +97,7 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 	}
 	vs_info(1, "%s -> %s%s", src, dst, cli->dry_run ? " (dry run)" : "");
 	view = vs_source_sync_view(&s);
+	view.bwlimit = cli->bwlimit;
 	ret = vs_sync(s.img, t, p, &view);
 out:
 	free(real);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "vmsync.h"
 
 ssize_t
 vs_pread_full(int fd, void *buf, size_t len, uint64_t off)
@@ -216,4 +217,18 @@ vs_timespec_cmp(const struct timespec *a, const struct timespec *b)
 	if (a->tv_nsec != b->tv_nsec)
 		return a->tv_nsec < b->tv_nsec ? -1 : 1;
 	return 0;
+}
+
+void
+vs_pace(double start, uint64_t bytes, uint64_t rate)
+{
+	double wait = start + (double)bytes / (double)rate - vs_now();
+	struct timespec ts;
+
+	if (!rate || wait <= 0)
+		return;
+	ts.tv_sec = (time_t)wait;
+	ts.tv_nsec = (long)((wait - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !vs_interrupted)
+		;
 }

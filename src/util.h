@@ -91,6 +91,11 @@ double vs_now(void);
  * False where the filesystem has no OFD locks. */
 bool vs_qemu_locked(int fd, int base);
 
+/* Sleep until @bytes at @rate bytes per second since @start (vs_now())
+ * are due: the average rate stays under @rate.  A signal that sets
+ * vs_interrupted ends the wait. */
+void vs_pace(double start, uint64_t bytes, uint64_t rate);
+
 /* Order of two times: <0, 0, >0 as @a is before, at or after @b. */
 int vs_timespec_cmp(const struct timespec *a, const struct timespec *b);
 

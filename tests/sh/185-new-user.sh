@@ -5,6 +5,8 @@
 #    must exist: exit 3 otherwise); a dry run makes nothing;
 #  - --json: a failed image carries its error line; a dry run says it
 #    was one, in each image and in the totals.
+#  - --bwlimit paces a local sync too: 32 MiB read and 32 MiB written at
+#    16 MiB/s take at least 3 s (a floor the pacing sets, not a speed).
 . "$VMSYNC_TOP/tests/functions.sh"
 requires jq
 
@@ -31,4 +33,9 @@ out=$("$VMSYNC" --json "$TMP/missing.img" "$src" "$TMP/new/" 2> /dev/null) || rc
 printf '%s' "$out" | jq -r '.images[0].error' | grep -q "missing.img: cannot open source" ||
 	fail "the failed image's JSON has no error: $out"
 [ "$(printf '%s' "$out" | jq '.images[1] | has("error")')" = false ] || fail "JSON: $out"
-echo "help, DEST, JSON as a new user expects"
+head -c $((32 << 20)) /dev/urandom > "$TMP/r.img"
+out=$("$VMSYNC" --json --bwlimit=16M "$TMP/r.img" "$TMP/new/")
+same "$TMP/r.img" "$TMP/new/r.img"
+t=$(printf '%s' "$out" | jq '.totals.elapsed_seconds')
+awk -v t="$t" 'BEGIN { exit !(t >= 3.0) }' || fail "--bwlimit=16M: 64 MiB of I/O in $t s"
+echo "help, DEST, JSON, --bwlimit as a new user expects"
