@@ -87,11 +87,18 @@ vs_progress_update(struct vs_progress *p, uint64_t pos,
 void
 vs_progress_end(struct vs_progress *p, uint64_t pos, const struct vs_stats *st)
 {
+	char r[32], w[32], u[32];
+
 	if (!p)
 		return;
+	/* Done: the line becomes a summary that stays on the terminal. */
 	if (pos)
-		draw(p, pos, st, vs_now());
-	if (p->drawn)
+		fprintf(p->fp, "\r%s: done in %.1f s: read %s, wrote %s, "
+		    "punched %s\033[K", p->name, vs_now() - p->start,
+		    vs_fmt_bytes(st->read_bytes, r, sizeof(r)),
+		    vs_fmt_bytes(st->written_bytes, w, sizeof(w)),
+		    vs_fmt_bytes(st->punched_bytes, u, sizeof(u)));
+	if (p->drawn || pos)
 		fputc('\n', p->fp);
 	p->drawn = false;
 }
