@@ -40,6 +40,13 @@ struct group {
 	int same;			/* 1: nothing to compare, unchanged */
 };
 
+/* What change detection says of a block (sync_state.keep). */
+enum {
+	KEEP_NO = 0,		/* may have changed: read and compare */
+	KEEP_HOLE = 1,		/* unchanged, a hole in the source */
+	KEEP_DATA = 2,		/* unchanged data, not read */
+};
+
 struct sync_state {
 	struct vs_image *src;		/* source */
 	struct vs_target *t;		/* target */
@@ -141,7 +148,7 @@ old_entries(struct sync_state *s, uint64_t first, size_t g0, size_t g1)
 	size_t kept = 0;
 
 	for (size_t i = g0; i < g1; i++)
-		kept += s->keep[i];
+		kept += s->keep[i] != 0;
 	if (!s->digests)
 		return 0;		/* fetched for the whole window */
 	if (kept == g1 - g0) {
@@ -236,7 +243,10 @@ apply_group(struct sync_state *s, uint64_t wstart, const struct group *g)
 		if (vs_hash_eq(&s->new[i], &vs_hash_hole)) {
 			if (hole_block(s, i, off, len) < 0)
 				return -1;
-		} else {
+		} else if (s->keep[i] != KEEP_HOLE ||
+		    !vs_hash_eq(&s->new[i], &vs_hash_unknown)) {
+			/* Data found or known equal; not a kept hole whose
+			 * entry was not asked for. */
 			s->st->unchanged_bytes += len;
 		}
 	}
@@ -297,6 +307,7 @@ mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
 	for (size_t i = 0; i < nb; i++)
 		if (s->keep[i] && s->isdata[i]) {
 			s->isdata[i] = 0;
+			s->keep[i] = KEEP_DATA;
 			s->st->skipped_bytes += vs_min(bs, wlen - i * bs);
 		}
 	return 0;

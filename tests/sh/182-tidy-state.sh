@@ -2,7 +2,9 @@
 # Proves: the state directory beside the images stays tidy.
 #  - One base per target: an image synced to a local target and pushed to
 #    a second one, alternately, keeps change detection for both (each run
-#    after the first skips data), with two bases in .vmsync.
+#    after the first skips data), with two bases in .vmsync.  Unchanged,
+#    both report the same figures (data, read, unchanged, not read,
+#    written), "not read" within "unchanged".
 #  - No lock file outlives its run, also for an image that is refused
 #    (a bad --format), and no .new is left.
 #  - The base of an image that was deleted goes with the next successful
@@ -29,6 +31,14 @@ for i in 1 2; do
 done
 same "$src" "$mnt/local/web.img"
 same "$src" "$mnt/offsite/web.img"
+# Unchanged, a local and a remote run report the same figures, and what
+# was not read is part of what was unchanged.
+figures() { printf '%s' "$STATS" | jq -c '.images[0] | [.data_bytes, .read_bytes, .unchanged_bytes, .skipped_bytes, .written_bytes]'; }
+sync_stats "$src" "$mnt/local/"
+here=$(figures)
+STATS=$(rvs --json --no-progress "$src" "host:$mnt/offsite/")
+[ "$(figures)" = "$here" ] || fail "unchanged: local $here, remote $(figures)"
+[ "$(stat_of skipped_bytes)" -le "$(stat_of unchanged_bytes)" ] || fail "not read > unchanged: $(figures)"
 [ "$(ls "$state" | grep -c '^web\.img\.[0-9a-f]\{16\}\.base$')" -eq 2 ] ||
 	fail "not two bases of web.img: $(ls -A "$state")"
 
