@@ -85,6 +85,7 @@ LIB_SRCS = \
 	src/formats/fileview.c \
 	src/formats/refs.c \
 	src/transport/local.c \
+	src/transport/zero.c \
 	src/transport/advisor.c \
 	src/transport/wire.c \
 	src/transport/proto.c \

@@ -5,6 +5,11 @@
  * is zero.  Version 1 had no view id and its checksum at 112, version 2 no
  * source format and its checksum at 128; both are still read (as "no
  * view", "no format recorded").
+ *
+ * The rules that use the header live here too: when an index is trusted
+ * (idx_trust), how a run marks it dirty before its first change
+ * (idx_begin_dirty) and the order of a clean commit (idx_commit_clean),
+ * so that no target can get an index that claims more than is durable.
  */
 #include <endian.h>
 #include <errno.h>
@@ -416,4 +421,126 @@ idx_close(struct vs_index *ix)
 	close(ix->fd);
 	free(ix->path);
 	free(ix);
+}
+
+const char *
+idx_mismatch(const struct idx_header *h, const struct idx_target *t)
+{
+	if (t->checksum)
+		return "--checksum given";
+	if (h->flags & IDX_FLAG_DIRTY)
+		return "an earlier run did not finish";
+	if (!idx_identity_eq(&h->id, &t->id))
+		return "the target changed since the last run";
+	if (!t->is_block && h->virtual_size != t->size)
+		return "the index does not match the target's size";
+	/* A device keeps its size: a shorter source leaves a tail alone. */
+	if (t->is_block && h->virtual_size > t->size)
+		return "the index is larger than the device";
+	if (t->block_size && h->block_size != t->block_size)
+		return "a different --block-size was asked for";
+	return NULL;
+}
+
+int
+idx_trust(const struct vs_index *ix, const struct idx_target *t,
+    struct idx_verdict *out)
+{
+	const struct idx_header *h = NULL;
+
+	*out = (struct idx_verdict){ .why = "no index",
+	    .spot_bad = UINT64_MAX };
+	if (ix && (h = idx_header(ix, &out->why)))
+		out->why = idx_mismatch(h, t);
+	if (!h || out->why)
+		return 0;
+	/* Writes that kept the identity (times set back, a device replica
+	 * mounted) show only in the blocks. */
+	if (t->spot_check && t->spot_check(t->arg, h, &out->spot_bad) < 0)
+		return -1;
+	if (out->spot_bad != UINT64_MAX) {
+		out->why = "spot check failed";
+		return 0;
+	}
+	out->hdr = h;
+	return 0;
+}
+
+void
+idx_stale_range(const struct idx_header *h, uint64_t size, bool is_block,
+    uint64_t *lo, uint64_t *hi)
+{
+	*lo = *hi = 0;
+	if (size == h->virtual_size)
+		return;
+	/* The block that holds the old or new end changed length.  A file
+	 * grows with a hole, which the new entries say; a device keeps
+	 * whatever it held past the old end, so there nothing is known. */
+	*lo = vs_min(size, h->virtual_size) / h->block_size;
+	*hi = is_block ? UINT64_MAX : *lo + 1;
+}
+
+int
+idx_begin_header(const struct idx_header *old, uint32_t block_size,
+    const char *format, struct idx_header *out)
+{
+	if (old) {
+		*out = *old;
+	} else {
+		*out = (struct idx_header){ .version = IDX_VERSION,
+		    .block_size = block_size };
+		/* A new seed: hashes of an old index never match by chance. */
+		if (vs_random64(&out->seed) < 0)
+			return -1;
+	}
+	memset(out->format, 0, sizeof(out->format));
+	if (format)
+		memcpy(out->format, format,
+		    strnlen(format, sizeof(out->format) - 1));
+	return 0;
+}
+
+int
+idx_begin_dirty(struct vs_index *ix, struct idx_header *h, uint64_t size,
+    bool keep)
+{
+	uint64_t old_n = idx_nblocks(h->virtual_size, h->block_size);
+	uint64_t new_n = idx_nblocks(size, h->block_size);
+
+	h->flags |= IDX_FLAG_DIRTY;
+	h->virtual_size = size;
+	/* Durably dirty before any entry or target byte changes. */
+	if (idx_write_header(ix, h) < 0)
+		return -1;
+	/* Drop stale entries past the old end, then grow with holes. */
+	if (idx_resize(ix, keep ? vs_min(old_n, new_n) : 0) < 0)
+		return -1;
+	return idx_resize(ix, new_n);
+}
+
+int
+idx_commit_clean(struct vs_index *ix, const struct idx_header *h,
+    const struct vs_hash *view, const struct idx_commit_steps *steps,
+    bool *clean)
+{
+	struct idx_header done = *h;
+	bool foreign = false;
+
+	*clean = false;
+	/* Entries may be durable only once the data they describe is. */
+	if (steps->sync_target(steps->arg) < 0 || idx_sync(ix) < 0 ||
+	    steps->identify(steps->arg, &done.id, &foreign) < 0)
+		return -1;
+	if (foreign)
+		return 0;	/* left dirty: the next run compares */
+	done.flags &= ~IDX_FLAG_DIRTY;
+	memset(&done.view, 0, sizeof(done.view));
+	if (view)
+		done.view = *view;
+	/* The header is the commit point, and its name must last too. */
+	if (idx_write_header(ix, &done) < 0 ||
+	    steps->sync_index_dir(steps->arg) < 0)
+		return -1;
+	*clean = true;
+	return 0;
 }

@@ -116,4 +116,78 @@ int idx_write(struct vs_index *ix, uint64_t first, size_t n,
 int idx_sync(struct vs_index *ix);
 void idx_close(struct vs_index *ix);
 
+/*
+ * Trust, begin and commit: when a run may take the index's entries as the
+ * target's contents, and the order of writes that keeps an index from
+ * ever being clean while it describes data that is not durable.
+ */
+
+/* The target an index is held against. */
+struct idx_target {
+	struct idx_identity id;	/* the target now */
+	uint64_t size;		/* a file's length, a device's capacity */
+	bool is_block;		/* a device, which may outsize its index */
+	uint32_t block_size;	/* the block size asked for; 0: any */
+	bool checksum;		/* --checksum: trust no index */
+	/* Read a few target blocks and compare them with @h's entries:
+	 * *bad the offset of the first that differs, UINT64_MAX if none.
+	 * Asked only of an index that passes every other rule. */
+	int (*spot_check)(void *arg, const struct idx_header *h,
+	    uint64_t *bad);
+	void *arg;		/* for spot_check */
+};
+
+/* Whether an index describes its target. */
+struct idx_verdict {
+	const struct idx_header *hdr;	/* the trusted header, NULL if not */
+	const char *why;	/* why not (for messages), NULL if trusted */
+	uint64_t spot_bad;	/* offset at which the spot check found a
+				 * difference; UINT64_MAX: none */
+};
+
+/* Why the header @h does not describe the target @t (rules in the order
+ * checked: --checksum, dirty, identity, size, block size), or NULL if it
+ * does, as far as the header tells. */
+const char *idx_mismatch(const struct idx_header *h,
+    const struct idx_target *t);
+/* Judge the index @ix (NULL: none) against @t: its header, then a spot
+ * check of the target.  -1 only if the spot check could not be made. */
+int idx_trust(const struct vs_index *ix, const struct idx_target *t,
+    struct idx_verdict *out);
+/* Entries [*lo, *hi) of the trusted @h that no longer describe their
+ * blocks once the target holds @size bytes (empty if the size is the
+ * same). */
+void idx_stale_range(const struct idx_header *h, uint64_t size,
+    bool is_block, uint64_t *lo, uint64_t *hi);
+/* This run's header: the trusted @old (NULL for none), else a new one for
+ * blocks of @block_size with a new random seed; records the source
+ * @format (NULL: none).  -1 with errno if no seed could be drawn. */
+int idx_begin_header(const struct idx_header *old, uint32_t block_size,
+    const char *format, struct idx_header *out);
+/* Before the first change to the target: write @h dirty for @size bytes,
+ * then size the entries, keeping (@keep) those below both the old and new
+ * ends of a trusted index and dropping the rest.  @h then says so. */
+int idx_begin_dirty(struct vs_index *ix, struct idx_header *h, uint64_t size,
+    bool keep);
+
+/* The target's part of a commit, for idx_commit_clean(). */
+struct idx_commit_steps {
+	/* Make the target's data and its name durable. */
+	int (*sync_target)(void *arg);
+	/* The target's identity now; *foreign: another program changed it
+	 * during the run. */
+	int (*identify)(void *arg, struct idx_identity *id, bool *foreign);
+	/* Make the index's name durable (fsync its directory). */
+	int (*sync_index_dir)(void *arg);
+	void *arg;		/* for each step */
+};
+
+/* Commit in the one safe order: the target's data durable, then the
+ * entries, then the header @h written clean with source view @view
+ * (NULL: none) and the target's identity, then the index's directory.
+ * A target another program changed leaves the index dirty: *clean false. */
+int idx_commit_clean(struct vs_index *ix, const struct idx_header *h,
+    const struct vs_hash *view, const struct idx_commit_steps *steps,
+    bool *clean);
+
 #endif

@@ -21,7 +21,7 @@ mutants() {
 	cat <<'EOF'
 is_hole sees only the start|src/transport/local.c|return (uint64_t)data >= off + len;|(void)len;
 	return (uint64_t)data > off;|test-local 025-*
-dirty flag ignored|src/transport/local.c|} else if (old && (old->flags & IDX_FLAG_DIRTY)) {|} else if (old && 0) {|test-local 024-*
+dirty flag ignored|src/index.c|	if (h->flags & IDX_FLAG_DIRTY)|	if (0 && (h->flags & IDX_FLAG_DIRTY))|test-index test-local 024-*
 index checksum not checked|src/index.c|if (get64(buf + csum) != vs_hash64(buf, csum)) {|if (get64(buf + csum) != vs_hash64(buf, csum) && 0) {|test-index 057-*
 sectors compared by one byte|src/transport/local.c|memcmp(new + i, lt->buf + i, n) != 0;|memcmp(new + i, lt->buf + i, 1) != 0;|test-local 011-*
 zeroed sectors written, not punched|src/transport/local.c|bool zero = differs && !hole && vs_is_zero(new + i, n);|bool zero = false;|test-local 012-*

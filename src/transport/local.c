@@ -8,10 +8,10 @@
  *   btrfs snapshot keeps sharing everything else.  A sector that becomes
  *   zero is punched, not written, so target allocation never exceeds the
  *   source's.
- * - Zeroing steps down, as in nbdcopy: PUNCH_HOLE, then ZERO_RANGE, then
- *   writing zeros; a method that says ENOTSUP is not tried again.  On a
- *   block device, BLKDISCARD is used while it reads back as zeros (checked
- *   after every discard), else BLKZEROOUT.
+ * - Zeroing steps down, as in nbdcopy (zero.c): PUNCH_HOLE, then
+ *   ZERO_RANGE, then writing zeros; a method that says it is not supported
+ *   is not tried again.  On a block device, BLKDISCARD is used while it
+ *   reads back as zeros, else BLKZEROOUT.
  * - Nothing waits for the disk before commit(): the index stays dirty (and
  *   so untrusted) until the data is durable.  Every VS_WRITEBACK_BYTES
  *   written, their writeback is started (never waited for), so the disk
@@ -25,7 +25,8 @@
  *   advisor thread does both, off the path that compares and writes.
  * - Identity (dev, inode, size, mtime, ctime) ties the index to the file;
  *   ctime cannot be set by a user, so any write behind vmsync's back makes
- *   the index untrusted and the next run compares with the target.  A
+ *   the index untrusted and the next run compares with the target (the
+ *   rules of trust and the order of commit are index.c's).  A
  *   write by another program during a run shows as a ctime other than the
  *   one this run's own last change left: commit() then leaves the index
  *   dirty.  Writes that keep the times (a mount of a device replica, times
@@ -45,7 +46,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,19 +59,11 @@
 
 #include "transport.h"
 #include "advisor.h"
+#include "zero.h"
 #include "../engine.h"
 #include "../index.h"
 #include "../util.h"
 #include "../confine.h"
-
-/* How a range is made to read as zeros. */
-enum zero_method {
-	ZERO_PUNCH,		/* fallocate PUNCH_HOLE | KEEP_SIZE */
-	ZERO_RANGE,		/* fallocate ZERO_RANGE | KEEP_SIZE */
-	ZERO_WRITE,		/* pwrite zeros */
-	ZERO_DISCARD,		/* BLKDISCARD, verified by reading back */
-	ZERO_BLKZEROOUT,	/* BLKZEROOUT */
-};
 
 struct local_target {
 	struct vs_target t;	/* base, first */
@@ -109,16 +101,14 @@ struct local_target {
 	uint64_t wb_lo;		/* span of the writes since writeback started */
 	uint64_t wb_hi;
 	uint64_t wb_bytes;	/* bytes written in it */
-	enum zero_method zero;	/* current zeroing method */
+	struct vs_zeroer zeroer; /* the zeroing methods that still work */
 	uint8_t *buf;		/* old bytes of a write or punch scan */
 	size_t buf_len;		/* its size */
-	uint8_t *check;		/* discard read-back; never aliases buf */
 	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
 	FILE *hints_log;	/* VMSYNC_DEBUG_HINTS (the advisor's), or NULL */
 	struct vs_advisor *advisor; /* read-ahead and writeback starts */
 };
 
-#define ZERO_CHUNK (1u << 20)
 #define VS_WRITE_PIECE (4u << 20)	/* compare and write at most this */
 #define VS_WRITEBACK_BYTES (32u << 20)	/* start writeback after this much */
 
@@ -246,107 +236,6 @@ get_identity(struct local_target *lt, struct idx_identity *id)
 	return 0;
 }
 
-/* Read back a discarded range; false if any byte is not zero. */
-static int
-reads_as_zero(struct local_target *lt, uint64_t off, uint64_t len, bool *zero)
-{
-	*zero = true;
-	if (!lt->check && !(lt->check = malloc(ZERO_CHUNK))) {
-		vs_errno(VS_EXIT_INTERNAL, lt->path, "buffer");
-		return -1;
-	}
-	while (len && *zero) {
-		size_t n = (size_t)vs_min(len, ZERO_CHUNK);
-
-		if (vs_pread_full(lt->fd, lt->check, n, off) != (ssize_t)n) {
-			vs_errno(VS_EXIT_TARGET, lt->path,
-			    "read back at offset %llu", (unsigned long long)off);
-			return -1;
-		}
-		*zero = vs_is_zero(lt->check, n);
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int
-write_zeros(struct local_target *lt, uint64_t off, uint64_t len)
-{
-	static const uint8_t zeros[ZERO_CHUNK];
-
-	while (len) {
-		size_t n = (size_t)vs_min(len, sizeof(zeros));
-
-		if (vs_pwrite_full(lt->fd, zeros, n, off) < 0)
-			return -1;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/* Make [off, off + len) read as zeros with the best method that works. */
-static int
-zero_with_best(struct local_target *lt, uint64_t off, uint64_t len)
-{
-	uint64_t range[2] = { off, len };
-	bool zero;
-
-	for (;;) {
-		int r;
-
-		switch (lt->zero) {
-		case ZERO_PUNCH:
-			r = fallocate(lt->fd, FALLOC_FL_PUNCH_HOLE |
-			    FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-			break;
-		case ZERO_RANGE:
-			r = fallocate(lt->fd, FALLOC_FL_ZERO_RANGE |
-			    FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
-			break;
-		case ZERO_DISCARD:
-			r = ioctl(lt->fd, BLKDISCARD, range);
-			if (r == 0) {
-				if (reads_as_zero(lt, off, len, &zero) < 0)
-					return -1;
-				if (zero)
-					return 0;
-				vs_info(1, "%s: discard does not read back "
-				    "as zeros; using BLKZEROOUT", lt->path);
-				lt->zero = ZERO_BLKZEROOUT;
-				continue;
-			}
-			break;
-		case ZERO_BLKZEROOUT:
-			r = ioctl(lt->fd, BLKZEROOUT, range);
-			break;
-		default:
-			r = write_zeros(lt, off, len);
-			break;
-		}
-		if (r == 0)
-			return 0;
-		if (errno != EOPNOTSUPP && errno != ENOTSUP && errno != ENOTTY &&
-		    errno != EINVAL) {
-			vs_errno(VS_EXIT_TARGET, lt->path,
-			    "zero %llu bytes at offset %llu",
-			    (unsigned long long)len, (unsigned long long)off);
-			return -1;
-		}
-		/* Step down and never try this method again. */
-		if (lt->zero == ZERO_WRITE) {
-			vs_errno(VS_EXIT_TARGET, lt->path, "write zeros");
-			return -1;
-		}
-		lt->zero = lt->zero == ZERO_DISCARD ? ZERO_BLKZEROOUT :
-		    lt->zero == ZERO_PUNCH ? ZERO_RANGE : ZERO_WRITE;
-		if (lt->zero != ZERO_RANGE)
-			vs_info(1, "%s: cannot punch holes; writing zeros",
-			    lt->path);
-	}
-}
-
 /* Log and count an operation @op on [off, off + len); false in a dry
  * run, where nothing changes, else the target is about to. */
 static bool
@@ -367,7 +256,7 @@ zero_range(struct local_target *lt, uint64_t off, uint64_t len)
 {
 	if (!will_change(lt, "punch", off, len, &lt->t.stats->punched_bytes))
 		return 0;
-	if (zero_with_best(lt, off, len) < 0)
+	if (vs_zero(&lt->zeroer, off, len) < 0)
 		return -1;
 	own_change(lt);
 	return 0;
@@ -493,13 +382,14 @@ spot_block(struct local_target *lt, const struct idx_header *h, uint64_t b,
 	return 0;
 }
 
-/* Read a few blocks of the target and compare them with the index @h: a
- * write that kept the target's identity (a mount of a device replica,
- * times set back) must not leave the index trusted.  *bad: the offset of
- * the first block that differs, or UINT64_MAX. */
+/* Read a few blocks of the target @arg and compare them with the index
+ * @h: a write that kept the target's identity (a mount of a device
+ * replica, times set back) must not leave the index trusted.  *bad: the
+ * offset of the first block that differs, or UINT64_MAX. */
 static int
-spot_check(struct local_target *lt, const struct idx_header *h, uint64_t *bad)
+spot_check(void *arg, const struct idx_header *h, uint64_t *bad)
 {
+	struct local_target *lt = arg;
 	uint64_t nb = idx_nblocks(h->virtual_size, h->block_size);
 	uint64_t pick[SPOT_BLOCKS];
 	uint8_t *buf;
@@ -550,15 +440,82 @@ check_space(struct local_target *lt, uint64_t data)
 	return -1;
 }
 
+/* Tell the user what was decided about the index, and why. */
+static void
+say_verdict(const struct local_target *lt, const struct idx_verdict *v)
+{
+	if (v->spot_bad != UINT64_MAX)
+		vs_warn(lt->path, "index not used (spot check failed at offset "
+		    "%llu); comparing with the target",
+		    (unsigned long long)v->spot_bad);
+	else if (!v->hdr && !lt->old_size)
+		vs_info(1, "%s: new target", lt->path);
+	else if (!v->hdr)
+		vs_info(1, "%s: index not used (%s); comparing with the target",
+		    lt->path, v->why);
+}
+
+/* Judge the index against the target as it is (@id), and start this
+ * run's header from it or from scratch. */
+static int
+begin_header(struct local_target *lt, uint64_t size,
+    const struct idx_identity *id)
+{
+	struct idx_target tt = {
+		.id = *id,
+		.size = lt->old_size,
+		.is_block = lt->is_block,
+		.block_size = lt->opts.block_size,
+		.checksum = lt->opts.checksum,
+		.spot_check = spot_check,
+		.arg = lt,
+	};
+	struct idx_verdict v;
+
+	if (idx_trust(lt->ix, &tt, &v) < 0)
+		return -1;
+	lt->trusted = v.hdr != NULL;
+	if (idx_begin_header(v.hdr, lt->opts.block_size ? lt->opts.block_size :
+	    VS_DEFAULT_BLOCK, lt->t.src_format, &lt->hdr) < 0) {
+		vs_errno(VS_EXIT_INTERNAL, lt->path, "getrandom");
+		return -1;
+	}
+	if (lt->trusted)
+		idx_stale_range(v.hdr, size, lt->is_block, &lt->unknown_lo,
+		    &lt->unknown_hi);
+	lt->t.stats->index_state = lt->trusted ? "trusted" :
+	    !lt->index_path ? "none" : lt->old_size ? "rebuilt" : "new";
+	say_verdict(lt, &v);
+	return 0;
+}
+
+/* The first changes: the index marked dirty, then the file resized. */
+static int
+begin_changes(struct local_target *lt, uint64_t size,
+    const struct idx_identity *id)
+{
+	if (lt->ix && idx_begin_dirty(lt->ix, &lt->hdr, size, lt->trusted) < 0)
+		return -1;
+	lt->own_ctime = (struct timespec){ .tv_sec = id->ctime_sec,
+	    .tv_nsec = id->ctime_nsec };
+	if (!lt->is_block && size != lt->old_size) {
+		check_foreign(lt);
+		if (ftruncate(lt->fd, (off_t)size) < 0) {
+			vs_errno(VS_EXIT_TARGET, lt->path,
+			    "resize to %llu bytes", (unsigned long long)size);
+			return -1;
+		}
+		own_change(lt);
+	}
+	lt->hdr.virtual_size = size;
+	return 0;
+}
+
 static int
 local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
 	struct local_target *lt = (struct local_target *)t;
-	const struct idx_header *old = NULL;
 	struct idx_identity id = { 0 };
-	const char *why = "no index";
-	char spot_why[64];
-	uint64_t old_n, new_n, bad;
 
 	if (lt->is_block && size > lt->old_size) {
 		vs_err(VS_EXIT_TARGET, lt->path, "target device is smaller "
@@ -568,73 +525,8 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	}
 	if (lt->fd >= 0 && get_identity(lt, &id) < 0)
 		return -1;
-	if (lt->ix)
-		old = idx_header(lt->ix, &why);
-	if (old && lt->opts.checksum) {
-		why = "--checksum given";
-		old = NULL;
-	} else if (old && (old->flags & IDX_FLAG_DIRTY)) {
-		why = "an earlier run did not finish";
-		old = NULL;
-	} else if (old && !idx_identity_eq(&old->id, &id)) {
-		why = "the target changed since the last run";
-		old = NULL;
-	} else if (old && old->virtual_size != lt->old_size &&
-	    !lt->is_block) {
-		why = "the index does not match the target's size";
-		old = NULL;
-	} else if (old && lt->is_block && old->virtual_size > lt->old_size) {
-		why = "the index is larger than the device";
-		old = NULL;
-	} else if (old && lt->opts.block_size &&
-	    old->block_size != lt->opts.block_size) {
-		why = "a different --block-size was asked for";
-		old = NULL;
-	}
-	if (old && spot_check(lt, old, &bad) < 0)
+	if (begin_header(lt, size, &id) < 0)
 		return -1;
-	if (old && bad != UINT64_MAX) {
-		snprintf(spot_why, sizeof(spot_why), "spot check failed at "
-		    "offset %llu", (unsigned long long)bad);
-		vs_warn(lt->path, "index not used (%s); comparing with the "
-		    "target", spot_why);
-		why = spot_why;
-		old = NULL;
-	}
-	lt->trusted = old != NULL;
-	if (lt->trusted) {
-		lt->hdr = *old;
-		t->stats->index_state = "trusted";
-		/* The block that holds the old or new end changed length: its
-		 * entry no longer describes it.  A file grows with a hole,
-		 * which the new entries say; a device keeps whatever it held
-		 * past the old end, so there nothing is known. */
-		if (size != old->virtual_size) {
-			lt->unknown_lo = vs_min(size, old->virtual_size) /
-			    old->block_size;
-			lt->unknown_hi = lt->is_block ? UINT64_MAX :
-			    lt->unknown_lo + 1;
-		}
-	} else {
-		lt->hdr.version = IDX_VERSION;
-		lt->hdr.block_size = lt->opts.block_size ? lt->opts.block_size :
-		    VS_DEFAULT_BLOCK;
-		if (vs_random64(&lt->hdr.seed) < 0) {
-			vs_errno(VS_EXIT_INTERNAL, lt->path, "getrandom");
-			return -1;
-		}
-		t->stats->index_state = !lt->index_path ? "none" :
-		    lt->old_size ? "rebuilt" : "new";
-		if (!lt->old_size)
-			vs_info(1, "%s: new target", lt->path);
-		else if (why != spot_why)
-			vs_info(1, "%s: index not used (%s); comparing with the "
-			    "target", lt->path, why);
-	}
-	memset(lt->hdr.format, 0, sizeof(lt->hdr.format));
-	if (t->src_format)
-		memcpy(lt->hdr.format, t->src_format,
-		    strnlen(t->src_format, sizeof(lt->hdr.format) - 1));
 	lt->buf_len = vs_max(lt->hdr.block_size, VS_WRITE_PIECE);
 	lt->buf = malloc(lt->buf_len);
 	if (!lt->buf) {
@@ -655,36 +547,10 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		lt->began = true;
 		return 0;
 	}
-	if (check_space(lt, info->src_data_bytes) < 0)
+	/* From here on the target may change. */
+	if (check_space(lt, info->src_data_bytes) < 0 ||
+	    begin_changes(lt, size, &id) < 0)
 		return -1;
-
-	/* From here on the target may change: mark the index dirty first. */
-	old_n = idx_nblocks(lt->hdr.virtual_size, lt->hdr.block_size);
-	new_n = idx_nblocks(size, lt->hdr.block_size);
-	lt->hdr.flags |= IDX_FLAG_DIRTY;
-	if (lt->ix) {
-		struct idx_header h = lt->hdr;
-
-		h.virtual_size = size;
-		if (idx_write_header(lt->ix, &h) < 0)
-			return -1;
-		/* Drop stale entries past the old end, then grow with holes. */
-		if (idx_resize(lt->ix, lt->trusted ? vs_min(old_n, new_n) : 0)
-		    < 0 || idx_resize(lt->ix, new_n) < 0)
-			return -1;
-	}
-	lt->own_ctime = (struct timespec){ .tv_sec = id.ctime_sec,
-	    .tv_nsec = id.ctime_nsec };
-	if (!lt->is_block && size != lt->old_size) {
-		check_foreign(lt);
-		if (ftruncate(lt->fd, (off_t)size) < 0) {
-			vs_errno(VS_EXIT_TARGET, lt->path,
-			    "resize to %llu bytes", (unsigned long long)size);
-			return -1;
-		}
-		own_change(lt);
-	}
-	lt->hdr.virtual_size = size;
 	lt->began = true;
 	return 0;
 }
@@ -1045,50 +911,96 @@ same_time(const struct timespec *a, int64_t sec, int64_t nsec)
 	return a->tv_sec == sec && a->tv_nsec == nsec;
 }
 
+/* Commit step: the target's data, and its name, durable. */
 static int
-local_commit(struct vs_target *t, const struct vs_hash *view)
+commit_sync_target(void *arg)
 {
-	struct local_target *lt = (struct local_target *)t;
-	struct idx_header h = lt->hdr;
+	struct local_target *lt = arg;
 
-	if (lt->opts.dry_run)
-		return 0;
-	debug_pause();
-	check_foreign(lt);
-	if (!lt->is_block) {
-		struct timespec ts[2] = {
-			{ .tv_nsec = UTIME_OMIT },
-			{ .tv_sec = lt->opts.src_mtime_sec,
-			  .tv_nsec = lt->opts.src_mtime_nsec },
-		};
-
-		if (futimens(lt->fd, ts) < 0) {
-			vs_errno(VS_EXIT_TARGET, lt->path, "set times");
-			return -1;
-		}
-		own_change(lt);
+	if (sync_data(lt) < 0)
+		return -1;
+	if (sync_dir(lt->dir_fd) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "sync directory");
+		return -1;
 	}
-	lt->unsynced = true;
-	if (sync_data(lt) < 0 || sync_dir(lt->dir_fd) < 0)
+	return 0;
+}
+
+/* Commit step: the identity to record, and whether another program
+ * wrote the target: its ctime is not the one this run's last change
+ * left. */
+static int
+commit_identify(void *arg, struct idx_identity *id, bool *foreign)
+{
+	struct local_target *lt = arg;
+
+	if (get_identity(lt, id) < 0)
 		return -1;
-	if (!lt->ix)
-		return lt->foreign ? foreign_write(lt) : 0;
-	if (idx_sync(lt->ix) < 0 || get_identity(lt, &h.id) < 0)
-		return -1;
-	if (lt->foreign || !same_time(&lt->own_ctime, h.id.ctime_sec,
-	    h.id.ctime_nsec))
-		return foreign_write(lt);
-	h.flags &= ~IDX_FLAG_DIRTY;
-	memset(&h.view, 0, sizeof(h.view));
-	if (view)
-		h.view = *view;
-	if (idx_write_header(lt->ix, &h) < 0)
-		return -1;
+	*foreign = lt->foreign || !same_time(&lt->own_ctime, id->ctime_sec,
+	    id->ctime_nsec);
+	return 0;
+}
+
+/* Commit step: the index's name durable. */
+static int
+commit_sync_index_dir(void *arg)
+{
+	struct local_target *lt = arg;
+
 	if (sync_dir(lt->idx_dir_fd) < 0) {
 		vs_errno(VS_EXIT_TARGET, lt->index_path, "sync directory");
 		return -1;
 	}
 	return 0;
+}
+
+/* A file target takes the source's modification time. */
+static int
+set_times(struct local_target *lt)
+{
+	struct timespec ts[2] = {
+		{ .tv_nsec = UTIME_OMIT },
+		{ .tv_sec = lt->opts.src_mtime_sec,
+		  .tv_nsec = lt->opts.src_mtime_nsec },
+	};
+
+	if (lt->is_block)
+		return 0;
+	if (futimens(lt->fd, ts) < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "set times");
+		return -1;
+	}
+	own_change(lt);
+	return 0;
+}
+
+static int
+local_commit(struct vs_target *t, const struct vs_hash *view)
+{
+	struct local_target *lt = (struct local_target *)t;
+	const struct idx_commit_steps steps = {
+		.sync_target = commit_sync_target,
+		.identify = commit_identify,
+		.sync_index_dir = commit_sync_index_dir,
+		.arg = lt,
+	};
+	bool clean;
+
+	if (lt->opts.dry_run)
+		return 0;
+	debug_pause();
+	check_foreign(lt);
+	if (set_times(lt) < 0)
+		return -1;
+	lt->unsynced = true;
+	if (!lt->ix) {
+		if (commit_sync_target(lt) < 0)
+			return -1;
+		return lt->foreign ? foreign_write(lt) : 0;
+	}
+	if (idx_commit_clean(lt->ix, &lt->hdr, view, &steps, &clean) < 0)
+		return -1;
+	return clean ? 0 : foreign_write(lt);
 }
 
 /* Remove @name from @dir_fd if it is still the file @st. */
@@ -1129,7 +1041,7 @@ local_close(struct vs_target *t)
 	free(lt->base);
 	free(lt->idx_base);
 	free(lt->buf);
-	free(lt->check);
+	vs_zeroer_release(&lt->zeroer);
 	free(lt->hc);
 	free(lt->path);
 	free(lt->index_path);
@@ -1463,7 +1375,7 @@ vs_local_open(const char *path, const struct vs_target_opts *opts,
 		goto fail;
 	if (open_target(lt) < 0)
 		goto fail;
-	lt->zero = lt->is_block ? ZERO_DISCARD : ZERO_PUNCH;
+	vs_zeroer_init(&lt->zeroer, lt->fd, lt->is_block, lt->path);
 	if (lt->fd >= 0 && !(lt->advisor = vs_advisor_new(lt->fd))) {
 		vs_errno(VS_EXIT_INTERNAL, path, "open target");
 		goto fail;

@@ -2,7 +2,10 @@
  * test-index.c - the target hash index (src/index.c): header encoding and
  * every validation branch of the decoder, entry counts, and the file
  * operations on a temporary index (holes past the end, writes of changed
- * entries only, missing files, symbolic links).
+ * entries only, missing files, symbolic links); when an index is trusted
+ * (each rule, the spot check asked only when the header passes), what a
+ * run begins from, the dirty mark and resize before the first change, and
+ * the order of a clean commit.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -955,6 +958,499 @@ test_fifo_refused(void **state)
 	assert_int_equal(vs_err_first(), VS_EXIT_TARGET);
 }
 
+/* ---- trust, begin, commit ---- */
+
+/* A clean sample header and a target it describes. */
+static struct idx_header
+clean_header(void)
+{
+	struct idx_header h = sample_header();
+
+	h.flags = 0;
+	return h;
+}
+
+static struct idx_target
+target_of(const struct idx_header *h)
+{
+	struct idx_target t = {
+		.id = h->id,
+		.size = h->virtual_size,
+	};
+
+	return t;
+}
+
+static void
+mismatch_is(const struct idx_header *h, const struct idx_target *t,
+    const char *want)
+{
+	const char *why = idx_mismatch(h, t);
+
+	if (!want && why)
+		fail_msg("index refused (%s), want it trusted", why);
+	if (want && (!why || !strstr(why, want)))
+		fail_msg("index %s, want \"%s\"", why ? why : "trusted", want);
+}
+
+static void
+test_mismatch_rules(void **state)
+{
+	struct idx_header h = clean_header();
+	struct idx_target t = target_of(&h);
+
+	(void)state;
+	mismatch_is(&h, &t, NULL);
+	t.checksum = true;
+	mismatch_is(&h, &t, "--checksum");
+	t = target_of(&h);
+	h.flags = IDX_FLAG_DIRTY;
+	mismatch_is(&h, &t, "did not finish");
+	h = clean_header();
+	t.id.ctime_nsec++;
+	mismatch_is(&h, &t, "changed since the last run");
+	t = target_of(&h);
+	t.id.medium++;
+	mismatch_is(&h, &t, "changed since the last run");
+	t = target_of(&h);
+	t.size++;
+	mismatch_is(&h, &t, "target's size");
+	t = target_of(&h);
+	t.block_size = h.block_size * 2;
+	mismatch_is(&h, &t, "--block-size");
+	t.block_size = h.block_size;
+	mismatch_is(&h, &t, NULL);
+}
+
+/* A device may be larger than the index (the source was shorter), never
+ * smaller. */
+static void
+test_mismatch_device_size(void **state)
+{
+	struct idx_header h = clean_header();
+	struct idx_target t = target_of(&h);
+
+	(void)state;
+	t.is_block = true;
+	t.size = h.virtual_size + (1ull << 30);
+	mismatch_is(&h, &t, NULL);
+	t.size = h.virtual_size - 1;
+	mismatch_is(&h, &t, "larger than the device");
+}
+
+/* The first rule that fails names the reason: --checksum, then dirty,
+ * then identity. */
+static void
+test_mismatch_order(void **state)
+{
+	struct idx_header h = clean_header();
+	struct idx_target t = target_of(&h);
+
+	(void)state;
+	h.flags = IDX_FLAG_DIRTY;
+	t.id.ino++;
+	t.size++;
+	mismatch_is(&h, &t, "did not finish");
+	t.checksum = true;
+	mismatch_is(&h, &t, "--checksum");
+	h.flags = 0;
+	t.checksum = false;
+	mismatch_is(&h, &t, "changed since the last run");
+}
+
+/* A stand-in spot check: counts calls, answers @spot_answer. */
+static int spot_calls;
+static int spot_rc;
+static uint64_t spot_answer;
+
+static int
+fake_spot(void *arg, const struct idx_header *h, uint64_t *bad)
+{
+	(void)arg;
+	assert_non_null(h);
+	spot_calls++;
+	*bad = spot_answer;
+	return spot_rc;
+}
+
+/* An index at tmpdir/ix holding @h and its (hole) entries, open for
+ * writing. */
+static struct vs_index *
+index_with(const struct idx_header *h)
+{
+	struct vs_index *ix = NULL;
+
+	assert_int_equal(idx_open(tpath("ix"), true, &ix), 0);
+	assert_int_equal(idx_write_header(ix, h), 0);
+	assert_int_equal(idx_resize(ix, idx_nblocks(h->virtual_size,
+	    h->block_size)), 0);
+	idx_close(ix);
+	/* Opened again, to be judged as read from the file. */
+	assert_int_equal(idx_open(tpath("ix"), true, &ix), 0);
+	assert_non_null(ix);
+	return ix;
+}
+
+static struct idx_verdict
+judge(const struct vs_index *ix, struct idx_target *t)
+{
+	struct idx_verdict v;
+
+	t->spot_check = fake_spot;
+	assert_int_equal(idx_trust(ix, t, &v), 0);
+	return v;
+}
+
+static void
+test_trust_no_index(void **state)
+{
+	struct idx_header h = clean_header();
+	struct idx_target t = target_of(&h);
+	struct idx_verdict v;
+
+	(void)state;
+	spot_calls = 0;
+	spot_answer = UINT64_MAX;
+	v = judge(NULL, &t);
+	assert_null(v.hdr);
+	assert_string_equal(v.why, "no index");
+	assert_int_equal(spot_calls, 0);
+}
+
+static void
+test_trust_invalid_header(void **state)
+{
+	struct idx_header h = clean_header();
+	struct idx_target t = target_of(&h);
+	struct vs_index *ix = NULL;
+	struct idx_verdict v;
+
+	(void)state;
+	spot_calls = 0;
+	assert_int_equal(idx_open(tpath("ix"), true, &ix), 0);
+	v = judge(ix, &t);
+	assert_null(v.hdr);
+	assert_non_null(strstr(v.why, "empty"));
+	assert_int_equal(spot_calls, 0);
+	idx_close(ix);
+}
+
+/* A header that passes is trusted only if the spot check finds nothing;
+ * one that fails is not spot checked at all (no reads wasted). */
+static void
+test_trust_spot_check(void **state)
+{
+	struct idx_header h = clean_header();
+	struct idx_target t;
+	struct vs_index *ix;
+	struct idx_verdict v;
+
+	(void)state;
+	h.virtual_size = h.id.size = 10 * 65536;
+	t = target_of(&h);
+	ix = index_with(&h);
+	spot_calls = spot_rc = 0;
+	spot_answer = UINT64_MAX;
+	v = judge(ix, &t);
+	assert_non_null(v.hdr);
+	assert_null(v.why);
+	assert_true(v.spot_bad == UINT64_MAX);
+	assert_true(v.hdr->seed == h.seed);
+	assert_int_equal(spot_calls, 1);
+
+	spot_answer = 3 * 65536;
+	v = judge(ix, &t);
+	assert_null(v.hdr);
+	assert_non_null(strstr(v.why, "spot check"));
+	assert_true(v.spot_bad == 3 * 65536);
+	assert_int_equal(spot_calls, 2);
+
+	spot_rc = -1;
+	t.spot_check = fake_spot;
+	assert_int_equal(idx_trust(ix, &t, &v), -1);
+
+	/* Refused by its header: no spot check. */
+	spot_rc = 0;
+	t.checksum = true;
+	v = judge(ix, &t);
+	assert_null(v.hdr);
+	assert_int_equal(spot_calls, 3);
+	idx_close(ix);
+}
+
+static void
+test_stale_range(void **state)
+{
+	struct idx_header h = clean_header();
+	uint64_t lo = 1, hi = 1;
+
+	(void)state;
+	h.block_size = 65536;
+	h.virtual_size = 10 * 65536;
+	idx_stale_range(&h, 10 * 65536, false, &lo, &hi);
+	assert_true(lo == hi);
+	/* A file that grows: only the block that held the old end. */
+	idx_stale_range(&h, 12 * 65536 + 100, false, &lo, &hi);
+	assert_true(lo == 10 && hi == 11);
+	/* One that shrinks: the block that holds the new end. */
+	idx_stale_range(&h, 5 * 65536 + 100, false, &lo, &hi);
+	assert_true(lo == 5 && hi == 6);
+	/* A device keeps its old bytes past the old end: nothing known. */
+	idx_stale_range(&h, 12 * 65536, true, &lo, &hi);
+	assert_true(lo == 10 && hi == UINT64_MAX);
+}
+
+static void
+test_begin_header(void **state)
+{
+	struct idx_header old = clean_header(), a, b;
+
+	(void)state;
+	assert_int_equal(idx_begin_header(&old, 4096, "raw", &a), 0);
+	assert_int_equal(a.block_size, old.block_size);
+	assert_true(a.seed == old.seed);
+	assert_true(a.virtual_size == old.virtual_size);
+	assert_memory_equal(&a.view, &old.view, sizeof(a.view));
+	assert_string_equal(a.format, "raw");
+
+	assert_int_equal(idx_begin_header(NULL, 4096, NULL, &a), 0);
+	assert_int_equal(idx_begin_header(NULL, 4096,
+	    "averyveryverylongname", &b), 0);
+	assert_int_equal(a.version, IDX_VERSION);
+	assert_int_equal(a.block_size, 4096);
+	assert_int_equal(a.flags, 0);
+	assert_true(a.virtual_size == 0);
+	assert_true(vs_hash_eq(&a.view, &(struct vs_hash){ { 0 } }));
+	assert_string_equal(a.format, "");
+	/* A new seed each time (equal by chance once in 2^64). */
+	assert_true(a.seed != b.seed);
+	assert_int_equal(strlen(b.format), IDX_FORMAT_LEN - 1);
+}
+
+/* The header on disk at tmpdir/ix. */
+static struct idx_header
+disk_header(void)
+{
+	uint8_t buf[IDX_HEADER_SIZE];
+	struct idx_header h;
+	const char *why = NULL;
+
+	assert_int_equal(file_read(tpath("ix"), buf, sizeof(buf), 0),
+	    sizeof(buf));
+	if (idx_header_decode(buf, sizeof(buf), &h, &why) < 0)
+		fail_msg("header on disk: %s", why);
+	return h;
+}
+
+/* An index of @n entries 0..n-1 (mkhash) for blocks of 64 KiB. */
+static struct vs_index *
+index_of_entries(struct idx_header *h, size_t n)
+{
+	struct vs_hash e[16];
+	struct vs_index *ix;
+
+	assert_true(n <= 16);
+	h->block_size = 65536;
+	h->virtual_size = n * 65536;
+	ix = index_with(h);
+	for (size_t i = 0; i < n; i++)
+		e[i] = mkhash((unsigned)i);
+	assert_int_equal(idx_write(ix, 0, n, NULL, e), 0);
+	return ix;
+}
+
+/* Entries [first, first + n) are mkhash(first...) if @kept, else holes. */
+static void
+entries_are(struct vs_index *ix, uint64_t first, size_t n, bool kept)
+{
+	struct vs_hash e[16];
+
+	assert_int_equal(idx_read(ix, first, n, e), 0);
+	for (size_t i = 0; i < n; i++) {
+		struct vs_hash want = kept ? mkhash((unsigned)(first + i)) :
+		    vs_hash_hole;
+
+		if (!vs_hash_eq(&e[i], &want))
+			fail_msg("entry %llu: want %s",
+			    (unsigned long long)(first + i),
+			    kept ? "kept" : "a hole");
+	}
+}
+
+static void
+test_begin_dirty_shrink(void **state)
+{
+	struct idx_header h = clean_header();
+	struct vs_index *ix = index_of_entries(&h, 10);
+	struct idx_header disk;
+
+	(void)state;
+	assert_int_equal(idx_begin_dirty(ix, &h, 6 * 65536 + 100, true), 0);
+	assert_true(h.flags & IDX_FLAG_DIRTY);
+	assert_true(h.virtual_size == 6 * 65536 + 100);
+	disk = disk_header();
+	assert_int_equal(disk.flags, IDX_FLAG_DIRTY);
+	assert_true(disk.virtual_size == 6 * 65536 + 100);
+	assert_int_equal(file_size(tpath("ix")),
+	    IDX_HEADER_SIZE + 7 * VS_HASH_LEN);
+	entries_are(ix, 0, 7, true);
+	idx_close(ix);
+}
+
+static void
+test_begin_dirty_grow(void **state)
+{
+	struct idx_header h = clean_header();
+	struct vs_index *ix = index_of_entries(&h, 10);
+
+	(void)state;
+	assert_int_equal(idx_begin_dirty(ix, &h, 12 * 65536, true), 0);
+	assert_int_equal(file_size(tpath("ix")),
+	    IDX_HEADER_SIZE + 12 * VS_HASH_LEN);
+	entries_are(ix, 0, 10, true);
+	entries_are(ix, 10, 2, false);
+	idx_close(ix);
+}
+
+/* An untrusted index keeps nothing: every entry is a hole. */
+static void
+test_begin_dirty_drops_untrusted(void **state)
+{
+	struct idx_header h = clean_header();
+	struct vs_index *ix = index_of_entries(&h, 10);
+
+	(void)state;
+	assert_int_equal(idx_begin_dirty(ix, &h, 10 * 65536, false), 0);
+	assert_int_equal(disk_header().flags, IDX_FLAG_DIRTY);
+	entries_are(ix, 0, 10, false);
+	idx_close(ix);
+}
+
+/* The steps a commit took, in order, and what the disk said at each. */
+static char commit_log[128];
+static int commit_fail_at;	/* 1..3: that step fails */
+static bool commit_foreign;
+static struct idx_identity commit_id;
+
+static int
+commit_step(int step, const char *name)
+{
+	struct idx_header disk = disk_header();
+
+	strcat(commit_log, name);
+	/* The header turns clean only after the data, before the
+	 * directory is synced. */
+	strcat(commit_log, disk.flags & IDX_FLAG_DIRTY ? "(dirty) " :
+	    "(clean) ");
+	return commit_fail_at == step ? -1 : 0;
+}
+
+static int
+step_sync_target(void *arg)
+{
+	(void)arg;
+	return commit_step(1, "target");
+}
+
+static int
+step_identify(void *arg, struct idx_identity *id, bool *foreign)
+{
+	(void)arg;
+	*id = commit_id;
+	*foreign = commit_foreign;
+	return commit_step(2, "identify");
+}
+
+static int
+step_sync_index_dir(void *arg)
+{
+	(void)arg;
+	return commit_step(3, "dir");
+}
+
+static const struct idx_commit_steps steps = {
+	.sync_target = step_sync_target,
+	.identify = step_identify,
+	.sync_index_dir = step_sync_index_dir,
+};
+
+/* Start a commit test: a dirty index of 10 blocks, as begin left it. */
+static struct vs_index *
+dirty_index(struct idx_header *h)
+{
+	struct vs_index *ix;
+
+	*h = clean_header();
+	ix = index_of_entries(h, 10);
+	assert_int_equal(idx_begin_dirty(ix, h, h->virtual_size, true), 0);
+	commit_log[0] = '\0';
+	commit_fail_at = 0;
+	commit_foreign = false;
+	commit_id = h->id;
+	commit_id.ctime_sec += 100;
+	return ix;
+}
+
+static void
+test_commit_clean_order(void **state)
+{
+	struct idx_header h, disk;
+	struct vs_index *ix = dirty_index(&h);
+	struct vs_hash view = mkhash(99);
+	bool clean = false;
+
+	(void)state;
+	assert_int_equal(idx_commit_clean(ix, &h, &view, &steps, &clean), 0);
+	assert_true(clean);
+	assert_string_equal(commit_log,
+	    "target(dirty) identify(dirty) dir(clean) ");
+	disk = disk_header();
+	assert_int_equal(disk.flags, 0);
+	assert_true(idx_identity_eq(&disk.id, &commit_id));
+	assert_true(vs_hash_eq(&disk.view, &view));
+	assert_true(disk.seed == h.seed);
+	entries_are(ix, 0, 10, true);
+	/* No view: none recorded, whatever the header had. */
+	assert_int_equal(idx_commit_clean(ix, &h, NULL, &steps, &clean), 0);
+	disk = disk_header();
+	assert_true(vs_hash_eq(&disk.view, &(struct vs_hash){ { 0 } }));
+	idx_close(ix);
+}
+
+/* Another program wrote the target: the index stays dirty. */
+static void
+test_commit_foreign_stays_dirty(void **state)
+{
+	struct idx_header h;
+	struct vs_index *ix = dirty_index(&h);
+	bool clean = true;
+
+	(void)state;
+	commit_foreign = true;
+	assert_int_equal(idx_commit_clean(ix, &h, NULL, &steps, &clean), 0);
+	assert_false(clean);
+	assert_string_equal(commit_log, "target(dirty) identify(dirty) ");
+	assert_int_equal(disk_header().flags, IDX_FLAG_DIRTY);
+	idx_close(ix);
+}
+
+/* Data that could not be made durable: nothing further, still dirty. */
+static void
+test_commit_failed_sync_stays_dirty(void **state)
+{
+	struct idx_header h;
+	struct vs_index *ix = dirty_index(&h);
+	bool clean = true;
+
+	(void)state;
+	commit_fail_at = 1;
+	assert_int_equal(idx_commit_clean(ix, &h, NULL, &steps, &clean), -1);
+	assert_false(clean);
+	assert_string_equal(commit_log, "target(dirty) ");
+	assert_int_equal(disk_header().flags, IDX_FLAG_DIRTY);
+	idx_close(ix);
+}
+
 int
 main(void)
 {
@@ -988,6 +1484,20 @@ main(void)
 		T(test_symlink_refused),
 		T(test_directory_refused),
 		T(test_fifo_refused),
+		cmocka_unit_test(test_mismatch_rules),
+		cmocka_unit_test(test_mismatch_device_size),
+		cmocka_unit_test(test_mismatch_order),
+		cmocka_unit_test(test_stale_range),
+		cmocka_unit_test(test_begin_header),
+		cmocka_unit_test(test_trust_no_index),
+		T(test_trust_invalid_header),
+		T(test_trust_spot_check),
+		T(test_begin_dirty_shrink),
+		T(test_begin_dirty_grow),
+		T(test_begin_dirty_drops_untrusted),
+		T(test_commit_clean_order),
+		T(test_commit_foreign_stays_dirty),
+		T(test_commit_failed_sync_stays_dirty),
 	};
 #undef T
 
