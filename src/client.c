@@ -21,7 +21,6 @@
 #include "index.h"
 #include "progress.h"
 #include "source.h"
-#include "transport/pack.h"
 #include "transport/proto.h"
 #include "transport/remote.h"
 #include "transport/ssh.h"

@@ -7,10 +7,12 @@
 #include <stdbool.h>
 
 #include "formats/format.h"
+#include "transport/proto.h"
 #include "transport/transport.h"
 
-/* Source bytes read and hashed per step (a multiple of every block size). */
-#define VS_CHUNK (4u << 20)
+/* Source bytes read and hashed per step: the largest block the protocol
+ * carries, so a multiple of every block size. */
+#define VS_CHUNK VS_PROTO_MAX_CHUNK
 /* Virtual bytes handled per window (map, entries): bounds memory, not the
  * image size.  A window holds at most VS_WINDOW_BYTES / 4 KiB extents. */
 #define VS_WINDOW_BYTES (256u << 20)

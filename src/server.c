@@ -29,7 +29,6 @@
 #include "server.h"
 #include "snapshot.h"
 #include "source.h"
-#include "transport/pack.h"
 #include "transport/proto.h"
 #include "transport/remote.h"
 #include "util.h"
@@ -95,8 +94,7 @@ serve_push(struct vs_wire *w, const struct vs_open *o,
 
 	if (!path)
 		return -1;
-	if (o->block_size && (!vs_is_pow2(o->block_size) ||
-	    o->block_size < VS_SECTOR || o->block_size > VS_CHUNK)) {
+	if (o->block_size && !vs_block_size_ok(o->block_size)) {
 		vs_err(VS_EXIT_USAGE, path, "invalid block size");
 		goto out;
 	}
@@ -185,8 +183,7 @@ serve_pull(struct vs_wire *w, const struct vs_open *o,
 	struct vs_opened r = { 0 };
 	struct vs_target *t = NULL;
 	char *path = vs_confine_source(o->path), *name = NULL;
-	uint8_t buf[128];
-	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+	struct vs_stats_msg sm;
 	int rc = -1;
 
 	if (!path)
@@ -214,13 +211,11 @@ serve_pull(struct vs_wire *w, const struct vs_open *o,
 	if (vs_sync(so.img, t, NULL, &view) < 0)
 		goto out;
 	/* The engine's counters; the target side has its own. */
-	vs_put_u64(&p, st.virtual_size);
-	vs_put_u64(&p, st.data_bytes);
-	vs_put_u64(&p, st.read_bytes);
-	vs_put_u64(&p, st.skipped_bytes);
-	vs_put_u64(&p, (uint64_t)(st.elapsed * 1e6));
-	rc = vs_wire_send(w, VS_MSG_STATS, p.p, p.len) < 0 ? -1 :
-	    vs_wire_flush(w);
+	sm = (struct vs_stats_msg){ .virtual_size = st.virtual_size,
+	    .data_bytes = st.data_bytes, .read_bytes = st.read_bytes,
+	    .skipped_bytes = st.skipped_bytes,
+	    .usec = (uint64_t)(st.elapsed * 1e6) };
+	rc = vs_send_stats(w, &sm) < 0 ? -1 : vs_wire_flush(w);
 out:
 	if (t)
 		t->ops->close(t);

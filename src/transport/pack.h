@@ -76,14 +76,14 @@ vs_put_u8(struct vs_pack *w, uint8_t v)
 	vs_put(w, &v, 1);
 }
 
-/* A string: u32 length, bytes, no NUL. */
+/* A string: u32 length, bytes, no NUL.  NULL is the empty string. */
 static inline void
 vs_put_str(struct vs_pack *w, const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
 
 	vs_put_u32(w, (uint32_t)n);
-	vs_put(w, s, n);
+	vs_put(w, s ? s : "", n);	/* memcpy() takes no NULL */
 }
 
 static inline const uint8_t *

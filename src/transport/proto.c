@@ -7,19 +7,33 @@
 
 #include "proto.h"
 #include "pack.h"
-#include "../engine.h"
 #include "../util.h"
 
 #define SMALL 256	/* encoding buffer for small messages */
 
+/* Queue the payload packed in @p, then @tail_len bytes of @tail. */
 static int
-send_packed(struct vs_wire *w, uint32_t type, struct vs_pack *p)
+send_packed_tail(struct vs_wire *w, uint32_t type, const struct vs_pack *p,
+    const void *tail, size_t tail_len)
 {
 	if (p->bad) {
 		vs_err(VS_EXIT_INTERNAL, w->peer, "message too long to encode");
 		return -1;
 	}
-	return vs_wire_send(w, type, p->p, p->len);
+	return vs_wire_send2(w, type, p->p, p->len, tail, tail_len);
+}
+
+static int
+send_packed(struct vs_wire *w, uint32_t type, const struct vs_pack *p)
+{
+	return send_packed_tail(w, type, p, NULL, 0);
+}
+
+/* A hash: its bytes as stored. */
+static void
+put_hash(struct vs_pack *p, const struct vs_hash *h)
+{
+	vs_put(p, h->b, VS_PROTO_HASH_LEN);
 }
 
 struct vs_hello
@@ -29,13 +43,20 @@ vs_hello_local(void)
 	    .codecs = 1u << VS_WIRE_ZLIB | 1u << VS_WIRE_ZSTD, .hash = 1 };
 }
 
+bool
+vs_block_size_ok(uint64_t bs)
+{
+	return vs_is_pow2(bs) && bs >= VS_PROTO_MIN_BLOCK &&
+	    bs <= VS_PROTO_MAX_CHUNK;
+}
+
 int
 vs_send_hello(struct vs_wire *w, const struct vs_hello *h)
 {
 	uint8_t buf[SMALL];
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 
-	vs_put(&p, VS_PROTO_MAGIC, 8);
+	vs_put(&p, VS_PROTO_MAGIC, VS_PROTO_MAGIC_LEN);
 	vs_put_u32(&p, h->version);
 	vs_put_u32(&p, h->codecs);
 	vs_put_u32(&p, h->hash);
@@ -94,6 +115,165 @@ vs_send_opened(struct vs_wire *w, const struct vs_opened *o)
 	return send_packed(w, VS_MSG_OPENED, &p);
 }
 
+int
+vs_send_begin(struct vs_wire *w, uint64_t size, const char *format,
+    uint64_t data_bytes)
+{
+	uint8_t buf[SMALL];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u64(&p, size);
+	vs_put_str(&p, format);
+	vs_put_u64(&p, data_bytes);
+	return send_packed(w, VS_MSG_BEGIN, &p);
+}
+
+/* DIGESTS, or SUMMARIES (no group size). */
+static int
+send_entries(struct vs_wire *w, uint32_t type, uint64_t first, uint32_t n,
+    uint32_t per)
+{
+	uint8_t buf[SMALL];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u64(&p, first);
+	vs_put_u32(&p, n);
+	if (type == VS_MSG_DIGESTS)
+		vs_put_u32(&p, per);
+	return send_packed(w, type, &p);
+}
+
+int
+vs_send_digests(struct vs_wire *w, uint64_t first, uint32_t n, uint32_t per)
+{
+	return send_entries(w, VS_MSG_DIGESTS, first, n, per);
+}
+
+int
+vs_send_summaries(struct vs_wire *w, uint64_t first, uint32_t n)
+{
+	return send_entries(w, VS_MSG_SUMMARIES, first, n, 0);
+}
+
+/* A message of @n u64 fields (PUNCH, DONE, STATS). */
+static int
+send_u64s(struct vs_wire *w, uint32_t type, const uint64_t *v, size_t n)
+{
+	uint8_t buf[SMALL];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	for (size_t i = 0; i < n; i++)
+		vs_put_u64(&p, v[i]);
+	return send_packed(w, type, &p);
+}
+
+/* The data goes from @data to the wire's buffer: no copy in between. */
+int
+vs_send_write(struct vs_wire *w, uint64_t off, uint32_t len, uint32_t codec,
+    const void *data, size_t data_len)
+{
+	uint8_t hdr[VS_PROTO_WRITE_HDR];
+	struct vs_pack p = { .p = hdr, .cap = sizeof(hdr) };
+
+	vs_put_u64(&p, off);
+	vs_put_u32(&p, len);
+	vs_put_u8(&p, (uint8_t)codec);
+	return send_packed_tail(w, VS_MSG_WRITE, &p, data, data_len);
+}
+
+int
+vs_send_punch(struct vs_wire *w, uint64_t off, uint64_t len)
+{
+	const uint64_t v[] = { off, len };
+
+	return send_u64s(w, VS_MSG_PUNCH, v, sizeof(v) / sizeof(v[0]));
+}
+
+/* Only the entries that changed travel, each with its index in the
+ * range. */
+int
+vs_send_record(struct vs_wire *w, uint64_t first, uint32_t n,
+    const struct vs_hash *old, const struct vs_hash *new)
+{
+	struct vs_pack p = { .p = NULL };
+	uint32_t count = 0;
+	int rc;
+
+	for (uint32_t i = 0; i < n; i++)
+		count += !vs_hash_eq(&old[i], &new[i]);
+	if (!count)
+		return 0;
+	p.cap = VS_PROTO_RECORD_HDR + (size_t)count * VS_PROTO_RECORD_ENTRY;
+	if (!(p.p = malloc(p.cap))) {
+		vs_errno(VS_EXIT_INTERNAL, w->peer, "RECORD");
+		return -1;
+	}
+	vs_put_u64(&p, first);
+	vs_put_u32(&p, n);
+	vs_put_u32(&p, count);
+	for (uint32_t i = 0; i < n; i++) {
+		if (vs_hash_eq(&old[i], &new[i]))
+			continue;
+		vs_put_u32(&p, i);
+		put_hash(&p, &old[i]);
+		put_hash(&p, &new[i]);
+	}
+	rc = send_packed(w, VS_MSG_RECORD, &p);
+	free(p.p);
+	return rc;
+}
+
+int
+vs_send_commit(struct vs_wire *w, const struct vs_hash *view)
+{
+	uint8_t buf[VS_PROTO_HASH_LEN];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	put_hash(&p, view ? view : &vs_hash_hole);
+	return send_packed(w, VS_MSG_COMMIT, &p);
+}
+
+int
+vs_send_begun(struct vs_wire *w, const struct vs_begun *b)
+{
+	uint8_t buf[SMALL];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u32(&p, b->block_size);
+	vs_put_u64(&p, b->seed);
+	vs_put_u8(&p, (b->trusted ? VS_BEGUN_TRUSTED : 0) |
+	    (b->hashes_target ? VS_BEGUN_HASHES : 0));
+	vs_put_str(&p, b->state);
+	put_hash(&p, &b->view);
+	return send_packed(w, VS_MSG_BEGUN, &p);
+}
+
+/* The hashes as stored, straight from @h. */
+int
+vs_send_hashes(struct vs_wire *w, uint32_t type, const struct vs_hash *h,
+    size_t count)
+{
+	return vs_wire_send(w, type, h, count * VS_PROTO_HASH_LEN);
+}
+
+int
+vs_send_done(struct vs_wire *w, const struct vs_done *d)
+{
+	const uint64_t v[] = { d->read, d->written, d->punched,
+	    d->unchanged };
+
+	return send_u64s(w, VS_MSG_DONE, v, sizeof(v) / sizeof(v[0]));
+}
+
+int
+vs_send_stats(struct vs_wire *w, const struct vs_stats_msg *st)
+{
+	const uint64_t v[] = { st->virtual_size, st->data_bytes,
+	    st->read_bytes, st->skipped_bytes, st->usec };
+
+	return send_u64s(w, VS_MSG_STATS, v, sizeof(v) / sizeof(v[0]));
+}
+
 static struct vs_unpack
 reader(const struct vs_msg *m)
 {
@@ -107,14 +287,24 @@ done(const struct vs_unpack *r)
 	return r->bad || r->left ? -1 : 0;
 }
 
+/* A hash into @h, which is left alone if the payload is short. */
+static void
+get_hash(struct vs_unpack *r, struct vs_hash *h)
+{
+	const uint8_t *b = vs_get(r, VS_PROTO_HASH_LEN);
+
+	if (b)
+		memcpy(h->b, b, VS_PROTO_HASH_LEN);
+}
+
 int
 vs_parse_hello(const struct vs_msg *m, struct vs_hello *h)
 {
 	struct vs_unpack r = reader(m);
-	const uint8_t *magic = vs_get(&r, 8);
+	const uint8_t *magic = vs_get(&r, VS_PROTO_MAGIC_LEN);
 
 	if (m->type != VS_MSG_HELLO || !magic ||
-	    memcmp(magic, VS_PROTO_MAGIC, 8) != 0)
+	    memcmp(magic, VS_PROTO_MAGIC, VS_PROTO_MAGIC_LEN) != 0)
 		return -1;
 	h->version = vs_get_u32(&r);
 	h->codecs = vs_get_u32(&r);
@@ -196,6 +386,81 @@ range_ok(uint64_t first, uint64_t n)
 	return n >= 1 && n <= VS_PROTO_MAX_ENTRIES && first + n > first;
 }
 
+/* The request parsers below set r->bad on a value out of range. */
+static void
+parse_begin(struct vs_unpack *r, struct vs_req *q)
+{
+	q->a = vs_get_u64(r);
+	vs_get_str(r, q->format, sizeof(q->format) - 1);
+	q->b = vs_get_u64(r);
+	if (q->a > VS_PROTO_MAX_SIZE || q->b > q->a)
+		r->bad = true;
+}
+
+/* DIGESTS, or SUMMARIES (no group size). */
+static void
+parse_entries(struct vs_unpack *r, struct vs_req *q)
+{
+	bool digests = q->type == VS_MSG_DIGESTS;
+
+	q->a = vs_get_u64(r);
+	q->b = vs_get_u32(r);
+	if (digests)
+		q->per = vs_get_u32(r);
+	if (!range_ok(q->a, q->b) || (digests && (q->per == 0 ||
+	    q->per > VS_PROTO_MAX_ENTRIES)))
+		r->bad = true;
+}
+
+static void
+parse_write(struct vs_unpack *r, struct vs_req *q)
+{
+	q->a = vs_get_u64(r);
+	q->b = vs_get_u32(r);
+	q->codec = vs_get_u8(r);
+	q->data_len = r->left;
+	q->data = vs_get(r, r->left);
+	if (q->b == 0 || q->b > VS_PROTO_MAX_CHUNK ||
+	    q->codec > VS_WIRE_ZSTD || q->a + q->b < q->a ||
+	    (q->codec == VS_WIRE_NONE && q->data_len != q->b))
+		r->bad = true;
+}
+
+static void
+parse_punch(struct vs_unpack *r, struct vs_req *q)
+{
+	q->a = vs_get_u64(r);
+	q->b = vs_get_u64(r);
+	if (q->b == 0 || q->a + q->b < q->a)
+		r->bad = true;
+}
+
+static void
+parse_record(struct vs_unpack *r, struct vs_req *q)
+{
+	q->a = vs_get_u64(r);
+	q->b = vs_get_u32(r);
+	q->count = vs_get_u32(r);
+	q->data_len = (size_t)q->count * VS_PROTO_RECORD_ENTRY;
+	if (!range_ok(q->a, q->b) || q->count > q->b ||
+	    q->data_len != r->left) {
+		r->bad = true;
+		return;
+	}
+	q->data = vs_get(r, q->data_len);
+	/* Indexes strictly increasing and inside the range. */
+	for (uint32_t i = 0, prev = 0; q->data && i < q->count; i++) {
+		uint32_t k = vs_le32(q->data +
+		    (size_t)i * VS_PROTO_RECORD_ENTRY);
+
+		if (k >= q->b || (i && k <= prev)) {
+			r->bad = true;
+			return;
+		}
+		prev = k;
+	}
+}
+
 int
 vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 {
@@ -205,80 +470,50 @@ vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 	q->type = m->type;
 	switch (m->type) {
 	case VS_MSG_BEGIN:
-		q->a = vs_get_u64(&r);
-		vs_get_str(&r, q->format, sizeof(q->format) - 1);
-		q->b = vs_get_u64(&r);
-		if (q->a > (1ull << 62) || q->b > q->a)
-			return -1;
+		parse_begin(&r, q);
 		break;
 	case VS_MSG_DIGESTS:
-		q->a = vs_get_u64(&r);
-		q->b = vs_get_u32(&r);
-		q->per = vs_get_u32(&r);
-		if (!range_ok(q->a, q->b) || q->per == 0 ||
-		    q->per > VS_PROTO_MAX_ENTRIES)
-			return -1;
-		break;
 	case VS_MSG_SUMMARIES:
-		q->a = vs_get_u64(&r);
-		q->b = vs_get_u32(&r);
-		if (!range_ok(q->a, q->b))
-			return -1;
+		parse_entries(&r, q);
 		break;
 	case VS_MSG_WRITE:
-		q->a = vs_get_u64(&r);
-		q->b = vs_get_u32(&r);
-		q->codec = vs_get_u8(&r);
-		q->data_len = r.left;
-		q->data = vs_get(&r, r.left);
-		if (q->b == 0 || q->b > VS_CHUNK || q->codec > VS_WIRE_ZSTD ||
-		    q->a + q->b < q->a ||
-		    (q->codec == VS_WIRE_NONE && q->data_len != q->b))
-			return -1;
+		parse_write(&r, q);
 		break;
 	case VS_MSG_PUNCH:
-		q->a = vs_get_u64(&r);
-		q->b = vs_get_u64(&r);
-		if (q->b == 0 || q->a + q->b < q->a)
-			return -1;
+		parse_punch(&r, q);
 		break;
 	case VS_MSG_RECORD:
-		q->a = vs_get_u64(&r);
-		q->b = vs_get_u32(&r);
-		q->count = vs_get_u32(&r);
-		q->data_len = (size_t)q->count * 36;
-		if (!range_ok(q->a, q->b) || q->count > q->b ||
-		    q->data_len != r.left)
-			return -1;
-		q->data = vs_get(&r, q->data_len);
-		/* Indexes strictly increasing and inside the range. */
-		for (uint32_t i = 0, prev = 0; q->data && i < q->count; i++) {
-			const uint8_t *e = q->data + 36 * (size_t)i;
-			uint32_t k = vs_le32(e);
-
-			if (k >= q->b || (i && k <= prev))
-				return -1;
-			prev = k;
-		}
+		parse_record(&r, q);
 		break;
-	case VS_MSG_COMMIT: {
-		const uint8_t *v = vs_get(&r, sizeof(q->view.b));
-
-		if (v)
-			memcpy(q->view.b, v, sizeof(q->view.b));
+	case VS_MSG_COMMIT:
+		get_hash(&r, &q->view);
 		break;
-	}
 	default:
 		return -1;
 	}
 	return done(&r);
 }
 
+void
+vs_record_entries(const struct vs_req *q, struct vs_hash *old,
+    struct vs_hash *new)
+{
+	struct vs_unpack r = { .p = q->data, .left = q->data_len };
+
+	memset(old, 0, q->b * sizeof(*old));
+	memset(new, 0, q->b * sizeof(*new));
+	for (uint32_t i = 0; i < q->count; i++) {
+		uint32_t k = vs_get_u32(&r);	/* checked by the parser */
+
+		get_hash(&r, &old[k]);
+		get_hash(&r, &new[k]);
+	}
+}
+
 int
 vs_parse_begun(const struct vs_msg *m, struct vs_begun *b)
 {
 	struct vs_unpack r = reader(m);
-	const uint8_t *view;
 	uint8_t flags;
 
 	if (m->type != VS_MSG_BEGUN)
@@ -289,11 +524,8 @@ vs_parse_begun(const struct vs_msg *m, struct vs_begun *b)
 	b->trusted = flags & VS_BEGUN_TRUSTED;
 	b->hashes_target = flags & VS_BEGUN_HASHES;
 	vs_get_str(&r, b->state, sizeof(b->state) - 1);
-	view = vs_get(&r, sizeof(b->view.b));
-	if (view)
-		memcpy(b->view.b, view, sizeof(b->view.b));
-	if (!vs_is_pow2(b->block_size) || b->block_size < VS_SECTOR ||
-	    b->block_size > VS_CHUNK)
+	get_hash(&r, &b->view);
+	if (!vs_block_size_ok(b->block_size))
 		return -1;
 	return done(&r);
 }
@@ -304,7 +536,7 @@ vs_parse_hashes(const struct vs_msg *m, uint32_t type, size_t count,
 {
 	if ((type != VS_MSG_DIGESTS_R && type != VS_MSG_SUMMARIES_R) ||
 	    m->type != type || count > VS_PROTO_MAX_ENTRIES ||
-	    m->len != count * sizeof(*out))
+	    m->len != count * VS_PROTO_HASH_LEN)
 		return -1;
 	memcpy(out, m->p, m->len);
 	return 0;

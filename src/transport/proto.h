@@ -21,6 +21,40 @@
 /* Images one SNAPSHOT request names, and the length of each name. */
 #define VS_SNAPSHOT_MAX		1024
 #define VS_NAME_MAX		255
+/* Block sizes both sides take: powers of two in this range.  The largest
+ * is also the largest WRITE and the engine's chunk (VS_CHUNK), which is
+ * thus a whole number of blocks of any size. */
+#define VS_PROTO_MIN_BLOCK	(4u << 10)
+#define VS_PROTO_MAX_CHUNK	(4u << 20)
+/* The largest image BEGIN may declare. */
+#define VS_PROTO_MAX_SIZE	(1ull << 62)
+
+/* Wire layouts, in bytes: integers are u8, u32 or u64, little-endian. */
+enum vs_proto_layout {
+	VS_PROTO_MAGIC_LEN = 8,			/* HELLO's magic */
+	VS_PROTO_HASH_LEN = 16,			/* an XXH3-128: digest, index
+						 * entry or view id */
+	VS_PROTO_WRITE_HDR = 8 + 4 + 1,		/* WRITE: offset, length,
+						 * codec; the data follows */
+	VS_PROTO_RECORD_HDR = 8 + 4 + 4,	/* RECORD: first, n, count */
+	VS_PROTO_RECORD_ENTRY = 4 + 2 * VS_PROTO_HASH_LEN, /* RECORD entry:
+						 * index, old, new */
+};
+
+_Static_assert(sizeof(VS_PROTO_MAGIC) - 1 == VS_PROTO_MAGIC_LEN,
+    "HELLO's magic");
+/* Hashes cross the wire as they are stored. */
+_Static_assert(sizeof(struct vs_hash) == VS_PROTO_HASH_LEN,
+    "a hash on the wire is a struct vs_hash");
+/* Every message fits in a frame; the largest are a WRITE of a whole
+ * chunk, and a RECORD or hash reply of a whole window. */
+_Static_assert(VS_PROTO_WRITE_HDR + VS_PROTO_MAX_CHUNK <= VS_WIRE_MAX,
+    "a WRITE of a chunk fits in a frame");
+_Static_assert(VS_PROTO_RECORD_HDR + (uint64_t)VS_PROTO_MAX_ENTRIES *
+    VS_PROTO_RECORD_ENTRY <= VS_WIRE_MAX,
+    "a RECORD of a window fits in a frame");
+_Static_assert((uint64_t)VS_PROTO_MAX_ENTRIES * VS_PROTO_HASH_LEN <=
+    VS_WIRE_MAX, "a hash reply of a window fits in a frame");
 
 enum vs_msg_type {
 	VS_MSG_HELLO = 1,
@@ -125,7 +159,7 @@ struct vs_snapshot_req {
 
 /* Replies of the target side, as the source side parses them. */
 struct vs_begun {
-	uint32_t block_size;	/* the target's: a power of two, 4K-4M */
+	uint32_t block_size;	/* the target's (vs_block_size_ok) */
 	uint64_t seed;		/* of its index hashes */
 	bool trusted;		/* its index is trusted */
 	bool hashes_target;	/* it hashes its blocks when not trusted */
@@ -147,11 +181,12 @@ struct vs_stats_msg {
 	uint64_t usec;		/* elapsed microseconds */
 };
 
-/* Requests of the source side, as the target side parses them. */
+/* Requests of the source side, as the target side parses them (one
+ * struct for all, so that the target side's loop takes any of them). */
 struct vs_req {
 	uint32_t type;		/* VS_MSG_* */
 	uint64_t a, b;		/* BEGIN size, source data bytes;
-				 * DIGESTS/SUMMARIES first, n;
+				 * DIGESTS/SUMMARIES/RECORD first entry, n;
 				 * WRITE/PUNCH offset, length */
 	uint32_t per;		/* DIGESTS group size */
 	uint32_t codec;		/* WRITE codec */
@@ -164,14 +199,42 @@ struct vs_req {
 
 /* The HELLO this build sends: its version, codecs and hash. */
 struct vs_hello vs_hello_local(void);
+/* @bs is a block size both sides take: a power of two from
+ * VS_PROTO_MIN_BLOCK to VS_PROTO_MAX_CHUNK. */
+bool vs_block_size_ok(uint64_t bs);
 
-/* Encoders: queue the message on @w. */
+/* Encoders: queue the message on @w.  On failure -1: reported, unless
+ * the stream broke (w->wbroken), which the peer may explain. */
 int vs_send_hello(struct vs_wire *w, const struct vs_hello *h);
 int vs_send_error(struct vs_wire *w, uint32_t cat, const char *text);
 int vs_send_open(struct vs_wire *w, const struct vs_open *o);
 int vs_send_opened(struct vs_wire *w, const struct vs_opened *o);
 int vs_send_snapshot(struct vs_wire *w, const struct vs_snapshot_req *q);
 int vs_send_snapped(struct vs_wire *w, uint32_t taken);
+/* Requests, with the fields of struct vs_req they parse into.  BEGIN's
+ * @format may be NULL for none. */
+int vs_send_begin(struct vs_wire *w, uint64_t size, const char *format,
+    uint64_t data_bytes);
+int vs_send_digests(struct vs_wire *w, uint64_t first, uint32_t n,
+    uint32_t per);
+int vs_send_summaries(struct vs_wire *w, uint64_t first, uint32_t n);
+/* A block of @len bytes at @off, as @data_len bytes coded with @codec. */
+int vs_send_write(struct vs_wire *w, uint64_t off, uint32_t len,
+    uint32_t codec, const void *data, size_t data_len);
+int vs_send_punch(struct vs_wire *w, uint64_t off, uint64_t len);
+/* The entries of [first, first + n) where @old and @new differ; nothing
+ * is sent if none does. */
+int vs_send_record(struct vs_wire *w, uint64_t first, uint32_t n,
+    const struct vs_hash *old, const struct vs_hash *new);
+/* @view NULL: none (all zero). */
+int vs_send_commit(struct vs_wire *w, const struct vs_hash *view);
+/* Replies of the target side. */
+int vs_send_begun(struct vs_wire *w, const struct vs_begun *b);
+/* A DIGESTS_R or SUMMARIES_R (@type) of @count hashes. */
+int vs_send_hashes(struct vs_wire *w, uint32_t type,
+    const struct vs_hash *h, size_t count);
+int vs_send_done(struct vs_wire *w, const struct vs_done *d);
+int vs_send_stats(struct vs_wire *w, const struct vs_stats_msg *st);
 
 /* Parsers: 0, or -1 if the payload is malformed (nothing reported). */
 int vs_parse_hello(const struct vs_msg *m, struct vs_hello *h);
@@ -179,6 +242,10 @@ int vs_parse_error(const struct vs_msg *m, struct vs_error_msg *e);
 int vs_parse_open(const struct vs_msg *m, struct vs_open *o);
 int vs_parse_opened(const struct vs_msg *m, struct vs_opened *o);
 int vs_parse_req(const struct vs_msg *m, struct vs_req *r);
+/* Spread the entries of a parsed RECORD over old[0..q->b) and
+ * new[0..q->b): entries it does not carry are unchanged, zero in both. */
+void vs_record_entries(const struct vs_req *q, struct vs_hash *old,
+    struct vs_hash *new);
 int vs_parse_begun(const struct vs_msg *m, struct vs_begun *b);
 /* A DIGESTS_R or SUMMARIES_R (@type) of exactly @count hashes. */
 int vs_parse_hashes(const struct vs_msg *m, uint32_t type, size_t count,

@@ -13,11 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pack.h"
 #include "proto.h"
 #include "remote.h"
 #include "wirecomp.h"
-#include "../engine.h"
 #include "../util.h"
 
 struct remote_target {
@@ -27,8 +25,6 @@ struct remote_target {
 	int level;		/* compression level */
 	uint8_t *cbuf;		/* compressed block */
 	size_t ccap;		/* its size */
-	uint8_t *rec;		/* RECORD payload */
-	size_t rec_cap;		/* its size */
 	uint32_t block_size;	/* the target's, from BEGUN */
 };
 
@@ -79,20 +75,14 @@ vs_remote_broken(struct vs_wire *w)
 	w->failed = true;
 }
 
-/* After a failed send the peer may have said why: show that instead. */
+/* The result @rc of a send: after the stream broke the peer may have
+ * said why, so show that instead (other failures are reported). */
 static int
-send_failed(struct remote_target *rt)
+sent(struct remote_target *rt, int rc)
 {
-	vs_remote_broken(rt->w);
-	return -1;
-}
-
-static int
-send_small(struct remote_target *rt, uint32_t type, struct vs_pack *p)
-{
-	if (vs_wire_send(rt->w, type, p->p, p->len) < 0)
-		return send_failed(rt);
-	return 0;
+	if (rc < 0 && rt->w->wbroken)
+		vs_remote_broken(rt->w);
+	return rc < 0 ? -1 : 0;
 }
 
 static const char *
@@ -111,15 +101,11 @@ static int
 remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	uint8_t buf[48];
-	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	struct vs_begun b;
 	struct vs_msg m;
 
-	vs_put_u64(&p, size);
-	vs_put_str(&p, t->src_format ? t->src_format : "");
-	vs_put_u64(&p, info->src_data_bytes);
-	if (send_small(rt, VS_MSG_BEGIN, &p) < 0 ||
+	if (sent(rt, vs_send_begin(rt->w, size, t->src_format,
+	    info->src_data_bytes)) < 0 ||
 	    vs_remote_expect(rt->w, VS_MSG_BEGUN, &m) < 0)
 		return -1;
 	if (vs_parse_begun(&m, &b) < 0) {
@@ -136,23 +122,16 @@ remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	return 0;
 }
 
-/* Send a request for @n hashes and read them into @out. */
+/* The reply to DIGESTS or SUMMARIES: @count hashes of @type into @out. */
 static int
-hashes(struct remote_target *rt, uint32_t type, uint64_t first, size_t n,
-    size_t per, size_t count, struct vs_hash *out)
+read_hashes(struct remote_target *rt, uint32_t type, size_t count,
+    struct vs_hash *out)
 {
-	uint8_t buf[32];
-	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	struct vs_msg m;
 
-	vs_put_u64(&p, first);
-	vs_put_u32(&p, (uint32_t)n);
-	if (type == VS_MSG_DIGESTS)
-		vs_put_u32(&p, (uint32_t)per);
-	if (send_small(rt, type, &p) < 0 ||
-	    vs_remote_expect(rt->w, type + 1, &m) < 0)
+	if (vs_remote_expect(rt->w, type, &m) < 0)
 		return -1;
-	if (vs_parse_hashes(&m, type + 1, count, out) < 0) {
+	if (vs_parse_hashes(&m, type, count, out) < 0) {
 		vs_err(rt->w->cat, rt->w->peer, "malformed hash reply");
 		return -1;
 	}
@@ -163,16 +142,23 @@ static int
 remote_digests(struct vs_target *t, uint64_t first, size_t n, size_t per,
     struct vs_hash *out)
 {
-	return hashes((struct remote_target *)t, VS_MSG_DIGESTS, first, n, per,
-	    (n + per - 1) / per, out);
+	struct remote_target *rt = (struct remote_target *)t;
+
+	if (sent(rt, vs_send_digests(rt->w, first, (uint32_t)n,
+	    (uint32_t)per)) < 0)
+		return -1;
+	return read_hashes(rt, VS_MSG_DIGESTS_R, (n + per - 1) / per, out);
 }
 
 static int
 remote_summaries(struct vs_target *t, uint64_t first, size_t n,
     struct vs_hash *out)
 {
-	return hashes((struct remote_target *)t, VS_MSG_SUMMARIES, first, n, 0,
-	    n, out);
+	struct remote_target *rt = (struct remote_target *)t;
+
+	if (sent(rt, vs_send_summaries(rt->w, first, (uint32_t)n)) < 0)
+		return -1;
+	return read_hashes(rt, VS_MSG_SUMMARIES_R, n, out);
 }
 
 /* One WRITE message: at most a block, as the protocol has it. */
@@ -180,8 +166,6 @@ static int
 write_block(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	uint8_t hdr[16];
-	struct vs_pack p = { .p = hdr, .cap = sizeof(hdr) };
 	size_t need = vs_wirecomp_bound(len), clen = 0;
 
 	if (rt->codec != VS_WIRE_NONE && need > rt->ccap) {
@@ -197,13 +181,9 @@ write_block(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 	if (rt->codec != VS_WIRE_NONE)
 		clen = vs_wirecomp(rt->codec, rt->level, buf, len, rt->cbuf,
 		    rt->ccap);
-	vs_put_u64(&p, off);
-	vs_put_u32(&p, (uint32_t)len);
-	vs_put_u8(&p, clen ? (uint8_t)rt->codec : VS_WIRE_NONE);
-	if (vs_wire_send2(rt->w, VS_MSG_WRITE, hdr, p.len,
-	    clen ? rt->cbuf : buf, clen ? clen : len) < 0)
-		return send_failed(rt);
-	return 0;
+	return sent(rt, vs_send_write(rt->w, off, (uint32_t)len,
+	    clen ? rt->codec : VS_WIRE_NONE, clen ? rt->cbuf : buf,
+	    clen ? clen : len));
 }
 
 static int
@@ -225,66 +205,27 @@ static int
 remote_punch(struct vs_target *t, uint64_t off, uint64_t len)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	uint8_t buf[16];
-	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 
-	vs_put_u64(&p, off);
-	vs_put_u64(&p, len);
-	return send_small(rt, VS_MSG_PUNCH, &p);
+	return sent(rt, vs_send_punch(rt->w, off, len));
 }
 
-/* Only the entries that changed travel. */
 static int
 remote_record(struct vs_target *t, uint64_t first, size_t n,
     const struct vs_hash *old, const struct vs_hash *new)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	size_t need = 16 + 36 * n;
-	struct vs_pack p;
-	uint32_t count = 0;
 
-	if (need > rt->rec_cap) {
-		uint8_t *b = realloc(rt->rec, need);
-
-		if (!b) {
-			vs_errno(VS_EXIT_INTERNAL, t->name, "record");
-			return -1;
-		}
-		rt->rec = b;
-		rt->rec_cap = need;
-	}
-	p = (struct vs_pack){ .p = rt->rec, .cap = need, .len = 16 };
-	for (size_t i = 0; i < n; i++) {
-		if (vs_hash_eq(&old[i], &new[i]))
-			continue;
-		vs_put_u32(&p, (uint32_t)i);
-		vs_put(&p, &old[i], sizeof(old[i]));
-		vs_put(&p, &new[i], sizeof(new[i]));
-		count++;
-	}
-	if (!count)
-		return 0;
-	{
-		struct vs_pack h = { .p = rt->rec, .cap = 16 };
-
-		vs_put_u64(&h, first);
-		vs_put_u32(&h, (uint32_t)n);
-		vs_put_u32(&h, count);
-	}
-	return send_small(rt, VS_MSG_RECORD, &p);
+	return sent(rt, vs_send_record(rt->w, first, (uint32_t)n, old, new));
 }
 
 static int
 remote_commit(struct vs_target *t, const struct vs_hash *view)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	uint8_t buf[VS_HASH_LEN];
-	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	struct vs_done d;
 	struct vs_msg m;
 
-	vs_put(&p, (view ? view : &vs_hash_hole)->b, sizeof(buf));
-	if (send_small(rt, VS_MSG_COMMIT, &p) < 0 ||
+	if (sent(rt, vs_send_commit(rt->w, view)) < 0 ||
 	    vs_remote_expect(rt->w, VS_MSG_DONE, &m) < 0)
 		return -1;
 	if (vs_parse_done(&m, &d) < 0) {
@@ -304,7 +245,6 @@ remote_close(struct vs_target *t)
 	struct remote_target *rt = (struct remote_target *)t;
 
 	free(rt->cbuf);
-	free(rt->rec);
 	free(rt);
 }
 

@@ -12,15 +12,20 @@
  *   whose index is not trusted is asked to hash its blocks, so that the
  *   engine sends only the blocks that differ.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pack.h"
 #include "proto.h"
 #include "remote.h"
 #include "wirecomp.h"
-#include "../engine.h"
 #include "../util.h"
+
+/* The block sizes a local target takes are the ones BEGUN may carry, and
+ * each a whole number of sectors. */
+_Static_assert(IDX_MIN_BLOCK == VS_PROTO_MIN_BLOCK &&
+    IDX_MAX_BLOCK == VS_PROTO_MAX_CHUNK, "index and wire block sizes");
+_Static_assert(VS_PROTO_MIN_BLOCK % VS_SECTOR == 0, "blocks of sectors");
 
 struct serve {
 	struct vs_wire *w;		/* the session */
@@ -86,11 +91,26 @@ malformed(struct serve *s, const struct vs_msg *m)
 	return -1;
 }
 
+/* The answer to BEGIN: what the local target said. */
+static int
+send_begun(struct serve *s)
+{
+	const char *state = s->t->stats->index_state;
+	struct vs_begun b = {
+		.block_size = s->info.block_size,
+		.seed = s->info.seed,
+		.trusted = s->info.trusted,
+		.hashes_target = s->info.hashes_target,
+		.view = s->info.view,
+	};
+
+	snprintf(b.state, sizeof(b.state), "%s", state ? state : "");
+	return vs_send_begun(s->w, &b);
+}
+
 static int
 do_begin(struct serve *s, const struct vs_req *q)
 {
-	uint8_t buf[64];
-	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 
 	if (s->begun) {
 		vs_err(s->w->cat, s->w->peer, "BEGIN repeated");
@@ -108,13 +128,7 @@ do_begin(struct serve *s, const struct vs_req *q)
 	s->size = q->a;
 	s->nblocks = q->a / s->info.block_size +
 	    (q->a % s->info.block_size != 0);
-	vs_put_u32(&p, s->info.block_size);
-	vs_put_u64(&p, s->info.seed);
-	vs_put_u8(&p, (s->info.trusted ? VS_BEGUN_TRUSTED : 0) |
-	    (s->info.hashes_target ? VS_BEGUN_HASHES : 0));
-	vs_put_str(&p, s->t->stats->index_state);
-	vs_put(&p, s->info.view.b, sizeof(s->info.view.b));
-	return vs_wire_send(s->w, VS_MSG_BEGUN, p.p, p.len);
+	return send_begun(s);
 }
 
 /* [@off, @off + @len) lies inside the image BEGIN declared: bytes for
@@ -162,13 +176,12 @@ do_hashes(struct serve *s, const struct vs_req *q)
 	if (room(s, n) < 0 || s->t->ops->summaries(s->t, q->a, n, s->old) < 0)
 		return -1;
 	if (q->type == VS_MSG_SUMMARIES)
-		return vs_wire_send(s->w, VS_MSG_SUMMARIES_R, s->old,
-		    n * sizeof(*s->old));
+		return vs_send_hashes(s->w, VS_MSG_SUMMARIES_R, s->old, n);
 	for (size_t g = 0, k = 0; g < n; g += q->per, k++)
 		vs_hash_group(s->old + g, vs_min(q->per, n - g),
 		    s->info.seed, &s->digests[k]);
-	return vs_wire_send(s->w, VS_MSG_DIGESTS_R, s->digests,
-	    ((n + q->per - 1) / q->per) * sizeof(*s->digests));
+	return vs_send_hashes(s->w, VS_MSG_DIGESTS_R, s->digests,
+	    (n + q->per - 1) / q->per);
 }
 
 static int
@@ -177,7 +190,7 @@ do_write(struct serve *s, const struct vs_req *q)
 	const void *data = q->data;
 
 	if (q->codec != VS_WIRE_NONE) {
-		if (!s->block && !(s->block = malloc(VS_CHUNK))) {
+		if (!s->block && !(s->block = malloc(VS_PROTO_MAX_CHUNK))) {
 			vs_errno(VS_EXIT_INTERNAL, s->w->peer, "buffers");
 			return -1;
 		}
@@ -199,33 +212,23 @@ do_record(struct serve *s, const struct vs_req *q)
 
 	if (room(s, n) < 0)
 		return -1;
-	/* Entries not sent are unchanged: equal on both sides. */
-	memset(s->old, 0, n * sizeof(*s->old));
-	memset(s->new, 0, n * sizeof(*s->new));
-	for (uint32_t i = 0; i < q->count; i++) {
-		const uint8_t *e = q->data + 36 * (size_t)i;
-		uint32_t k = vs_le32(e);
-
-		memcpy(&s->old[k], e + 4, 16);
-		memcpy(&s->new[k], e + 20, 16);
-	}
+	vs_record_entries(q, s->old, s->new);
 	return s->t->ops->record(s->t, q->a, n, s->old, s->new);
 }
 
 static int
 do_commit(struct serve *s, const struct vs_req *q)
 {
-	uint8_t buf[64];
-	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	const struct vs_stats *st = s->t->stats;
+	struct vs_done d;
 
 	if (s->t->ops->commit(s->t, &q->view) < 0)
 		return -1;
-	vs_put_u64(&p, st->target_read_bytes);
-	vs_put_u64(&p, st->written_bytes);
-	vs_put_u64(&p, st->punched_bytes);
-	vs_put_u64(&p, st->unchanged_bytes);
-	if (vs_wire_send(s->w, VS_MSG_DONE, p.p, p.len) < 0)
+	/* The counters as the commit leaves them. */
+	d = (struct vs_done){ .read = st->target_read_bytes,
+	    .written = st->written_bytes, .punched = st->punched_bytes,
+	    .unchanged = st->unchanged_bytes };
+	if (vs_send_done(s->w, &d) < 0)
 		return -1;
 	return vs_wire_flush(s->w);
 }

@@ -15,7 +15,9 @@
 
 #include "../vmsync.h"
 
-#define VS_WIRE_MAX	((8u << 20) + 4096)	/* largest payload */
+/* The largest payload: twice the largest WRITE (VS_PROTO_MAX_CHUNK) and
+ * 4 KiB; proto.h asserts that every message fits. */
+#define VS_WIRE_MAX	((8u << 20) + 4096)
 
 struct vs_wire {
 	int rfd, wfd;		/* read from, write to */

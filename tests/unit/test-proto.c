@@ -1,7 +1,8 @@
 /*
- * test-proto.c - the protocol's message parsers (src/transport/proto.c):
- * what the encoders write parses back, and every malformed field, short
- * or over-long payload, bad range and unknown type is refused.
+ * test-proto.c - the protocol's messages (src/transport/proto.c): what
+ * each encoder writes parses back to the same fields, at the sizes
+ * proto.h names, and every malformed field, short or over-long payload,
+ * bad range and unknown type is refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,16 +54,115 @@ round_trip(int (*send)(struct vs_wire *, const void *), const void *arg,
 	close(p[1]);
 }
 
-static int
-send_open(struct vs_wire *w, const void *o)
+/* Encoders and parsers in the shapes round_trip() and
+ * refuse_short_long() take. */
+#define SENDER(name, fn)						\
+	static int							\
+	name(struct vs_wire *w, const void *arg)			\
+	{								\
+		return fn(w, arg);					\
+	}
+#define PARSER(name, fn)						\
+	static int							\
+	name(const struct vs_msg *m, void *out)				\
+	{								\
+		return fn(m, out);					\
+	}
+SENDER(send_open, vs_send_open)
+SENDER(send_hello, vs_send_hello)
+SENDER(send_begun, vs_send_begun)
+SENDER(send_done, vs_send_done)
+SENDER(send_stats, vs_send_stats)
+PARSER(parse_req, vs_parse_req)
+PARSER(parse_begun, vs_parse_begun)
+PARSER(parse_done, vs_parse_done)
+PARSER(parse_stats, vs_parse_stats)
+
+/* The payload one byte short, then one byte long: refused.  The byte
+ * past the end is there: payloads sit in buf. */
+static void
+refuse_short_long(struct vs_msg m, int (*parse)(const struct vs_msg *,
+    void *), void *out)
 {
-	return vs_send_open(w, o);
+	m.len--;
+	assert_int_equal(parse(&m, out), -1);
+	m.len += 2;
+	assert_int_equal(parse(&m, out), -1);
+}
+
+/* Encoders of requests, from the fields of struct vs_req they fill. */
+static int
+send_begin(struct vs_wire *w, const void *arg)
+{
+	const struct vs_req *q = arg;
+
+	return vs_send_begin(w, q->a, q->format[0] ? q->format : NULL, q->b);
 }
 
 static int
-send_hello(struct vs_wire *w, const void *h)
+send_digests(struct vs_wire *w, const void *arg)
 {
-	return vs_send_hello(w, h);
+	const struct vs_req *q = arg;
+
+	return vs_send_digests(w, q->a, (uint32_t)q->b, q->per);
+}
+
+static int
+send_summaries(struct vs_wire *w, const void *arg)
+{
+	const struct vs_req *q = arg;
+
+	return vs_send_summaries(w, q->a, (uint32_t)q->b);
+}
+
+static int
+send_write(struct vs_wire *w, const void *arg)
+{
+	const struct vs_req *q = arg;
+
+	return vs_send_write(w, q->a, (uint32_t)q->b, q->codec, q->data,
+	    q->data_len);
+}
+
+static int
+send_punch(struct vs_wire *w, const void *arg)
+{
+	const struct vs_req *q = arg;
+
+	return vs_send_punch(w, q->a, q->b);
+}
+
+static int
+send_commit(struct vs_wire *w, const void *arg)
+{
+	const struct vs_req *q = arg;
+
+	return vs_send_commit(w, &q->view);
+}
+
+/* Encode @q with @send, parse it back: the same fields, @len bytes. */
+static void
+req_round_trip(int (*send)(struct vs_wire *, const void *),
+    const struct vs_req *q, size_t len)
+{
+	struct vs_req q2;
+	struct vs_msg m;
+
+	round_trip(send, q, &m);
+	assert_int_equal(m.type, q->type);
+	assert_int_equal(m.len, len);
+	assert_int_equal(vs_parse_req(&m, &q2), 0);
+	assert_int_equal(q2.type, q->type);
+	assert_int_equal(q2.a, q->a);
+	assert_int_equal(q2.b, q->b);
+	assert_int_equal(q2.per, q->per);
+	assert_int_equal(q2.codec, q->codec);
+	assert_int_equal(q2.data_len, q->data_len);
+	if (q->data_len)
+		assert_memory_equal(q2.data, q->data, q->data_len);
+	assert_memory_equal(&q2.view, &q->view, sizeof(q->view));
+	assert_string_equal(q2.format, q->format);
+	refuse_short_long(m, parse_req, &q2);
 }
 
 static void
@@ -182,7 +282,7 @@ test_requests(void **state)
 	assert_int_equal(vs_parse_req(&m, &q), -1);
 	p = packer();
 	vs_put_u64(&p, 0);
-	vs_put_u32(&p, (4u << 20) + 1);		/* over a chunk */
+	vs_put_u32(&p, VS_PROTO_MAX_CHUNK + 1);	/* over a chunk */
 	vs_put_u8(&p, VS_WIRE_ZSTD);
 	m = msg(VS_MSG_WRITE, &p);
 	assert_int_equal(vs_parse_req(&m, &q), -1);
@@ -220,7 +320,7 @@ static void
 put_record(struct vs_pack *p, uint32_t n, const uint32_t *idx, uint32_t count,
     uint32_t claimed)
 {
-	uint8_t h[32] = { 0 };
+	uint8_t h[2 * VS_PROTO_HASH_LEN] = { 0 };	/* old, new */
 
 	vs_put_u64(p, 0);
 	vs_put_u32(p, n);
@@ -313,16 +413,17 @@ test_replies(void **state)
 		vs_put_u64(&p, 7);
 		vs_put_u8(&p, 1);
 		vs_put_str(&p, "trusted");
-		vs_put(&p, buf + 4000, 16);
+		vs_put(&p, buf + 4000, VS_PROTO_HASH_LEN);
 		m = msg(VS_MSG_BEGUN, &p);
 		/* Powers of two from 4 KiB to 4 MiB only. */
-		assert_int_equal(vs_parse_begun(&m, &b), bs < 4096 ||
-		    bs > (4u << 20) || bs == (1u << 20) ? -1 : 0);
+		assert_int_equal(vs_parse_begun(&m, &b),
+		    bs < VS_PROTO_MIN_BLOCK || bs > VS_PROTO_MAX_CHUNK ||
+		    bs == (1u << 20) ? -1 : 0);
 	}
 	m.len--;
 	assert_int_equal(vs_parse_begun(&m, &b), -1);
 	p = packer();
-	vs_put(&p, buf + 4000, 48);
+	vs_put(&p, buf + 4000, 3 * VS_PROTO_HASH_LEN);
 	m = msg(VS_MSG_DIGESTS_R, &p);
 	assert_int_equal(vs_parse_hashes(&m, VS_MSG_DIGESTS_R, 3, h), 0);
 	assert_int_equal(vs_parse_hashes(&m, VS_MSG_DIGESTS_R, 2, h), -1);
@@ -346,6 +447,203 @@ test_replies(void **state)
 	assert_int_equal(vs_parse_done(&m, &d), -1);	/* one field over */
 }
 
+static void
+test_block_size(void **state)
+{
+	(void)state;
+	assert_false(vs_block_size_ok(0));
+	assert_false(vs_block_size_ok(VS_PROTO_MIN_BLOCK / 2));
+	assert_true(vs_block_size_ok(VS_PROTO_MIN_BLOCK));
+	assert_false(vs_block_size_ok(VS_PROTO_MIN_BLOCK + 1));
+	assert_false(vs_block_size_ok(3 * VS_PROTO_MIN_BLOCK));
+	assert_true(vs_block_size_ok(64 << 10));
+	assert_true(vs_block_size_ok(VS_PROTO_MAX_CHUNK));
+	assert_false(vs_block_size_ok(2ull * VS_PROTO_MAX_CHUNK));
+	assert_false(vs_block_size_ok(1ull << 32));
+}
+
+static void
+test_request_round_trips(void **state)
+{
+	static const uint8_t data[] = "abcdefghij";
+	struct vs_req q;
+
+	(void)state;
+	q = (struct vs_req){ .type = VS_MSG_BEGIN, .a = 1ull << 30,
+	    .b = 1ull << 29, .format = "qcow2" };
+	req_round_trip(send_begin, &q, 8 + 4 + 5 + 8);
+	q = (struct vs_req){ .type = VS_MSG_BEGIN, .a = VS_PROTO_MAX_SIZE };
+	req_round_trip(send_begin, &q, 8 + 4 + 8);	/* NULL format */
+	q = (struct vs_req){ .type = VS_MSG_DIGESTS, .a = 4096,
+	    .b = VS_PROTO_MAX_ENTRIES, .per = 64 };
+	req_round_trip(send_digests, &q, 8 + 4 + 4);
+	q = (struct vs_req){ .type = VS_MSG_SUMMARIES, .a = 7, .b = 100 };
+	req_round_trip(send_summaries, &q, 8 + 4);
+	/* A plain WRITE carries its length; a compressed one less. */
+	q = (struct vs_req){ .type = VS_MSG_WRITE, .a = 8192, .b = 10,
+	    .codec = VS_WIRE_NONE, .data = data, .data_len = 10 };
+	req_round_trip(send_write, &q, VS_PROTO_WRITE_HDR + 10);
+	q = (struct vs_req){ .type = VS_MSG_PUNCH, .a = 5, .b = 4096 };
+	req_round_trip(send_punch, &q, 8 + 8);
+	q = (struct vs_req){ .type = VS_MSG_COMMIT };
+	memset(q.view.b, 0xa5, sizeof(q.view.b));
+	req_round_trip(send_commit, &q, VS_PROTO_HASH_LEN);
+}
+
+/* A compressed WRITE is as long as its data, whatever the length. */
+static void
+test_write_compressed(void **state)
+{
+	static const uint8_t data[] = "0123456789";
+	struct vs_req q = { .type = VS_MSG_WRITE, .a = 1ull << 40,
+	    .b = VS_PROTO_MAX_CHUNK, .codec = VS_WIRE_ZLIB, .data = data,
+	    .data_len = 10 }, q2;
+	struct vs_msg m;
+
+	(void)state;
+	round_trip(send_write, &q, &m);
+	assert_int_equal(m.len, VS_PROTO_WRITE_HDR + 10);
+	assert_int_equal(vs_parse_req(&m, &q2), 0);
+	assert_int_equal(q2.b, VS_PROTO_MAX_CHUNK);
+	assert_int_equal(q2.codec, VS_WIRE_ZLIB);
+	assert_int_equal(q2.data_len, 10);
+	assert_memory_equal(q2.data, data, 10);
+	/* One more byte than a chunk: refused. */
+	vs_set_le32(buf + 8, VS_PROTO_MAX_CHUNK + 1);
+	assert_int_equal(vs_parse_req(&m, &q2), -1);
+}
+
+struct record_args {
+	uint64_t first;			/* of the range */
+	uint32_t n;			/* entries in it */
+	const struct vs_hash *old, *new;	/* n of each */
+};
+
+static int
+send_record(struct vs_wire *w, const void *arg)
+{
+	const struct record_args *r = arg;
+
+	return vs_send_record(w, r->first, r->n, r->old, r->new);
+}
+
+static void
+test_record_round_trip(void **state)
+{
+	struct vs_hash old[10], new[10], old2[10], new2[10];
+	struct record_args r = { 1ull << 33, 10, old, new };
+	static struct vs_wire w;
+	struct vs_req q;
+	struct vs_msg m;
+
+	(void)state;
+	fill((uint8_t *)old, sizeof(old), 1);
+	memcpy(new, old, sizeof(new));
+	/* Nothing changed: nothing is sent. */
+	vs_wire_init(&w, -1, -1, "w", VS_EXIT_TARGET);
+	assert_int_equal(vs_send_record(&w, 0, 10, old, new), 0);
+	assert_int_equal(w.out_len, 0);
+	vs_wire_free(&w);
+	/* Entries 1, 5 and 9 changed: those travel, with their index. */
+	for (int i = 1; i < 10; i += 4)
+		new[i].b[3] ^= 0x40;
+	round_trip(send_record, &r, &m);
+	assert_int_equal(m.type, VS_MSG_RECORD);
+	assert_int_equal(m.len, VS_PROTO_RECORD_HDR +
+	    3 * VS_PROTO_RECORD_ENTRY);
+	assert_int_equal(vs_le32(m.p + VS_PROTO_RECORD_HDR +
+	    VS_PROTO_RECORD_ENTRY), 5);
+	assert_int_equal(vs_parse_req(&m, &q), 0);
+	assert_int_equal(q.a, 1ull << 33);
+	assert_int_equal(q.b, 10);
+	assert_int_equal(q.count, 3);
+	memset(old2, 0xff, sizeof(old2));
+	vs_record_entries(&q, old2, new2);
+	for (int i = 0; i < 10; i++) {
+		bool sent = i % 4 == 1;
+
+		/* Entries not sent: unchanged, zero on both sides. */
+		assert_memory_equal(&old2[i], sent ? &old[i] : &vs_hash_hole,
+		    sizeof(old2[i]));
+		assert_memory_equal(&new2[i], sent ? &new[i] : &vs_hash_hole,
+		    sizeof(new2[i]));
+	}
+	refuse_short_long(m, parse_req, &q);
+}
+
+static void
+test_begun_round_trip(void **state)
+{
+	struct vs_begun b = { .block_size = VS_PROTO_MAX_CHUNK, .seed = 1ull <<
+	    63 | 7, .trusted = false, .hashes_target = true,
+	    .state = "rebuilt" }, b2;
+	struct vs_msg m;
+
+	(void)state;
+	memset(b.view.b, 0x3c, sizeof(b.view.b));
+	for (int k = 0; k < 2; k++) {
+		round_trip(send_begun, &b, &m);
+		assert_int_equal(m.len, 4 + 8 + 1 + 4 + strlen(b.state) +
+		    VS_PROTO_HASH_LEN);
+		memset(&b2, 0, sizeof(b2));
+		assert_int_equal(vs_parse_begun(&m, &b2), 0);
+		assert_int_equal(b2.block_size, b.block_size);
+		assert_int_equal(b2.seed, b.seed);
+		assert_int_equal(b2.trusted, b.trusted);
+		assert_int_equal(b2.hashes_target, b.hashes_target);
+		assert_string_equal(b2.state, b.state);
+		assert_memory_equal(&b2.view, &b.view, sizeof(b.view));
+		refuse_short_long(m, parse_begun, &b2);
+		b = (struct vs_begun){ .block_size = VS_PROTO_MIN_BLOCK,
+		    .trusted = true, .state = "trusted" };
+	}
+}
+
+static int
+send_three_hashes(struct vs_wire *w, const void *h)
+{
+	return vs_send_hashes(w, VS_MSG_SUMMARIES_R, h, 3);
+}
+
+/* @in (@size bytes, no padding) encoded in @len bytes parses back into
+ * @out, and not one byte short or long. */
+static void
+same_back(int (*send)(struct vs_wire *, const void *),
+    int (*parse)(const struct vs_msg *, void *), const void *in, void *out,
+    size_t size, size_t len)
+{
+	struct vs_msg m;
+
+	round_trip(send, in, &m);
+	assert_int_equal(m.len, len);
+	assert_int_equal(parse(&m, out), 0);
+	assert_memory_equal(out, in, size);
+	refuse_short_long(m, parse, out);
+}
+
+static void
+test_reply_round_trips(void **state)
+{
+	struct vs_done d = { 1, 1ull << 40, 3, UINT64_MAX }, d2;
+	struct vs_stats_msg st = { 1ull << 34, 5, 6, 7, 123456789 }, st2;
+	struct vs_hash h[3], h2[3];
+	struct vs_msg m;
+
+	(void)state;
+	same_back(send_done, parse_done, &d, &d2, sizeof(d), 4 * 8);
+	same_back(send_stats, parse_stats, &st, &st2, sizeof(st), 5 * 8);
+	/* Hashes as stored, exactly as many as asked for. */
+	fill((uint8_t *)h, sizeof(h), 2);
+	round_trip(send_three_hashes, h, &m);
+	assert_int_equal(m.len, 3 * VS_PROTO_HASH_LEN);
+	assert_int_equal(vs_parse_hashes(&m, VS_MSG_SUMMARIES_R, 3, h2), 0);
+	assert_memory_equal(h2, h, sizeof(h));
+	m.len--;
+	assert_int_equal(vs_parse_hashes(&m, VS_MSG_SUMMARIES_R, 3, h2), -1);
+	m.len += 2;
+	assert_int_equal(vs_parse_hashes(&m, VS_MSG_SUMMARIES_R, 3, h2), -1);
+}
+
 int
 main(void)
 {
@@ -356,6 +654,12 @@ main(void)
 		cmocka_unit_test(test_record),
 		cmocka_unit_test(test_error_message),
 		cmocka_unit_test(test_replies),
+		cmocka_unit_test(test_block_size),
+		cmocka_unit_test(test_request_round_trips),
+		cmocka_unit_test(test_write_compressed),
+		cmocka_unit_test(test_record_round_trip),
+		cmocka_unit_test(test_begun_round_trip),
+		cmocka_unit_test(test_reply_round_trips),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
