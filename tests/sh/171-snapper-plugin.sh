@@ -193,9 +193,9 @@ logged "[$SNCFG #$n4] skipped: the sync of an earlier snapshot still runs"
 same "$snapdir/$n3/snapshot/web.img" "$mnt/backup/web.img"
 
 # A failed sync is logged with vmsync's exit status; snapper succeeds.
-conf wait "$mnt/nonexistent/"
+conf wait "$mnt/nonexistent/deeper/"
 n5=$(create)
-logged "[$SNCFG #$n5] web.img -> $mnt/nonexistent/: failed, exit 3 (target error), since #$n4"
+logged "[$SNCFG #$n5] web.img -> $mnt/nonexistent/deeper/: failed, exit 3 (target error), since #$n4"
 grep -q -- "-p user.err -- \[$SNCFG #$n5\] web.img -> .*failed, exit 3" "$SYSLOG" ||
 	fail "syslog: $(cat "$SYSLOG")"
 cat "$log"

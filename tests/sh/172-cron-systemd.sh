@@ -97,7 +97,7 @@ same "$mnt/images/a.img" "$mnt/backup/a.img"
 journal_has 3 "$mnt/images/missing.img" 'failed, exit 2 (source error)'
 grep -q "^<3>$mnt/images/missing.img: " "$TMP/journal" || fail "vmsync's error is not in the journal"
 
-sed -i "s|^DEST=.*|DEST=$mnt/nonexistent/|" "$TMP/etc/t172.conf"
+sed -i "s|^DEST=.*|DEST=$mnt/nonexistent/deeper/|" "$TMP/etc/t172.conf"
 service
 [ "$rc" -eq 3 ] || { cat "$TMP/journal"; fail "every image failed: exit $rc, want the first failure's 3"; }
 [ "$(grep -c '^<3>.*failed, exit' "$TMP/journal")" -eq 3 ] || fail "journal: $(cat "$TMP/journal")"
