@@ -1,16 +1,20 @@
 #!/bin/sh
-# report.sh META ROWS SCALE OUT.md OUT.json: the bench tables and target
-# ratios, from the tab-separated files tests/bench/run.sh writes.
+# report.sh META ROWS SCALE OUT.md OUT.json [FLEET]: the bench tables and
+# target ratios, from the tab-separated files tests/bench/run.sh writes.
 #   META:  key, value
 #   ROWS:  format day tool elapsed user sys rss_kib source_read target_read
 #          target_written equal target_alloc source_alloc stale new_data
 #          guest_changed ("-" where a measure does not apply)
 #   SCALE: size run tool elapsed user sys rss_kib source_read target_read
 #          target_written
+#   FLEET: format day clients elapsed user sys rss_kib source_read
+#          target_read target_written equal slowest_s fastest_s guest_data
+#          snapshots other_entries guest_changed (optional: older runs
+#          have none)
 set -eu
-META=$1 ROWS=$2 SCALE=$3 MD=$4 JSON=$5
+META=$1 ROWS=$2 SCALE=$3 MD=$4 JSON=$5 FLEET=${6:-/dev/null}
 
-awk -F '\t' -v meta="$META" -v scale="$SCALE" '
+awk -F '\t' -v meta="$META" -v scale="$SCALE" -v fleet="$FLEET" '
 function mib(b) { return b == "-" ? "-" : sprintf("%.0f", b / 1048576) }
 function ratio(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "-" }
 function verdict(ok) { return ok ? "met" : "**not met**" }
@@ -49,10 +53,59 @@ BEGIN {
 	eq[fmt, day, tool] = $11
 	srd[fmt, day, tool] = $8
 	if (tool ~ /^vmsync/ && $7 > maxrss) maxrss = $7
+	if (!(fmt in fmts)) forder[++nf] = fmt
 	fmts[fmt] = 1
 	if (day > maxday) maxday = day
 }
 END {
+	# Pushes through sshd, as ratios to btrfs send | ssh btrfs receive.
+	n = split("vmsync-push vmsync-push-full rsync-ssh", pt, " ")
+	hdr = 0
+	for (i = 1; i <= nf; i++) for (d = 0; d <= maxday; d++) {
+		f = forder[i]; b = t[f, d, "btrfs-send-ssh"]
+		if (b == "")
+			continue
+		if (!hdr++) {
+			print ""
+			print "## Push over ssh"
+			print ""
+			print "Each push runs through an sshd on 127.0.0.1 (cipher chacha20-poly1305@openssh.com) into the target btrfs; its time as a ratio to `btrfs send | ssh btrfs receive` of the same day (day 0 a full send, later days `-p` the day before), time in s in brackets. CPU s in the table above counts the client side only (the server runs under sshd)."
+			print ""
+			printf "| format | day | btrfs send \\| ssh receive s |"
+			for (k = 1; k <= n; k++) printf " %s |", pt[k]
+			printf "\n|---|---|---:|"
+			for (k = 1; k <= n; k++) printf "---:|"
+			printf "\n"
+		}
+		printf "| %s | %d | %.2f |", f, d, b
+		for (k = 1; k <= n; k++) {
+			v = t[f, d, pt[k]]
+			if (v == "") printf " - |"
+			else printf " %s (%.2f) |", ratio(v, b), v
+		}
+		printf "\n"
+	}
+	# The fleet: many clients pushing at once into one subvolume.
+	hdr = 0
+	while ((getline l < fleet) > 0) {
+		split(l, c, "\t")
+		if (!hdr++) {
+			print ""
+			print "## Fleet: clients pushing at once"
+			print ""
+			print "Each client pushes its own reflink copy of the image through the same sshd, with `--snapshot`, into one subvolume. *guest data*: allocated bytes of all the images; *aggregate*: guest data / wall time; *wall*: from the first client started to the last done, with a syncfs of the target; *slowest*, *fastest*: a client'"'"'s own time; *snapshots*: how many the runs left in `.vmsync-snapshots/`, and other entries there after the run (a snapshot left under its temporary name), if any; CPU s counts the clients only."
+			print ""
+			print "| format | day | clients | wall s | slowest client s | fastest client s | CPU s | guest data | aggregate MiB/s | source read | target written | snapshots | equal |"
+			print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+		}
+		printf "| %s | %s | %s | %.2f | %.2f | %.2f | %.2f | %s | %.0f | %s | %s | %s | %s |\n",
+		    c[1], c[2], c[3], c[4], c[12], c[13], c[5] + c[6],
+		    mib(c[14]), (c[4] > 0) ? c[14] / 1048576 / c[4] : 0,
+		    mib(c[8]), mib(c[10]),
+		    c[15] (c[16] > 0 ? " + " c[16] " other" : ""), c[11]
+		if (c[11] == "NO")
+			fleetbad = fleetbad sprintf("- %s day %d: **a fleet client left a target that differs from its source**\n", c[1], c[2])
+	}
 	n = 0
 	while ((getline l < scale) > 0) {
 		split(l, c, "\t")
@@ -120,10 +173,12 @@ END {
 			if (p[1] == f && p[2] == d && eq[k] == "NO")
 				printf "- %s day %d: **%s left a target that differs from the source**\n", f, d, p[3]
 		}
+	printf "%s", fleetbad
 }' "$ROWS" > "$MD"
 
 # The same rows as JSON, numbers as numbers.
-jq -n -R --rawfile meta "$META" --rawfile rows "$ROWS" --rawfile scale "$SCALE" '
+jq -n -R --rawfile meta "$META" --rawfile rows "$ROWS" --rawfile scale "$SCALE" \
+    --rawfile fleet "$FLEET" '
 def num: if . == "-" then null elif test("^[0-9.]+$") then tonumber else . end;
 def table($keys): split("\n") | map(select(length > 0) | split("\t") |
 	[$keys, map(num)] | transpose | map({(.[0]): .[1]}) | add);
@@ -136,5 +191,9 @@ def table($keys): split("\n") | map(select(length > 0) | split("\t") |
 	"new_data", "guest_changed"])),
   scaling: ($scale | table(["size", "run", "tool", "elapsed_s", "user_s",
 	"sys_s", "max_rss_kib", "source_read", "target_read",
-	"target_written"]))
+	"target_written"])),
+  fleet: ($fleet | table(["format", "day", "clients", "elapsed_s", "user_s",
+	"sys_s", "max_rss_kib", "source_read", "target_read",
+	"target_written", "equal", "slowest_s", "fastest_s", "guest_data",
+	"snapshots", "other_entries", "guest_changed"]))
 }' > "$JSON"

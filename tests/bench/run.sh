@@ -15,13 +15,20 @@
 # kept outside the images subvolume, so btrfs send does not carry it), and
 # as vmsync-full, which reads every allocated source byte
 # (--source-snapshot=never).
+# Pushes go through a real sshd on 127.0.0.1 (its own keys and config in
+# the scratch directory, cipher chacha20-poly1305) into the same target
+# btrfs: vmsync-push and vmsync-push-full as above, rsync-ssh, and
+# btrfs-send-ssh (send | ssh btrfs receive).  fleet: BENCH_FLEET clients
+# at once, each pushing its own reflink copy of the image with --snapshot
+# into one backup subvolume.
 #
 # Knobs: BENCH_SIZE (8G), BENCH_SEED (1), BENCH_DAYS (2), BENCH_FORMATS
 # ("raw qcow2"), BENCH_SCALES ("1G 8G 64G 1T"; "" for none), BENCH_TOOLS
-# (a regex of tools to run), BENCH_REPEAT (1: how many times each first
-# sync and each readalloc run, the row showing the run of median time),
-# BENCH_DIR (scratch directory, default under /var/tmp), BENCH_OUT
-# (results directory, default tests/bench/results).
+# (a regex of tools to run), BENCH_FLEET (8: clients of the fleet row),
+# BENCH_REPEAT (1: how many times each first sync and each readalloc run,
+# the row showing the run of median time), BENCH_DIR (scratch directory,
+# default under /var/tmp), BENCH_OUT (results directory, default
+# tests/bench/results).
 # Timings include a syncfs of the target: every tool's data is on disk.
 # Only runs that start from nothing repeat: an incremental run cannot be
 # put back (a restored target is a new file to vmsync's index, which then
@@ -39,6 +46,7 @@ FORMATS=${BENCH_FORMATS:-raw qcow2}
 SCALES=${BENCH_SCALES-1G 8G 64G 1T}
 TOOLS_RE=${BENCH_TOOLS:-.}
 REPEAT=${BENCH_REPEAT:-1}
+FLEET=${BENCH_FLEET:-8}
 OUT=${BENCH_OUT:-$ROOT/tests/bench/results}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -51,6 +59,17 @@ for c in qemu-img qemu-storage-daemon nbdcopy rsync btrfs mkfs.ext4 \
 done
 [ -x "$VMSYNC" ] || die "$VMSYNC is missing"
 [[ $REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive number"
+[[ $FLEET =~ ^[1-9][0-9]*$ ]] || die "BENCH_FLEET must be a positive number"
+# The tools that push through sshd; it only starts if one of them runs.
+SSH_TOOLS="vmsync-push btrfs-send-ssh vmsync-push-full rsync-ssh fleet"
+need_sshd=
+for t in $SSH_TOOLS; do [[ $t =~ $TOOLS_RE ]] && need_sshd=1; done
+if [ -n "$need_sshd" ]; then
+	for c in ssh ssh-keygen /usr/sbin/sshd; do
+		command -v "$c" >/dev/null ||
+			die "$c is missing (openssh-server, openssh-client)"
+	done
+fi
 
 bytes() {	# 8G -> 8589934592
 	numfmt --from=iec "$1"
@@ -65,13 +84,17 @@ G=$W/guest			# guest ext4 mount point
 mkdir -p "$S" "$D" "$G" "$OUT"
 ROWS=$W/rows.tsv
 SCALE_ROWS=$W/scale.tsv
+FLEET_ROWS=$W/fleet.tsv
 : > "$ROWS"
 : > "$SCALE_ROWS"
+: > "$FLEET_ROWS"
+K=$W/ssh			# sshd's keys, config and pid
 qsd_pid=
 loops=()
 
 cleanup() {
 	set +e
+	[ -s "$K/sshd.pid" ] && kill "$(cat "$K/sshd.pid")"
 	mountpoint -q "$G" && umount "$G"
 	stop_export
 	for m in "$S" "$D"; do mountpoint -q "$m" && umount "$m"; done
@@ -107,6 +130,55 @@ drop_caches() {
 	echo 3 > /proc/sys/vm/drop_caches
 }
 alloc_of() { stat -c '%b %B' "$1" | awk '{ print $1 * $2 }'; }
+
+# ---- sshd ------------------------------------------------------------
+
+# start_sshd: an sshd of our own on 127.0.0.1 that lets root in with a key
+# made here; sets $SSH, the client command line.  The cipher is fixed so
+# that runs on different machines pay the same for encryption.  bash, run
+# by sshd, reads root's ~/.bashrc unless SHLVL says it is not the top-level
+# shell: what it does there (a pyenv init costs 2 s a login, 36 s for 8 at
+# once) is not what the bench measures.
+SSH=
+start_sshd() {
+	local port i
+	mkdir -p "$K" /run/sshd
+	ssh-keygen -q -t ed25519 -N '' -f "$K/hostkey"
+	ssh-keygen -q -t ed25519 -N '' -f "$K/userkey"
+	cp "$K/userkey.pub" "$K/authorized_keys"
+	# A random port may be taken: try a few.
+	for i in $(seq 10); do
+		port=$((20000 + RANDOM % 20000))
+		cat > "$K/sshd_config" <<-EOS
+		Port $port
+		ListenAddress 127.0.0.1
+		HostKey $K/hostkey
+		AuthorizedKeysFile $K/authorized_keys
+		PidFile $K/sshd.pid
+		StrictModes no
+		UsePAM no
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		PermitRootLogin prohibit-password
+		Ciphers chacha20-poly1305@openssh.com
+		MaxStartups 100
+		SetEnv SHLVL=1
+		EOS
+		/usr/sbin/sshd -f "$K/sshd_config" -E "$K/sshd.log" && break
+		port=
+	done
+	[ -n "$port" ] || die "sshd did not start: $(cat "$K/sshd.log")"
+	# -F none: the machine's ssh_config must not change what is measured.
+	SSH="ssh -F none -p $port -i $K/userkey -c chacha20-poly1305@openssh.com"
+	SSH="$SSH -o Compression=no -o BatchMode=yes -o LogLevel=ERROR"
+	SSH="$SSH -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+	for i in $(seq 50); do
+		$SSH root@127.0.0.1 true 2>/dev/null && return 0
+		sleep 0.1
+	done
+	die "cannot ssh to root@127.0.0.1:$port: $(cat "$K/sshd.log")"
+}
+[ -z "$need_sshd" ] || start_sshd
 
 # ---- the guest -------------------------------------------------------
 
@@ -184,10 +256,12 @@ guest_change() {
 # as a first sync; the in-place ones start from a snapshot of another
 # tool's day-0 backup (tool_base).  Each vmsync mode runs right before
 # what its target compares it with (btrfs send, reading the allocated
-# bytes once), so a slow spell of the machine touches both alike.
+# bytes once), so a slow spell of the machine touches both alike; the
+# pushes likewise around btrfs-send-ssh.  fleet is not a tool of this list
+# (measure_fleet).
 TOOLS="vmsync btrfs-send vmsync-full readalloc vmsync-O-raw rsync-inplace
        rsync-inplace-sparse rsync-sparse qemu-img-convert qemu-img-convert-n
-       nbdcopy cp"
+       nbdcopy cp vmsync-push btrfs-send-ssh vmsync-push-full rsync-ssh"
 
 tool_applies() {	# TOOL FMT
 	[[ $1 =~ $TOOLS_RE ]] || return 1
@@ -202,8 +276,8 @@ tool_base() {		# TOOL: whose day-0 backup it starts from, if not its own
 # tool_target TOOL FMT: the file the tool's backup is
 tool_target() {
 	case $1 in
-	vmsync|vmsync-full|rsync*|cp) echo "$D/$1/vm.$2" ;;
-	btrfs-send) echo "$D/$1/images@day$day/vm.$2" ;;
+	vmsync|vmsync-full|vmsync-push*|rsync*|cp) echo "$D/$1/vm.$2" ;;
+	btrfs-send*) echo "$D/$1/images@day$day/vm.$2" ;;
 	readalloc) echo "" ;;
 	*) echo "$D/$1/vm.raw" ;;
 	esac
@@ -238,7 +312,25 @@ tool_cmd() {
 			echo "btrfs send -q $SEND_PROTO -p $S/images@day$((day - 1)) $S/images@day$day | btrfs receive -q $D/$t"
 		fi ;;
 	readalloc) echo "$BENCH_BIN/readalloc $src" ;;
+	# The pushes: the same modes and options as their local rows, into
+	# the same filesystem, through sshd.
+	vmsync-push)
+		echo "$(push_cmd) --state-dir=$S/state/$t $src root@127.0.0.1:$D/$t/" ;;
+	vmsync-push-full)
+		echo "$(push_cmd) --source-snapshot=never $src root@127.0.0.1:$D/$t/" ;;
+	rsync-ssh)
+		echo "rsync -aI --inplace --sparse -e '$SSH' $src root@127.0.0.1:$dst" ;;
+	btrfs-send-ssh)
+		if [ "$day" -eq 0 ]; then
+			echo "btrfs send -q $SEND_PROTO $S/images@day0 | $SSH root@127.0.0.1 btrfs receive -q $D/$t"
+		else
+			echo "btrfs send -q $SEND_PROTO -p $S/images@day$((day - 1)) $S/images@day$day | $SSH root@127.0.0.1 btrfs receive -q $D/$t"
+		fi ;;
 	esac
+}
+# push_cmd: vmsync pushing through our sshd, running this very build there
+push_cmd() {
+	echo "$VMSYNC -q --no-progress -e '$SSH' --remote-vmsync $VMSYNC"
 }
 SEND_PROTO=
 btrfs send --help 2>&1 | grep -q -- --proto && SEND_PROTO="--proto 2"
@@ -270,7 +362,7 @@ timed() {
 # fresh_start TOOL: put TOOL's day-0 backup back to nothing.
 fresh_start() {
 	case $1 in
-	btrfs-send) btrfs subvolume delete -c "$D/$1/images@day0" >/dev/null ;;
+	btrfs-send*) btrfs subvolume delete -c "$D/$1/images@day0" >/dev/null ;;
 	*)	btrfs subvolume delete -c "$D/$1" >/dev/null
 		btrfs subvolume create "$D/$1" >/dev/null
 		rm -rf "$S/state/$1" ;;
@@ -311,18 +403,18 @@ measure() {
 		local tfmt=raw
 		case $dst in *.qcow2) tfmt=qcow2 ;; esac
 		equal=yes
-		qemu-img compare -q -f "$fmt" -F "$tfmt" "$src" "$dst" || equal=NO
+		same_content "$fmt" "$src" "$dst" || equal=NO
 		talloc=$(alloc_of "$dst")
 		if [ "$tfmt" = "$fmt" ]; then
 			stale=$("$BENCH_BIN/imgdiff" stale "$src" "$dst" | awk '{ print $2 }')
 		elif [ "$fmt" = qcow2 ]; then
 			stale=$(guest_stale "$src" "$dst")
 		fi
-		[ "$t" = btrfs-send ] && sub=$D/$t/images@day$day
+		[[ $t = btrfs-send* ]] && sub=$D/$t/images@day$day
 		if [ "$day" -gt 0 ]; then
 			new=$(new_data "$sub")
 		fi
-		if [ "$t" != btrfs-send ]; then
+		if [[ $t != btrfs-send* ]]; then
 			btrfs subvolume snapshot -r "$sub" "$sub@day$day" >/dev/null
 			if [ "$day" -gt 0 ]; then
 				btrfs subvolume delete -c "$sub@day$((day - 1))" \
@@ -335,6 +427,61 @@ measure() {
 	echo "$fmt $day $t $tm $io $equal $talloc $(alloc_of "$src") $stale" \
 		"$new $changed" | tr ' ' '\t' >> "$ROWS"
 	log "$fmt day $day $t: $(echo "$tm" | awk '{ print $1 }') s, equal $equal"
+}
+
+# same_content FMT SRC DST: the guest disk of SRC (format FMT) reads the
+# same as DST (raw, or qcow2 by its name); two raw files must also be
+# equal byte for byte, size included, which qemu-img compare lets pass.
+same_content() {
+	local tfmt=raw
+	case $3 in *.qcow2) tfmt=qcow2 ;; esac
+	qemu-img compare -q -f "$1" -F "$tfmt" "$2" "$3" || return 1
+	[ "$1-$tfmt" != raw-raw ] || cmp -s "$2" "$3"
+}
+
+# count_snaps DIR GLOB: entries of DIR named like GLOB
+count_snaps() {
+	find "$1" -mindepth 1 -maxdepth 1 -name "$2" | wc -l
+}
+
+# measure_fleet FMT DAY CHANGED: FLEET clients push at once, each its own
+# reflink copy of the image (no space, and change detection still sees
+# the unchanged extents), with --snapshot into the one subvolume
+# $D/fleet; appends one row to $FLEET_ROWS: the wall time of them all,
+# the slowest and the fastest client's own time (far apart when the
+# clients wait for each other), the snapshots they took and any other
+# entries (a snapshot left under its temporary name) in the directory.
+measure_fleet() {
+	local fmt=$1 day=$2 changed=$3 src=$S/images/vm.$1 i img
+	local tm io equal=yes slowest fastest snaps0 snaps other data
+	local sdir=$D/fleet/.vmsync-snapshots
+	: > "$W/fleet.cmds"
+	for ((i = 1; i <= FLEET; i++)); do
+		img=$S/fleet/vm$i.$fmt
+		cp --reflink=always "$src" "$img"
+		# Each client a machine of its own: its own state directory.
+		echo "$(push_cmd) --snapshot --state-dir=$S/state/fleet$i $img root@127.0.0.1:$D/fleet/" \
+			>> "$W/fleet.cmds"
+	done
+	snaps0=0
+	[ ! -d "$sdir" ] || snaps0=$(count_snaps "$sdir" '[!.]*')
+	timed "fleet on $fmt day $day" \
+		"bash $ROOT/tests/bench/fleet.sh $W/fleet.cmds $W/fleet.times"
+	for ((i = 1; i <= FLEET; i++)); do
+		same_content "$fmt" "$S/fleet/vm$i.$fmt" "$D/fleet/vm$i.$fmt" ||
+			equal=NO
+	done
+	slowest=$(sort -g -k2,2 "$W/fleet.times" | awk 'END { print $2 }')
+	fastest=$(sort -g -k2,2 "$W/fleet.times" | awk 'NR == 1 { print $2 }')
+	snaps=$(($(count_snaps "$sdir" '[!.]*') - snaps0))
+	other=$(count_snaps "$sdir" '.*')
+	[ "$other" -eq 0 ] ||
+		log "fleet: in $sdir: $(find "$sdir" -mindepth 1 -maxdepth 1 -name '.*' -printf '%f ')"
+	data=$((FLEET * $(alloc_of "$src")))
+	echo "$fmt $day $FLEET $tm $io $equal $slowest $fastest $data $snaps" \
+		"$other $changed" |
+		tr ' ' '\t' >> "$FLEET_ROWS"
+	log "$fmt day $day fleet of $FLEET: $(echo "$tm" | awk '{ print $1 }') s, clients $fastest to $slowest s, $snaps snapshots, $other other entries, equal $equal"
 }
 
 # guest_stale QCOW2 RAW: bytes allocated in RAW where the guest disk of
@@ -364,6 +511,11 @@ run_format() {
 			measure "$fmt" 0 "$t" -
 		fi
 	done
+	if [[ fleet =~ $TOOLS_RE ]]; then
+		btrfs subvolume create "$D/fleet" >/dev/null
+		mkdir -p "$S/fleet"
+		measure_fleet "$fmt" 0 -
+	fi
 	for t in $TOOLS; do
 		local base
 		base=$(tool_base "$t")
@@ -382,6 +534,7 @@ run_format() {
 			tool_applies "$t" "$fmt" || continue
 			measure "$fmt" "$day" "$t" "$changed"
 		done
+		[[ ! fleet =~ $TOOLS_RE ]] || measure_fleet "$fmt" "$day" "$changed"
 	done
 	# Make room for the next format.
 	for t in $TOOLS; do
@@ -389,8 +542,12 @@ run_format() {
 			[ -d "$sv" ] && btrfs subvolume delete "$sv" >/dev/null
 		done
 	done
+	# Every snapshot, also one left under a temporary (dot) name.
+	for sv in "$D"/fleet/.vmsync-snapshots/{*,.tmp-*} "$D/fleet"; do
+		[ -d "$sv" ] && btrfs subvolume delete "$sv" >/dev/null
+	done
 	for sv in "$S"/images@day*; do btrfs subvolume delete "$sv" >/dev/null; done
-	rm -f "$S/images/vm.$fmt" "$S"/state/*/*
+	rm -f "$S/images/vm.$fmt" "$S"/state/*/* "$S"/fleet/*
 	btrfs subvolume sync "$D" >/dev/null
 	btrfs subvolume sync "$S" >/dev/null
 }
@@ -459,6 +616,6 @@ name=$(date -u +%Y-%m-%d)-$SIZE
 	echo "vmsync	$("$VMSYNC" --version | head -n 1)"
 } > "$W/meta.tsv"
 sh tests/bench/report.sh "$W/meta.tsv" "$ROWS" "$SCALE_ROWS" \
-	"$OUT/$name.md" "$OUT/$name.json"
+	"$OUT/$name.md" "$OUT/$name.json" "$FLEET_ROWS"
 cat "$OUT/$name.md"
 echo "bench: results in $OUT/$name.md and $OUT/$name.json" >&2
