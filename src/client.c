@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "cli.h"
@@ -53,6 +55,30 @@ choose_codec(const struct vs_cli *cli, struct session *s, uint32_t peer)
 	return 0;
 }
 
+/* The remote side hung up before its greeting: if the remote shell could
+ * not run vmsync (exit 127, "command not found"), say what to do. */
+static void
+no_remote_vmsync(const struct vs_cli *cli, struct session *s,
+    enum vs_exit cat)
+{
+	int status = 0;
+	pid_t r = 0;
+
+	/* It hung up, so it exits now; never wait long for one that did
+	 * not (garbage instead of a greeting). */
+	for (int i = 0; i < 100 && s->conn.pid > 0 &&
+	    (r = waitpid(s->conn.pid, &status, WNOHANG)) == 0; i++)
+		usleep(10000);
+	if (r != s->conn.pid)
+		return;
+	s->conn.pid = 0;	/* reaped */
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 127)
+		return;
+	vs_err(cat, s->host, "no %s there to run: install vmsync on %s, or "
+	    "name it with --remote-vmsync PATH", cli->remote_vmsync ?
+	    cli->remote_vmsync : "vmsync", s->host);
+}
+
 static int
 session_start(const struct vs_cli *cli, const char *arg, enum vs_exit cat,
     struct session *s)
@@ -78,6 +104,7 @@ session_start(const struct vs_cli *cli, const char *arg, enum vs_exit cat,
 	if (vs_send_hello(&s->w, &h) < 0 || vs_wire_recv(&s->w, &m) < 0) {
 		if (s->w.wbroken)
 			vs_remote_broken(&s->w);
+		no_remote_vmsync(cli, s, cat);
 		return -1;
 	}
 	if (m.type == VS_MSG_ERROR) {

@@ -17,6 +17,7 @@
  *   default) ends the session, so its target's lock is released.
  * - A client that sends garbage is still sent one ERROR saying so.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,33 @@ keep_policy(uint32_t client, uint32_t server)
 	return client > server ? client : server;
 }
 
+/* A DEST directory ("dir/") whose last component is missing is made, as
+ * rsync does: its parent, reached beneath --root, must exist.  Failures
+ * are left to the target's open to report. */
+static void
+make_dest_dir(const char *path)
+{
+	size_t n = strlen(path);
+	char *copy = n > 1 && path[n - 1] == '/' ? strndup(path, n - 1) : NULL;
+	char *slash = copy ? strrchr(copy, '/') : NULL;
+	const char *name = slash ? slash + 1 : copy;
+	int pfd;
+
+	if (!copy || !*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+		free(copy);
+		return;
+	}
+	if (slash)
+		*slash = 0;
+	pfd = vs_open(slash ? (*copy ? copy : "/") : ".", O_PATH |
+	    O_DIRECTORY | O_CLOEXEC, 0);
+	if (pfd >= 0) {
+		mkdirat(pfd, name, 0777);
+		close(pfd);
+	}
+	free(copy);
+}
+
 /* Push: this side holds the target. */
 static int
 serve_push(struct vs_wire *w, const struct vs_open *o,
@@ -89,10 +117,12 @@ serve_push(struct vs_wire *w, const struct vs_open *o,
 	};
 	struct vs_opened r = { 0 };
 	struct vs_target *t = NULL;
-	char *path = vs_confine_target(o->path, o->name);
+	char *path;
 	int rc = -1;
 
-	if (!path)
+	if (!(o->flags & VS_OPEN_DRY_RUN))
+		make_dest_dir(o->path);
+	if (!(path = vs_confine_target(o->path, o->name)))
 		return -1;
 	if (o->block_size && !vs_block_size_ok(o->block_size)) {
 		vs_err(VS_EXIT_USAGE, path, "invalid block size");

@@ -450,6 +450,9 @@ say_verdict(const struct local_target *lt, const struct idx_verdict *v)
 		    (unsigned long long)v->spot_bad);
 	else if (!v->hdr && !lt->old_size)
 		vs_info(1, "%s: new target", lt->path);
+	else if (!v->hdr && lt->index_created)
+		vs_info(1, "%s: an existing file without an index: comparing "
+		    "with it, the index made anew", lt->path);
 	else if (!v->hdr)
 		vs_info(1, "%s: index not used (%s); comparing with the target",
 		    lt->path, v->why);
