@@ -66,6 +66,13 @@ struct sync_state {
 	uint64_t punch_off, punch_len;	/* pending punch, coalesced */
 };
 
+/* Does the target declare @cap (its begin() said so)? */
+static bool
+can(const struct sync_state *s, enum vs_target_cap cap)
+{
+	return s->info.caps & cap;
+}
+
 /* Stop at the next check after SIGINT/SIGTERM/SIGHUP. */
 static int
 check_interrupt(struct sync_state *s)
@@ -355,7 +362,7 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	uint64_t first = wstart / bs;
 	size_t nb = (size_t)((wlen + bs - 1) / bs);
 	struct group prev = { 0 };	/* decided, not yet applied */
-	bool per_group = s->t->ops->prefetch && !s->changes;
+	bool per_group = can(s, VS_CAP_PREFETCH) && !s->changes;
 
 	if (check_interrupt(s) < 0)
 		return -1;
@@ -368,7 +375,7 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 		if (s->t->ops->digests(s->t, first, nb, s->group,
 		    s->digests) < 0)
 			return -1;
-	} else if (!s->info.trusted && s->t->ops->digests) {
+	} else if (!s->info.trusted && can(s, VS_CAP_DIGESTS)) {
 		/* A far target that knows nothing: do not ask it, every block
 		 * is compared on its side. */
 		for (size_t i = 0; i < nb; i++)
@@ -386,7 +393,7 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	 * fetch them ahead.  With change detection nearly every block left
 	 * to read changed, so the whole window's are asked for now; else
 	 * each group's blocks to write, once it is decided. */
-	if (s->t->ops->prefetch && s->changes)
+	if (can(s, VS_CAP_PREFETCH) && s->changes)
 		prefetch_runs(s, wstart, 0, nb, to_read, NULL);
 	/* Each group is written once the next one is decided, so that the
 	 * target fetches the old bytes of the next while this is written. */
@@ -420,7 +427,7 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 static bool
 digested(const struct sync_state *s)
 {
-	return s->t->ops->digests && (s->info.trusted ||
+	return can(s, VS_CAP_DIGESTS) && (s->info.trusted ||
 	    s->info.hashes_target);
 }
 

@@ -68,8 +68,9 @@ keep_policy(uint32_t client, uint32_t server)
 }
 
 /* A DEST directory ("dir/") whose last component is missing is made, as
- * rsync does: its parent, reached beneath --root, must exist.  Failures
- * are left to the target's open to report. */
+ * rsync does: its parent, reached beneath --root, must exist, and the name
+ * be printable (no control characters from a client).  Failures are left
+ * to the target's open to report. */
 static void
 make_dest_dir(const char *path)
 {
@@ -79,7 +80,8 @@ make_dest_dir(const char *path)
 	const char *name = slash ? slash + 1 : copy;
 	int pfd;
 
-	if (!copy || !*name || !strcmp(name, ".") || !strcmp(name, "..")) {
+	if (!copy || !*name || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    !vs_plain_text(name)) {
 		free(copy);
 		return;
 	}

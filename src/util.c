@@ -232,3 +232,12 @@ vs_pace(double start, uint64_t bytes, uint64_t rate)
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !vs_interrupted)
 		;
 }
+
+bool
+vs_plain_text(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}

@@ -96,6 +96,9 @@ bool vs_qemu_locked(int fd, int base);
  * vs_interrupted ends the wait. */
 void vs_pace(double start, uint64_t bytes, uint64_t rate);
 
+/* Has @s no control characters (bytes below 0x20, and 0x7f)? */
+bool vs_plain_text(const char *s);
+
 /* Order of two times: <0, 0, >0 as @a is before, at or after @b. */
 int vs_timespec_cmp(const struct timespec *a, const struct timespec *b);
 

@@ -536,6 +536,7 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		vs_errno(VS_EXIT_INTERNAL, lt->path, "buffer");
 		return -1;
 	}
+	info->caps = VS_CAP_PREFETCH;
 	info->block_size = lt->hdr.block_size;
 	info->seed = lt->hdr.seed;
 	info->trusted = lt->trusted;

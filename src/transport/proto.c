@@ -189,6 +189,14 @@ vs_send_punch(struct vs_wire *w, uint64_t off, uint64_t len)
 	return send_u64s(w, VS_MSG_PUNCH, v, sizeof(v) / sizeof(v[0]));
 }
 
+int
+vs_send_prefetch(struct vs_wire *w, uint64_t off, uint64_t len)
+{
+	const uint64_t v[] = { off, len };
+
+	return send_u64s(w, VS_MSG_PREFETCH, v, sizeof(v) / sizeof(v[0]));
+}
+
 /* Only the entries that changed travel, each with its index in the
  * range. */
 int
@@ -480,6 +488,7 @@ vs_parse_req(const struct vs_msg *m, struct vs_req *q)
 		parse_write(&r, q);
 		break;
 	case VS_MSG_PUNCH:
+	case VS_MSG_PREFETCH:	/* the same range */
 		parse_punch(&r, q);
 		break;
 	case VS_MSG_RECORD:

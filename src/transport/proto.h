@@ -75,6 +75,7 @@ enum vs_msg_type {
 	VS_MSG_STATS,
 	VS_MSG_SNAPSHOT,
 	VS_MSG_SNAPPED,
+	VS_MSG_PREFETCH,
 };
 
 /* Codecs of WRITE payloads; bits in HELLO. */
@@ -222,6 +223,9 @@ int vs_send_summaries(struct vs_wire *w, uint64_t first, uint32_t n);
 int vs_send_write(struct vs_wire *w, uint64_t off, uint32_t len,
     uint32_t codec, const void *data, size_t data_len);
 int vs_send_punch(struct vs_wire *w, uint64_t off, uint64_t len);
+/* A hint, no reply: [off, off + len) will be written; read its old bytes
+ * ahead. */
+int vs_send_prefetch(struct vs_wire *w, uint64_t off, uint64_t len);
 /* The entries of [first, first + n) where @old and @new differ; nothing
  * is sent if none does. */
 int vs_send_record(struct vs_wire *w, uint64_t first, uint32_t n,

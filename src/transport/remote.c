@@ -112,6 +112,8 @@ remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		vs_err(rt->w->cat, rt->w->peer, "malformed BEGUN message");
 		return -1;
 	}
+	/* Far: digests first; the other side reads ahead when told. */
+	info->caps = VS_CAP_DIGESTS | VS_CAP_PREFETCH;
 	info->block_size = b.block_size;
 	info->seed = b.seed;
 	info->trusted = b.trusted;
@@ -161,7 +163,7 @@ remote_summaries(struct vs_target *t, uint64_t first, size_t n,
 	return read_hashes(rt, VS_MSG_SUMMARIES_R, n, out);
 }
 
-/* One WRITE message: at most a block, as the protocol has it. */
+/* One WRITE message: at most a chunk, as the protocol has it. */
 static int
 write_block(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 {
@@ -186,19 +188,28 @@ write_block(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 	    clen ? clen : len));
 }
 
+/* A run of blocks: WRITEs of up to a chunk each, so the other side
+ * writes large pieces. */
 static int
 remote_write(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 {
-	struct remote_target *rt = (struct remote_target *)t;
-
-	for (size_t done = 0; done < len; done += rt->block_size) {
-		size_t n = (size_t)vs_min(rt->block_size, len - done);
+	for (size_t done = 0; done < len; done += VS_PROTO_MAX_CHUNK) {
+		size_t n = (size_t)vs_min(VS_PROTO_MAX_CHUNK, len - done);
 
 		if (write_block(t, (const uint8_t *)buf + done, n,
 		    off + done) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+static void
+remote_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+
+	/* A hint: a failure shows at the next request. */
+	(void)sent(rt, vs_send_prefetch(rt->w, off, len));
 }
 
 static int
@@ -253,6 +264,7 @@ static const struct vs_target_ops remote_ops = {
 	.begin = remote_begin,
 	.summaries = remote_summaries,
 	.digests = remote_digests,
+	.prefetch = remote_prefetch,
 	.write = remote_write,
 	.punch = remote_punch,
 	.record = remote_record,

@@ -158,6 +158,8 @@ check_bounds(struct serve *s, const struct vs_req *q)
 		return in_bounds(s, "WRITE", q->a, q->b, true);
 	case VS_MSG_PUNCH:
 		return in_bounds(s, "PUNCH", q->a, q->b, true);
+	case VS_MSG_PREFETCH:
+		return in_bounds(s, "PREFETCH", q->a, q->b, true);
 	case VS_MSG_RECORD:
 		return in_bounds(s, "RECORD", q->a, q->b, false);
 	case VS_MSG_DIGESTS:
@@ -260,10 +262,14 @@ serve_loop(struct serve *s)
 			if (do_hashes(s, &q) < 0)
 				return -1;
 			break;
-		case VS_MSG_WRITE:
-			if (q.b > s->info.block_size || do_write(s, &q) < 0)
-				return q.b > s->info.block_size ?
+		case VS_MSG_WRITE:	/* a run of blocks, up to a chunk */
+			if (q.b > VS_PROTO_MAX_CHUNK || do_write(s, &q) < 0)
+				return q.b > VS_PROTO_MAX_CHUNK ?
 				    malformed(s, &m) : -1;
+			break;
+		case VS_MSG_PREFETCH:
+			if (s->info.caps & VS_CAP_PREFETCH)
+				s->t->ops->prefetch(s->t, q.a, q.b);
 			break;
 		case VS_MSG_PUNCH:
 			if (s->t->ops->punch(s->t, q.a, q.b) < 0)

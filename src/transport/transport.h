@@ -28,7 +28,16 @@
 
 struct vs_target;
 
+/* What a target can do, as its begin() declares it (info->caps); the
+ * engine asks nothing else of it. */
+enum vs_target_cap {
+	VS_CAP_DIGESTS = 1u << 0,	/* digests(): a far target, asked
+					 * one digest per group first */
+	VS_CAP_PREFETCH = 1u << 1,	/* prefetch() hints are worth giving */
+};
+
 struct vs_target_info {
+	uint32_t caps;		/* enum vs_target_cap */
 	uint32_t block_size;	/* bytes per index entry */
 	uint64_t seed;		/* hash seed of this target */
 	bool trusted;		/* summaries come from a valid index */
@@ -50,7 +59,7 @@ struct vs_target_ops {
 	 * unless info->hashes_target. */
 	int (*summaries)(struct vs_target *, uint64_t first, size_t n,
 	    struct vs_hash *out);
-	/* Optional, for targets far away: one digest per group of @per
+	/* With VS_CAP_DIGESTS, for targets far away: one digest per group of @per
 	 * entries of [first, first + n) (the last group may be short), each
 	 * vs_hash_group() of the group's entries with the target's seed. */
 	int (*digests)(struct vs_target *, uint64_t first, size_t n,
@@ -58,8 +67,8 @@ struct vs_target_ops {
 	/* Make [off, off + len) hold @buf, writing only differing sectors. */
 	int (*write)(struct vs_target *, const void *buf, size_t len,
 	    uint64_t off);
-	/* Optional hint: [off, off + len) is about to be written, so its old
-	 * bytes will be compared; start fetching them. */
+	/* With VS_CAP_PREFETCH, a hint: [off, off + len) is about to be
+	 * written, so its old bytes will be compared; start fetching them. */
 	void (*prefetch)(struct vs_target *, uint64_t off, uint64_t len);
 	/* Make [off, off + len) read as zeros, deallocated where possible. */
 	int (*punch)(struct vs_target *, uint64_t off, uint64_t len);

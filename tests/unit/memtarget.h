@@ -144,6 +144,7 @@ mt_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	m->nent = new_n;
 	m->size = size;
 	t->stats->index_state = m->trusted ? "trusted" : "new";
+	info->caps = VS_CAP_PREFETCH | (t->ops->digests ? VS_CAP_DIGESTS : 0);
 	info->block_size = m->block_size;
 	info->seed = m->seed;
 	info->trusted = m->trusted;
