@@ -269,25 +269,6 @@ release_group(struct sync_state *s, struct group *g)
 	*g = (struct group){ 0 };
 }
 
-/* Mark the blocks of the window that hold any mapped data. */
-static void
-mark_data(struct sync_state *s, uint64_t wstart, size_t nb)
-{
-	uint64_t bs = s->info.block_size;
-
-	memset(s->isdata, 0, nb);
-	for (size_t k = 0; k < s->map.n; k++) {
-		const struct vs_extent *e = &s->map.v[k];
-
-		if (e->type != VS_EXT_DATA)
-			continue;
-		s->st->data_bytes += e->len;
-		for (uint64_t b = (e->off - wstart) / bs;
-		    b < nb && wstart + b * bs < e->off + e->len; b++)
-			s->isdata[b] = 1;
-	}
-}
-
 /* Blocks of the window that change detection finds unchanged: not read. */
 static int
 mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
@@ -383,7 +364,8 @@ sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
 	} else if (s->t->ops->summaries(s->t, first, nb, s->old) < 0) {
 		return -1;
 	}
-	mark_data(s, wstart, nb);
+	s->st->data_bytes += vs_mark_data(&s->map, wstart, s->info.block_size,
+	    nb, s->isdata);
 	if (mark_kept(s, wstart, wlen, nb) < 0)
 		return -1;
 	if (vs_reader_window(s->reader, wstart, s->isdata, nb, bs,

@@ -390,3 +390,23 @@ vs_reader_stop(struct vs_reader *r)
 	if (r)
 		destroy(r);
 }
+
+uint64_t
+vs_mark_data(const struct vs_extent_vec *map, uint64_t wstart, uint64_t bs,
+    size_t nb, uint8_t *isdata)
+{
+	uint64_t bytes = 0;
+
+	memset(isdata, 0, nb);
+	for (size_t k = 0; k < map->n; k++) {
+		const struct vs_extent *e = &map->v[k];
+
+		if (e->type != VS_EXT_DATA)
+			continue;
+		bytes += e->len;
+		for (uint64_t b = (e->off - wstart) / bs;
+		    b < nb && wstart + b * bs < e->off + e->len; b++)
+			isdata[b] = 1;
+	}
+	return bytes;
+}

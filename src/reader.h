@@ -41,6 +41,10 @@ uint8_t *vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes,
 void vs_reader_give(struct vs_reader *r, uint8_t *buf);
 /* Stop the threads and free everything. */
 void vs_reader_stop(struct vs_reader *r);
+/* Mark in @isdata the blocks of @bs bytes of the window at @wstart (@nb
+ * of them) that hold data in @map (zeroed first); the data bytes. */
+uint64_t vs_mark_data(const struct vs_extent_vec *map, uint64_t wstart,
+    uint64_t bs, size_t nb, uint8_t *isdata);
 /* Does group [g0, g1) hold a block to read?  A group that does not is
  * skipped by the readers and never taken by the engine. */
 bool vs_group_has_data(const uint8_t *isdata, size_t g0, size_t g1);

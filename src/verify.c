@@ -102,23 +102,6 @@ check_block(struct verify *v, uint64_t b, size_t i, const struct vs_hash *got)
 		add_bad(v, b, len, WHY_DIFFERS);
 }
 
-static void
-mark_data(struct verify *v, uint64_t wstart, size_t nb)
-{
-	uint64_t bs = v->h.block_size;
-
-	memset(v->isdata, 0, nb);
-	for (size_t k = 0; k < v->map.n; k++) {
-		const struct vs_extent *e = &v->map.v[k];
-
-		if (e->type != VS_EXT_DATA)
-			continue;
-		for (uint64_t b = (e->off - wstart) / bs;
-		    b < nb && wstart + b * bs < e->off + e->len; b++)
-			v->isdata[b] = 1;
-	}
-}
-
 static int
 verify_window(struct verify *v, uint64_t wstart)
 {
@@ -134,7 +117,7 @@ verify_window(struct verify *v, uint64_t wstart)
 	if (vs_image_map(v->img, wstart, wlen, &v->map) < 0 ||
 	    idx_read(v->ix, first, nb, v->want) < 0)
 		return -1;
-	mark_data(v, wstart, nb);
+	vs_mark_data(&v->map, wstart, bs, nb, v->isdata);
 	if (vs_reader_window(v->reader, wstart, v->isdata, nb, bs,
 	    v->group) < 0)
 		return -1;
