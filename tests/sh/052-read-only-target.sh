@@ -62,8 +62,9 @@ sync_stats "$src" "$mnt/backup/"
 	fail "wrote $(stat_of written_bytes) bytes, want the two changed ranges"
 same "$src" "$tgt"
 
-# A DEST directory that does not exist.
-must_fail 3 "^vmsync: $mnt/nodir/: " vs "$src" "$mnt/nodir/"
+# A DEST directory whose parent does not exist (a missing last component
+# alone is made, as rsync does), and a DEST file in a missing directory.
+must_fail 3 "^vmsync: $mnt/nodir/deeper/: " vs "$src" "$mnt/nodir/deeper/"
 must_fail 3 "^vmsync: $mnt/nodir/disk.img: .*No such file or directory$" \
 	vs "$src" "$mnt/nodir/disk.img"
 [ ! -e "$mnt/nodir" ] || fail "created the missing directory"
