@@ -450,9 +450,12 @@ open_gate(int sfd, const char *target)
 	int fd = openat(sfd, GATE_NAME, O_RDONLY | O_CREAT | O_NOFOLLOW |
 	    O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
 
-	if (fd < 0 && (errno == EACCES || errno == EROFS))
+	if (fd < 0 && (errno == EACCES || errno == EROFS)) {
 		fd = openat(sfd, GATE_NAME, O_RDONLY | O_NOFOLLOW |
 		    O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			return -2;	/* none, and not ours to make */
+	}
 	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
 		close(fd);
 		vs_err(VS_EXIT_TARGET, target, "the subvolume's %s is not a "
@@ -474,16 +477,22 @@ subvol_lock(int sfd, int op, const char *target, int *gate)
 	int g = open_gate(sfd, target);
 
 	*gate = -1;
-	if (g < 0)
+	if (g == -2 && op == LOCK_EX)
+		vs_err(VS_EXIT_TARGET, target, "cannot make the subvolume's "
+		    "%s", GATE_NAME);
+	/* A writer that may not make the gate still holds the subvolume
+	 * (only queueing is lost); a snapshot needs both. */
+	if (g == -1 || (g == -2 && op == LOCK_EX))
 		return -1;
-	if (lock_wait(g, op) < 0 || lock_wait(sfd, op) < 0) {
+	if ((g >= 0 && lock_wait(g, op) < 0) || lock_wait(sfd, op) < 0) {
 		vs_errno(VS_EXIT_TARGET, target, "subvolume lock");
-		close(g);
+		if (g >= 0)
+			close(g);
 		return -1;
 	}
 	if (op == LOCK_EX)
 		*gate = g;
-	else
+	else if (g >= 0)
 		close(g);	/* releases the gate */
 	return 0;
 }
