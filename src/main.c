@@ -169,61 +169,39 @@ snapshot_run(const struct vs_cli *cli, const char *dest, bool remote_dest,
 	return rc < 0 ? vs_err_first() : VS_EXIT_OK;
 }
 
-/* --verify PATH...: 0 if every backup matches its index, else the
- * first failure's code (VS_EXIT_DIFFERS where the check ran). */
+/* --verify PATH... or --list DEST...: each local path in turn, one JSON
+ * object for all.  0, or the first failure's code. */
 static int
-verify_all(const struct vs_cli *cli)
+check_all(const struct vs_cli *cli)
 {
-	enum vs_exit rc = VS_EXIT_OK;
-
-	if (cli->json)
-		fputs("{\"version\":1,\"images\":[", stdout);
-	for (int i = 0; i < cli->npaths && !vs_interrupted; i++) {
-		enum vs_exit one;
-
-		if (vs_is_remote(cli->paths[i])) {
-			vs_err(VS_EXIT_USAGE, cli->paths[i], "--verify checks "
-			    "a local backup; run it on the backup host (vmsync "
-			    "--verify through ssh)");
-			one = VS_EXIT_USAGE;
-		} else {
-			if (cli->json && i)
-				fputc(',', stdout);
-			one = vs_verify(cli->paths[i], cli->index,
-			    cli->json ? stdout : NULL);
-		}
-		if (rc == VS_EXIT_OK)
-			rc = one;
-	}
-	if (cli->json)
-		printf("],\"exit_code\":%d}\n", rc);
-	return rc;
-}
-
-/* --list DEST...: every directory's backups and their generations. */
-static int
-list_all(const struct vs_cli *cli)
-{
+	const char *what = cli->verify ? "--verify checks a local backup" :
+	    "--list lists a local directory";
 	enum vs_exit rc = VS_EXIT_OK;
 	bool first = true;
 
 	if (cli->json)
 		fputs("{\"version\":1,\"images\":[", stdout);
-	else if (!cli->quiet)
+	else if (cli->list && !cli->quiet)
 		printf("%-16s %-20s %10s %10s %10s  %-8s %s\n", "IMAGE",
 		    "TIME (UTC)", "SIZE", "ALLOCATED", "EXCLUSIVE", "STATE",
 		    "PATH");
-	for (int i = 0; i < cli->npaths; i++) {
+	for (int i = 0; i < cli->npaths && !vs_interrupted; i++) {
 		enum vs_exit one;
 
 		if (vs_is_remote(cli->paths[i])) {
-			vs_err(VS_EXIT_USAGE, cli->paths[i], "--list lists a "
-			    "local directory; run it on the backup host (vmsync "
-			    "--list through ssh)");
+			vs_err(VS_EXIT_USAGE, cli->paths[i], "%s; run it on "
+			    "the backup host (vmsync %s through ssh)", what,
+			    cli->verify ? "--verify" : "--list");
 			one = VS_EXIT_USAGE;
-		} else {
+		} else if (cli->list) {
 			one = vs_list(cli->paths[i], cli->snapshot_dir,
 			    cli->json ? stdout : NULL, &first);
+		} else {
+			if (cli->json && !first)
+				fputc(',', stdout);
+			first = false;
+			one = vs_verify(cli->paths[i], cli->index,
+			    cli->json ? stdout : NULL);
 		}
 		if (rc == VS_EXIT_OK)
 			rc = one;
@@ -277,7 +255,7 @@ main(int argc, char **argv)
 	    cli.progress == VS_ON;
 	setup_signals();
 	if (cli.verify || cli.list) {
-		rc = cli.verify ? verify_all(&cli) : list_all(&cli);
+		rc = check_all(&cli);
 		vs_cli_free(&cli);
 		return rc;
 	}
