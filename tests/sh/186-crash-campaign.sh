@@ -44,8 +44,9 @@ while [ "$kills" -lt 50 ] && [ "$i" -lt 150 ]; do
 	pid=$!
 	sleep "0.$(printf '%03d' $((RANDOM % 150)))"
 	if [ "$mode" = push-server ]; then
-		victim=$(pgrep -f -- "--server" -P "$(pgrep -P "$pid" | head -1)" 2> /dev/null | head -1 || :)
-		[ -n "$victim" ] || victim=$(pgrep -n -f -- "$VMSYNC --server" || :)
+		# The oldest: a sanitizer's leak check forks a tracer that
+		# looks the same, and killing it would hang the server.
+		victim=$(pgrep -o -f -- "^$VMSYNC --server" || :)
 	else
 		victim=$(pgrep -P "$pid" -f "$VMSYNC" | head -1 || :)
 		[ -n "$victim" ] || victim=$pid
