@@ -86,6 +86,7 @@ LIB_SRCS = \
 	src/formats/refs.c \
 	src/transport/local.c \
 	src/transport/zero.c \
+	src/transport/sectors.c \
 	src/transport/advisor.c \
 	src/transport/wire.c \
 	src/transport/proto.c \

@@ -3,8 +3,9 @@
  *
  * The header layout is enum idx_offset in index.h; the rest of the 4 KiB
  * is zero.  Version 1 had no view id and its checksum at 112, version 2 no
- * source format and its checksum at 128; both are still read (as "no
- * view", "no format recorded").
+ * source format and its checksum at 128, version 3 no sector records and
+ * its checksum at 144; all are still read (as "no view", "no format
+ * recorded", "no sector records"), and a run that writes migrates them.
  *
  * The rules that use the header live here too: when an index is trusted
  * (idx_trust), how a run marks it dirty before its first change
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "index.h"
 #include "util.h"
@@ -31,7 +34,15 @@ struct vs_index {
 	const char *why;	/* why not, if !has_header */
 	struct idx_header hdr;	/* as read or last written */
 	uint64_t nblocks;	/* entries the file holds */
+	uint8_t *rec;		/* sector records being read or written */
+	size_t rec_cap;		/* its size */
 };
+
+/* Room for the entries of an image that grows: the sector records start
+ * past twice the entries (the file is sparse in between). */
+#define IDX_ROOM_ALIGN (64u << 10)
+/* Domain of a sector record's check. */
+#define IDX_SECTOR_TAG 0x56534543u	/* "VSEC" */
 
 uint64_t
 idx_nblocks(uint64_t size, uint32_t block_size)
@@ -76,7 +87,7 @@ static size_t
 csum_offset(uint32_t version)
 {
 	return version == 1 ? IDX_OFF_CSUM_V1 : version == 2 ?
-	    IDX_OFF_CSUM_V2 : IDX_OFF_CSUM;
+	    IDX_OFF_CSUM_V2 : version == 3 ? IDX_OFF_CSUM_V3 : IDX_OFF_CSUM;
 }
 
 /* A recorded format name: lower-case letters and digits, NUL-padded. */
@@ -93,6 +104,60 @@ format_ok(const uint8_t *p)
 		if (p[i])
 			return false;
 	return true;
+}
+
+size_t
+idx_sectors_per_block(uint32_t block_size)
+{
+	return block_size / IDX_SECTOR;
+}
+
+/* Bytes of one block's sector record: the check, then its hashes. */
+static size_t
+record_len(uint32_t block_size)
+{
+	return 8 * (1 + idx_sectors_per_block(block_size));
+}
+
+/* Do sector records at @off for @n blocks fit after their entries, and
+ * below the largest file offset?  *end: the end of the last record. */
+static bool
+sectors_fit(uint64_t off, uint64_t n, uint32_t block_size, uint64_t *end)
+{
+	uint64_t entries_end, bytes, e;
+
+	if (off % IDX_SECTOR || !vs_mul_ok(n, VS_HASH_LEN, &entries_end) ||
+	    !vs_add_ok(entries_end, IDX_HEADER_SIZE, &entries_end) ||
+	    off < entries_end || !vs_mul_ok(n, record_len(block_size), &bytes) ||
+	    !vs_add_ok(off, bytes, &e) || e > INT64_MAX)
+		return false;
+	if (end)
+		*end = e;
+	return true;
+}
+
+uint64_t
+idx_sector_hash(const void *buf, size_t len, uint64_t seed)
+{
+	return XXH3_64bits_withSeed(buf, len, seed);
+}
+
+/* The check of block @b's record: it holds only with the entry @blk it
+ * was made for, and the hashes as stored (@sec, little-endian). */
+static uint64_t
+record_check(uint64_t seed, uint64_t b, const struct vs_hash *blk,
+    const uint8_t *sec, size_t len)
+{
+	XXH3_state_t st;
+	uint8_t head[4 + 8];
+
+	put32(head, IDX_SECTOR_TAG);
+	put64(head + 4, b);
+	XXH3_64bits_reset_withSeed(&st, seed);
+	XXH3_64bits_update(&st, head, sizeof(head));
+	XXH3_64bits_update(&st, blk->b, VS_HASH_LEN);
+	XXH3_64bits_update(&st, sec, len);
+	return XXH3_64bits_digest(&st);
 }
 
 void
@@ -127,6 +192,7 @@ idx_header_encode(const struct idx_header *h, uint8_t *buf)
 	memcpy(buf + IDX_OFF_VIEW, h->view.b, sizeof(h->view.b));
 	memcpy(buf + IDX_OFF_FORMAT, h->format,
 	    strnlen(h->format, IDX_FORMAT_LEN - 1));
+	put64(buf + IDX_OFF_SECTORS, h->sector_off);
 	idx_header_seal(buf);
 }
 
@@ -194,6 +260,12 @@ idx_header_decode(const uint8_t *buf, size_t len, struct idx_header *h,
 	entries = get64(buf + IDX_OFF_ENTRIES);
 	if (entries != idx_nblocks(h->virtual_size, h->block_size)) {
 		*why = "index entry count does not match its size";
+		return -1;
+	}
+	h->sector_off = h->version >= 4 ? get64(buf + IDX_OFF_SECTORS) : 0;
+	if (h->sector_off && !sectors_fit(h->sector_off, entries,
+	    h->block_size, NULL)) {
+		*why = "bad sector record offset in index";
 		return -1;
 	}
 	return 0;
@@ -288,10 +360,18 @@ idx_open(const char *path, bool create, struct vs_index **out)
 		ix->has_header = true;
 	if (ix->has_header) {
 		uint64_t need = idx_nblocks(ix->hdr.virtual_size,
-		    ix->hdr.block_size);
+		    ix->hdr.block_size), end = 0;
+
 		ix->nblocks = ((uint64_t)st.st_size - IDX_HEADER_SIZE) /
 		    VS_HASH_LEN;
-		if ((uint64_t)st.st_size < IDX_HEADER_SIZE || ix->nblocks < need) {
+		if (ix->hdr.sector_off) {
+			/* Fits: checked by idx_header_decode(). */
+			sectors_fit(ix->hdr.sector_off, need,
+			    ix->hdr.block_size, &end);
+			ix->nblocks = need;
+		}
+		if ((uint64_t)st.st_size < IDX_HEADER_SIZE ||
+		    (uint64_t)st.st_size < end || ix->nblocks < need) {
 			ix->has_header = false;
 			ix->why = "index is shorter than its header says";
 		}
@@ -334,6 +414,17 @@ idx_write_header(struct vs_index *ix, const struct idx_header *h)
 	return 0;
 }
 
+/* Cut or extend the file to @bytes; new bytes read as zeros. */
+static int
+set_length(struct vs_index *ix, uint64_t bytes)
+{
+	if (ftruncate(ix->fd, (off_t)bytes) < 0) {
+		vs_errno(VS_EXIT_TARGET, ix->path, "resize index");
+		return -1;
+	}
+	return 0;
+}
+
 int
 idx_resize(struct vs_index *ix, uint64_t nblocks)
 {
@@ -346,12 +437,44 @@ idx_resize(struct vs_index *ix, uint64_t nblocks)
 		    "too large", (unsigned long long)nblocks);
 		return -1;
 	}
-	if (ftruncate(ix->fd, (off_t)bytes) < 0) {
-		vs_errno(VS_EXIT_TARGET, ix->path, "resize index");
+	if (set_length(ix, bytes) < 0)
 		return -1;
-	}
 	ix->nblocks = nblocks;
 	return 0;
+}
+
+/* Make [off, off + len) of the file read as zeros. */
+static int
+zero_bytes(struct vs_index *ix, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[64 << 10];
+
+	while (len) {
+		size_t n = (size_t)vs_min(len, sizeof(zeros));
+
+		if (vs_pwrite_full(ix->fd, zeros, n, off) < 0) {
+			vs_errno(VS_EXIT_TARGET, ix->path, "clear index");
+			return -1;
+		}
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Where the sector records of @n entries go when they move: past room
+ * for twice the entries, so that an image that grows a little (a qcow2
+ * file's view grows with each run) keeps its records in place. */
+static bool
+sector_area(uint64_t n, uint32_t block_size, uint64_t *off, uint64_t *end)
+{
+	uint64_t room;
+
+	if (!vs_mul_ok(n, 2 * VS_HASH_LEN, &room) ||
+	    !vs_add_ok(room, IDX_HEADER_SIZE + IDX_ROOM_ALIGN - 1, &room))
+		return false;
+	*off = room / IDX_ROOM_ALIGN * IDX_ROOM_ALIGN;
+	return sectors_fit(*off, n, block_size, end);
 }
 
 int
@@ -403,6 +526,108 @@ idx_write(struct vs_index *ix, uint64_t first, size_t n,
 	return 0;
 }
 
+/* Scratch for @n records of the index's block size. */
+static uint8_t *
+rec_buf(struct vs_index *ix, size_t n)
+{
+	size_t need = n * record_len(ix->hdr.block_size);
+
+	if (need > ix->rec_cap) {
+		uint8_t *p = realloc(ix->rec, need);
+
+		if (!p) {
+			vs_errno(VS_EXIT_INTERNAL, ix->path, "buffer");
+			return NULL;
+		}
+		ix->rec = p;
+		ix->rec_cap = need;
+	}
+	return ix->rec;
+}
+
+int
+idx_read_sectors(struct vs_index *ix, uint64_t first, size_t n,
+    const struct vs_hash *blk, uint64_t *out, bool *valid)
+{
+	size_t per = idx_sectors_per_block(ix->hdr.block_size);
+	size_t rl = record_len(ix->hdr.block_size), have;
+	uint8_t *rec;
+	ssize_t r;
+
+	for (size_t i = 0; i < n; i++)
+		valid[i] = false;
+	have = first < ix->nblocks ? (size_t)vs_min(n, ix->nblocks - first) :
+	    0;
+	if (!ix->has_header || !ix->hdr.sector_off || !have)
+		return 0;
+	if (!(rec = rec_buf(ix, have)))
+		return -1;
+	r = vs_pread_full(ix->fd, rec, have * rl, ix->hdr.sector_off +
+	    first * rl);
+	if (r < 0) {
+		vs_errno(VS_EXIT_TARGET, ix->path,
+		    "read sector records at entry %llu",
+		    (unsigned long long)first);
+		return -1;
+	}
+	have = vs_min(have, (size_t)r / rl);
+	for (size_t i = 0; i < have; i++) {
+		const uint8_t *p = rec + i * rl;
+
+		if (vs_hash_eq(&blk[i], &vs_hash_hole) ||
+		    vs_hash_eq(&blk[i], &vs_hash_unknown) ||
+		    get64(p) != record_check(ix->hdr.seed, first + i, &blk[i],
+		    p + 8, rl - 8))
+			continue;
+		for (size_t k = 0; k < per; k++)
+			out[i * per + k] = get64(p + 8 + 8 * k);
+		valid[i] = true;
+	}
+	return 0;
+}
+
+int
+idx_write_sectors(struct vs_index *ix, uint64_t first, size_t n,
+    const struct vs_hash *blk, const uint64_t *sec, const bool *have)
+{
+	size_t per = idx_sectors_per_block(ix->hdr.block_size);
+	size_t rl = record_len(ix->hdr.block_size), i = 0;
+	uint8_t *rec;
+
+	if (!ix->hdr.sector_off)
+		return 0;
+	n = first < ix->nblocks ? (size_t)vs_min(n, ix->nblocks - first) : 0;
+	while (i < n) {
+		size_t j;
+
+		if (!have[i]) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < n && have[j]; j++)
+			;
+		if (!(rec = rec_buf(ix, j - i)))
+			return -1;
+		for (size_t b = i; b < j; b++) {
+			uint8_t *p = rec + (b - i) * rl;
+
+			for (size_t k = 0; k < per; k++)
+				put64(p + 8 + 8 * k, sec[b * per + k]);
+			put64(p, record_check(ix->hdr.seed, first + b, &blk[b],
+			    p + 8, rl - 8));
+		}
+		if (vs_pwrite_full(ix->fd, rec, (j - i) * rl,
+		    ix->hdr.sector_off + (first + i) * rl) < 0) {
+			vs_errno(VS_EXIT_TARGET, ix->path,
+			    "write sector records at entry %llu",
+			    (unsigned long long)(first + i));
+			return -1;
+		}
+		i = j;
+	}
+	return 0;
+}
+
 int
 idx_sync(struct vs_index *ix)
 {
@@ -420,6 +645,7 @@ idx_close(struct vs_index *ix)
 		return;
 	close(ix->fd);
 	free(ix->path);
+	free(ix->rec);
 	free(ix);
 }
 
@@ -506,16 +732,32 @@ idx_begin_dirty(struct vs_index *ix, struct idx_header *h, uint64_t size,
 {
 	uint64_t old_n = idx_nblocks(h->virtual_size, h->block_size);
 	uint64_t new_n = idx_nblocks(size, h->block_size);
+	uint64_t keep_n = keep ? vs_min(old_n, new_n) : 0, end;
+	bool move = !keep || !h->sector_off ||
+	    !sectors_fit(h->sector_off, new_n, h->block_size, &end);
 
+	if (move && !sector_area(new_n, h->block_size, &h->sector_off, &end)) {
+		vs_err(VS_EXIT_TARGET, ix->path, "index of %llu entries is "
+		    "too large", (unsigned long long)new_n);
+		return -1;
+	}
+	h->version = IDX_VERSION;
 	h->flags |= IDX_FLAG_DIRTY;
 	h->virtual_size = size;
 	/* Durably dirty before any entry or target byte changes. */
 	if (idx_write_header(ix, h) < 0)
 		return -1;
-	/* Drop stale entries past the old end, then grow with holes. */
-	if (idx_resize(ix, keep ? vs_min(old_n, new_n) : 0) < 0)
+	/* Entries past the ones kept read as holes: cut off with the old
+	 * records when these move, else cleared in place.  The bytes past
+	 * the entries up to the records are always zero. */
+	if (move ? set_length(ix, IDX_HEADER_SIZE + keep_n * VS_HASH_LEN) < 0 :
+	    keep_n < old_n && zero_bytes(ix, IDX_HEADER_SIZE +
+	    keep_n * VS_HASH_LEN, (old_n - keep_n) * VS_HASH_LEN) < 0)
 		return -1;
-	return idx_resize(ix, new_n);
+	if (set_length(ix, end) < 0)
+		return -1;
+	ix->nblocks = new_n;
+	return 0;
 }
 
 int

@@ -2,11 +2,22 @@
  * index.h - the target hash index: a sidecar file beside the target.
  *
  * On disk: a 4 KiB header, then one 16-byte hash per block (see hash.h for
- * the reserved "hole" and "unknown" values).  The header records what the
- * entries describe (block size, virtual size, seed) and which target file
- * they describe (device, inode, size, mtime, ctime).  A run sets the dirty
- * flag before it touches the target and clears it only after data and
- * entries are durable; a dirty or mismatched index is not trusted.
+ * the reserved "hole" and "unknown" values), then (version 4) at the
+ * header's sector offset one sector record per block: a 64-bit check, then
+ * a 64-bit seeded hash of each 4 KiB sector of the block.  The header
+ * records what the entries describe (block size, virtual size, seed) and
+ * which target file they describe (device, inode, size, mtime, ctime).  A
+ * run sets the dirty flag before it touches the target and clears it only
+ * after data and entries are durable; a dirty or mismatched index is not
+ * trusted.
+ *
+ * A sector record is valid only for the block entry it was made with: its
+ * check covers the block's number, its entry and its sector hashes.  So a
+ * record never needs to be cleared: one left from older contents, a
+ * zeroed one (the sector area of an index migrated from version 3), or a
+ * damaged one fails the check, and the old block is then read instead.
+ * The entry area has room to grow (the file is sparse there); a larger
+ * image moves the sector area past it, dropping the records.
  */
 #ifndef VS_INDEX_H
 #define VS_INDEX_H
@@ -18,18 +29,20 @@
 #include "hash.h"
 
 #define IDX_MAGIC "VMSYNCIX"
-#define IDX_VERSION 3
+#define IDX_VERSION 4
 #define IDX_HEADER_SIZE 4096
 #define IDX_FLAG_DIRTY 0x1u
 #define IDX_MIN_BLOCK (4u << 10)
 #define IDX_MAX_BLOCK (4u << 20)
 
 #define IDX_FORMAT_LEN 16
+#define IDX_SECTOR 4096u	/* bytes a sector hash covers */
 
 /* Header layout: little-endian fields at these byte offsets.  The
  * checksum (XXH3-64) covers every byte before it; version 1 had no view
  * id and its checksum where the view id is now, version 2 no source
- * format and its checksum where the format is now. */
+ * format and its checksum where the format is now, version 3 no sector
+ * records and its checksum where their offset is now. */
 enum idx_offset {
 	IDX_OFF_MAGIC = 0,		/* "VMSYNCIX" */
 	IDX_OFF_VERSION = 8,		/* u32 */
@@ -49,9 +62,12 @@ enum idx_offset {
 	IDX_OFF_MEDIUM = 104,		/* u64 */
 	IDX_OFF_VIEW = 112,		/* 16 bytes */
 	IDX_OFF_FORMAT = 128,		/* IDX_FORMAT_LEN bytes, NUL-padded */
-	IDX_OFF_CSUM = 144,		/* u64 */
+	IDX_OFF_SECTORS = 144,		/* u64, byte offset of the sector
+					 * records */
+	IDX_OFF_CSUM = 152,		/* u64 */
 	IDX_OFF_CSUM_V1 = 112,
 	IDX_OFF_CSUM_V2 = 128,
+	IDX_OFF_CSUM_V3 = 144,
 };
 
 struct idx_identity {
@@ -76,6 +92,8 @@ struct idx_header {
 				 * (view.h); zero: none */
 	char format[IDX_FORMAT_LEN];	/* the format the source was read
 				 * as ("raw", "qcow2"); "": not recorded */
+	uint64_t sector_off;	/* byte offset of the sector records; 0:
+				 * none (version 3 and older) */
 };
 
 /* Blocks needed to cover @size bytes. */
@@ -103,7 +121,8 @@ const struct idx_header *idx_header(const struct vs_index *ix,
     const char **why);
 /* Write @h (durably: the header is the commit point). */
 int idx_write_header(struct vs_index *ix, const struct idx_header *h);
-/* Size the entry area for @nblocks entries. */
+/* Size the file for @nblocks entries and no sector records (the layout of
+ * version 3; idx_begin_dirty() places the records). */
 int idx_resize(struct vs_index *ix, uint64_t nblocks);
 /* Read entries [first, first + n); entries past the file read as hole. */
 int idx_read(struct vs_index *ix, uint64_t first, size_t n,
@@ -112,6 +131,20 @@ int idx_read(struct vs_index *ix, uint64_t first, size_t n,
  * @old means the file holds holes there (a freshly sized index). */
 int idx_write(struct vs_index *ix, uint64_t first, size_t n,
     const struct vs_hash *old, const struct vs_hash *new);
+/* Sectors per block of @block_size (the last one may be short). */
+size_t idx_sectors_per_block(uint32_t block_size);
+/* The 64-bit hash of one sector (@len bytes, at most IDX_SECTOR). */
+uint64_t idx_sector_hash(const void *buf, size_t len, uint64_t seed);
+/* Sector hashes of blocks [first, first + n) whose entries are @blk:
+ * out[i * per + k] for sector k of block i (per from
+ * idx_sectors_per_block()); valid[i] says whether block i's record holds
+ * for blk[i] (never for a hole or unknown entry). */
+int idx_read_sectors(struct vs_index *ix, uint64_t first, size_t n,
+    const struct vs_hash *blk, uint64_t *out, bool *valid);
+/* Store the sector records of the blocks [first, first + n) with
+ * have[i], for their entries blk[i] and hashes sec[i * per ...]. */
+int idx_write_sectors(struct vs_index *ix, uint64_t first, size_t n,
+    const struct vs_hash *blk, const uint64_t *sec, const bool *have);
 /* fdatasync the entries. */
 int idx_sync(struct vs_index *ix);
 void idx_close(struct vs_index *ix);
@@ -164,9 +197,12 @@ void idx_stale_range(const struct idx_header *h, uint64_t size,
  * @format (NULL: none).  -1 with errno if no seed could be drawn. */
 int idx_begin_header(const struct idx_header *old, uint32_t block_size,
     const char *format, struct idx_header *out);
-/* Before the first change to the target: write @h dirty for @size bytes,
- * then size the entries, keeping (@keep) those below both the old and new
- * ends of a trusted index and dropping the rest.  @h then says so. */
+/* Before the first change to the target: write @h dirty for @size bytes
+ * (as the current version: an older index is migrated here), then size the
+ * entries, keeping (@keep) those below both the old and new ends of a
+ * trusted index and dropping the rest, and place the sector records (kept
+ * where they are if the entries still fit before them).  @h then says
+ * so. */
 int idx_begin_dirty(struct vs_index *ix, struct idx_header *h, uint64_t size,
     bool keep);
 

@@ -3,11 +3,12 @@
  * beside it, and a lock.
  *
  * Design notes
- * - Writes are refined to 4 KiB sectors: the old block is read (unless the
- *   target is a hole there) and only sectors that differ are written, so a
- *   btrfs snapshot keeps sharing everything else.  A sector that becomes
- *   zero is punched, not written, so target allocation never exceeds the
- *   source's.
+ * - Writes are refined to 4 KiB sectors: only sectors that differ are
+ *   written, so a btrfs snapshot keeps sharing everything else.  Which
+ *   differ, the index's sector records say (sectors.h); where they cannot,
+ *   the old block is read (unless the target is a hole there).  A sector
+ *   that becomes zero is punched, not written, so target allocation never
+ *   exceeds the source's.
  * - Zeroing steps down, as in nbdcopy (zero.c): PUNCH_HOLE, then
  *   ZERO_RANGE, then writing zeros; a method that says it is not supported
  *   is not tried again.  On a block device, BLKDISCARD is used while it
@@ -59,6 +60,7 @@
 
 #include "transport.h"
 #include "advisor.h"
+#include "sectors.h"
 #include "zero.h"
 #include "../engine.h"
 #include "../index.h"
@@ -102,6 +104,7 @@ struct local_target {
 	uint64_t wb_hi;
 	uint64_t wb_bytes;	/* bytes written in it */
 	struct vs_zeroer zeroer; /* the zeroing methods that still work */
+	struct vs_sectors *sectors; /* the index's sector records, or NULL */
 	uint8_t *buf;		/* old bytes of a write or punch scan */
 	size_t buf_len;		/* its size */
 	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
@@ -514,6 +517,22 @@ begin_changes(struct local_target *lt, uint64_t size,
 	return 0;
 }
 
+/* What the sector records may tell this run: a trusted index's all
+ * (holes are zeros), else only those of blocks hashed from the target. */
+static int
+open_sectors(struct local_target *lt)
+{
+	struct vs_sectors_trust trust = {
+		.entries = lt->trusted || lt->hashes,
+		.holes = lt->trusted,
+		.unknown_lo = lt->unknown_lo,
+		.unknown_hi = lt->unknown_hi,
+	};
+
+	return vs_sectors_new(lt->ix, lt->hdr.block_size, lt->hdr.seed,
+	    lt->buf_len, VS_WINDOW_BYTES, &trust, &lt->sectors);
+}
+
 static int
 local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 {
@@ -544,6 +563,8 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 	info->hashes_target = t->hash_untrusted;
 	lt->hashes = !lt->trusted && t->hash_untrusted;
 	lt->size = size;
+	if (lt->ix && open_sectors(lt) < 0)
+		return -1;
 	memset(&info->view, 0, sizeof(info->view));
 	if (lt->trusted)
 		info->view = lt->hdr.view;
@@ -591,6 +612,8 @@ hash_piece(struct local_target *lt, uint64_t b0, size_t n,
 		if (!vs_is_zero(blk, bl))
 			vs_hash_block(blk, bl, lt->hdr.seed, &out[i]);
 	}
+	if (lt->sectors && !lt->opts.dry_run)
+		return vs_sectors_hashed(lt->sectors, b0, n, lt->buf, len, out);
 	return 0;
 }
 
@@ -696,34 +719,61 @@ emit_run(struct local_target *lt, const uint8_t *buf, uint64_t off,
 	return 0;
 }
 
+/* Which sectors of a piece differ from the old bytes, and how to tell. */
+struct piece_old {
+	bool hole;		/* the target is a hole there */
+	const uint64_t *old;	/* else the old sector hashes, if known */
+	const uint64_t *new;	/* with the new ones */
+};
+
+/* Learn what [off, off + len) holds now: nothing if a hole, its sector
+ * hashes if the index knows them, else its bytes, read into lt->buf. */
+static int
+piece_old(struct local_target *lt, const uint8_t *new, size_t len,
+    uint64_t off, struct piece_old *p)
+{
+	ssize_t r;
+	int known = 0;
+
+	*p = (struct piece_old){ .hole = is_hole(lt, off, len) };
+	if (lt->sectors)
+		vs_sectors_hash(lt->sectors, new, len, &p->new);
+	if (p->hole)
+		return 0;
+	if (lt->sectors &&
+	    (known = vs_sectors_old(lt->sectors, off, len, &p->old)) != 0)
+		return known < 0 ? -1 : 0;
+	r = vs_pread_full(lt->fd, lt->buf, len, off);
+	if (r < 0) {
+		vs_errno(VS_EXIT_TARGET, lt->path, "read at offset %llu",
+		    (unsigned long long)off);
+		return -1;
+	}
+	memset(lt->buf + r, 0, len - (size_t)r);
+	lt->t.stats->target_read_bytes += len;
+	return 0;
+}
+
 /* One piece of a write, at most buf_len bytes. */
 static int
 write_piece(struct local_target *lt, const uint8_t *new, size_t len,
     uint64_t off)
 {
 	struct vs_target *t = &lt->t;
+	struct piece_old p;
 	size_t run = 0, i;
-	bool run_zero = false, hole;
+	bool run_zero = false;
 
-	/* Over a hole, a sector differs exactly when it is not zero. */
-	hole = is_hole(lt, off, len);
-	if (!hole) {
-		ssize_t r = vs_pread_full(lt->fd, lt->buf, len, off);
-
-		if (r < 0) {
-			vs_errno(VS_EXIT_TARGET, lt->path,
-			    "read at offset %llu", (unsigned long long)off);
-			return -1;
-		}
-		memset(lt->buf + r, 0, len - (size_t)r);
-		t->stats->target_read_bytes += len;
-	}
-	/* Walk sectors, grouping neighbours that differ the same way. */
+	if (piece_old(lt, new, len, off, &p) < 0)
+		return -1;
+	/* Walk sectors, grouping neighbours that differ the same way.  Over
+	 * a hole, a sector differs exactly when it is not zero. */
 	for (i = 0; i < len; i += VS_SECTOR) {
 		size_t n = (size_t)vs_min(VS_SECTOR, len - i);
-		bool differs = hole ? !vs_is_zero(new + i, n) :
+		bool differs = p.hole ? !vs_is_zero(new + i, n) : p.old ?
+		    p.old[i / VS_SECTOR] != p.new[i / VS_SECTOR] :
 		    memcmp(new + i, lt->buf + i, n) != 0;
-		bool zero = differs && !hole && vs_is_zero(new + i, n);
+		bool zero = differs && !p.hole && vs_is_zero(new + i, n);
 
 		if (run && (!differs || zero != run_zero)) {
 			if (emit_run(lt, new + i - run, off + i - run, run,
@@ -738,9 +788,11 @@ write_piece(struct local_target *lt, const uint8_t *new, size_t len,
 			t->stats->unchanged_bytes += n;
 		}
 	}
-	if (run)
-		return emit_run(lt, new + len - run, off + len - run, run,
-		    run_zero);
+	if (run && emit_run(lt, new + len - run, off + len - run, run,
+	    run_zero) < 0)
+		return -1;
+	if (lt->sectors)
+		vs_sectors_stage(lt->sectors, off, len, lt->size);
 	return 0;
 }
 
@@ -760,16 +812,32 @@ local_write(struct vs_target *t, const void *data, size_t len, uint64_t off)
 }
 
 /* The page cache reads the old bytes in the background, so write_piece()
- * finds them there instead of waiting for each block in turn.  The
- * advisor logs the read-ahead it started (VMSYNC_DEBUG_HINTS). */
+ * finds them there instead of waiting for each block in turn; pieces
+ * whose old sectors the index knows are not read at all.  The advisor
+ * logs the read-ahead it started (VMSYNC_DEBUG_HINTS). */
 static void
 local_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
 {
 	struct local_target *lt = (struct local_target *)t;
+	uint64_t end = vs_min(off + len, lt->old_size), from = off;
+	const uint64_t *old;
 
-	if (lt->advisor && off < lt->old_size)
-		vs_advise(lt->advisor, VS_ADVISE_READ_AHEAD, off,
-		    vs_min(len, lt->old_size - off));
+	if (!lt->advisor)
+		return;
+	for (uint64_t pos = off; lt->sectors && pos < end;) {
+		size_t n = (size_t)vs_min(lt->buf_len - pos % lt->buf_len,
+		    end - pos);
+
+		if (vs_sectors_old(lt->sectors, pos, n, &old) == 1) {
+			if (from < pos)
+				vs_advise(lt->advisor, VS_ADVISE_READ_AHEAD,
+				    from, pos - from);
+			from = pos + n;
+		}
+		pos += n;
+	}
+	if (from < end)
+		vs_advise(lt->advisor, VS_ADVISE_READ_AHEAD, from, end - from);
 }
 
 /* Zero the parts of [off, off + len) that hold data. */
@@ -869,8 +937,10 @@ local_record(struct vs_target *t, uint64_t first, size_t n,
 	/* An untrusted index was emptied by begin(): it holds holes, or the
 	 * hashes summaries() stored.  The entries describe data that is
 	 * durable only at commit(), and the index stays dirty until then. */
-	return idx_write(lt->ix, first, n, lt->trusted || lt->hashes ? old :
-	    NULL, new);
+	if (idx_write(lt->ix, first, n, lt->trusted || lt->hashes ? old :
+	    NULL, new) < 0)
+		return -1;
+	return lt->sectors ? vs_sectors_record(lt->sectors, first, n, new) : 0;
 }
 
 /* The directory the name lives in, as opened with the target. */
@@ -1047,6 +1117,7 @@ local_close(struct vs_target *t)
 	free(lt->buf);
 	vs_zeroer_release(&lt->zeroer);
 	free(lt->hc);
+	vs_sectors_free(lt->sectors);
 	free(lt->path);
 	free(lt->index_path);
 	free(lt);

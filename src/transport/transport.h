@@ -23,7 +23,7 @@
 #include "../vmsync.h"
 
 /* Sector size of the write refinement: only differing sectors are written. */
-#define VS_SECTOR 4096u
+#define VS_SECTOR IDX_SECTOR
 #define VS_DEFAULT_BLOCK (64u << 10)
 
 struct vs_target;

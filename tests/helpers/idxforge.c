@@ -13,6 +13,8 @@
  *   idxforge seal FILE            recompute the checksum only
  *   idxforge flip FILE FIELD[+K]  flip bits of one byte, no resealing
  *   idxforge why FILE             "ok", or why vmsync refuses the header
+ *   idxforge downgrade FILE       make FILE a version 3 index (no sector
+ *                                 records), as vmsync before them wrote
  *
  * FIELD is a name from enum idx_offset, lower case without IDX_OFF_
  * (version, block_size, flags, entries, csum, ...).  Exit 0, or 1 with a
@@ -51,6 +53,7 @@ static const struct field {
 	{ "medium", IDX_OFF_MEDIUM, 8 },
 	{ "view", IDX_OFF_VIEW, 0 },
 	{ "format", IDX_OFF_FORMAT, 0 },
+	{ "sectors", IDX_OFF_SECTORS, 8 },
 	{ "csum", IDX_OFF_CSUM, 8 },
 };
 
@@ -134,7 +137,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 3)
-		die("usage: idxforge %s FILE ...", "get|set|seal|flip|why");
+		die("usage: idxforge %s FILE ...",
+		    "get|set|seal|flip|why|downgrade");
 	load(argv[2], buf);
 	if (strcmp(argv[1], "get") == 0 && argc == 4) {
 		f = lookup(argv[3], &plus);
@@ -173,6 +177,17 @@ main(int argc, char **argv)
 			die("%s is past the header", argv[3]);
 		buf[f->off + plus] ^= 0x5a;
 		store(argv[2], buf);
+	} else if (strcmp(argv[1], "downgrade") == 0 && argc == 3) {
+		uint64_t entries = get(buf + IDX_OFF_ENTRIES, 8);
+
+		put(buf + IDX_OFF_VERSION, 4, 3);
+		memset(buf + IDX_OFF_CSUM_V3, 0, IDX_OFF_CSUM + 8 -
+		    IDX_OFF_CSUM_V3);
+		idx_header_seal(buf);
+		store(argv[2], buf);
+		if (truncate(argv[2], (off_t)(IDX_HEADER_SIZE + entries *
+		    VS_HASH_LEN)) < 0)
+			die("cannot cut %s", argv[2]);
 	} else if (strcmp(argv[1], "why") == 0 && argc == 3) {
 		struct idx_header h;
 		const char *why = "ok";

@@ -73,9 +73,11 @@ sync_stats -B 1M "$src" "$tgt"
 sync_stats "$src" "$tgt"
 [ "$(stat_of index)" = trusted ] || fail "no -B after -B 1M: index $(stat_of index)"
 [ ! -s "$TMP/ops" ] || fail "no -B after -B 1M: did $(cat "$TMP/ops")"
-# The index is now one entry per MiB: 4 KiB header + 64 entries of 16 bytes.
-[ "$(stat -c %s "$mnt/.bs4K.img.vmsync-index")" -eq $((4096 + 64 * 16)) ] ||
-	fail "index size $(stat -c %s "$mnt/.bs4K.img.vmsync-index") for 1 MiB blocks"
+# The index is now one entry per MiB: 4 KiB header, 64 entries of 16
+# bytes, and at the sector records' offset 64 records of 8 + 256 * 8 bytes.
+ix=$mnt/.bs4K.img.vmsync-index IDX=$VMSYNC_HELPERS/idxforge
+[ "$(stat -c %s "$ix")" -eq $(($("$IDX" get "$ix" sectors) + 64 * 8 * 257)) ] ||
+	fail "index size $(stat -c %s "$ix") for 1 MiB blocks"
 sync_stats -B 64K "$src" "$tgt"
 [ "$(stat_of index)" = rebuilt ] || fail "-B 1M -> 64K: index $(stat_of index)"
 [ ! -s "$TMP/ops" ] || fail "-B 1M -> 64K: did $(cat "$TMP/ops")"

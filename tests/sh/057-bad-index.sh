@@ -3,7 +3,8 @@
 # vmsync.  After each damage -- random bytes over the whole file, random
 # bytes of another size, truncation to nothing, into the header, or into
 # the entries, a flipped header byte, a bad magic, and headers with a valid
-# checksum but a huge entry count, a huge virtual size, a bad block size,
+# checksum but a huge entry count, a huge virtual size, sector records
+# over the entries or unaligned, a bad block size,
 # unknown flags, a version vmsync does not speak, the dirty flag or another
 # inode -- the next run exits 0, refuses the index for the reason the case
 # is named after (its -v line), compares with the target and ends with the
@@ -66,8 +67,13 @@ damage() {	# damage NAME WHY COMMAND...
 	check "$name" rebuilt "$why"
 }
 
+# 4 KiB header, 16 bytes per 64 KiB block, then past room for as many
+# again the sector records: an 8-byte check and 16 sector hashes a block.
 size=$(stat -c %s "$idx")
-[ "$size" -eq $((4096 + 512 * 16)) ] || fail "index size $size, not 4 KiB + 16 per 64 KiB block"
+soff=$("$IDX" get "$idx" sectors)
+[ "$soff" -ge $((4096 + 2 * 512 * 16)) ] && [ $((soff % 4096)) -eq 0 ] ||
+	fail "sector records at $soff"
+[ "$size" -eq $((soff + 512 * (8 + 16 * 8))) ] || fail "index size $size, sector records at $soff"
 
 # The helper's layout is the one vmsync writes: resealing an untouched
 # header keeps it trusted.
@@ -96,6 +102,7 @@ damage "flipped mtime" "index header checksum" "$IDX" flip "$idx" mtime_sec+6
 damage "flipped entry count" "index header checksum" "$IDX" flip "$idx" entries
 damage "flipped medium" "index header checksum" "$IDX" flip "$idx" medium
 damage "flipped view" "index header checksum" "$IDX" flip "$idx" view+15
+damage "flipped sector offset" "index header checksum" "$IDX" flip "$idx" sectors+1
 damage "flipped checksum" "index header checksum" "$IDX" flip "$idx" csum+1
 damage "zeroed header" "" dd if=/dev/zero of="$idx" bs=4096 count=1 conv=notrunc status=none
 
@@ -118,11 +125,16 @@ forge "huge entry count" "index entry count" entries=9223372036854775807
 forge "entry count 2^64-1" "index entry count" entries=18446744073709551615
 forge "entry count off by one" "index entry count" entries=513
 forge "zero entry count" "index entry count" entries=0
-# Huge virtual size with the entry count it implies: shorter than it says.
-forge "huge virtual size" "index is shorter than its header says" \
+# Huge virtual size with the entry count it implies: the sector records
+# would overlap the entries; without records, shorter than it says.
+forge "huge virtual size" "bad sector record offset" \
 	virtual_size=4611686018427387904 entries=70368744177664
-forge "virtual size 2^64-1" "index is shorter than its header says" \
+forge "virtual size 2^64-1" "bad sector record offset" \
 	virtual_size=18446744073709551615 entries=281474976710656
+forge "huge virtual size, no records" "index is shorter than its header says" \
+	virtual_size=4611686018427387904 entries=70368744177664 sectors=0
+forge "sector records over the entries" "bad sector record offset" sectors=4096
+forge "sector records unaligned" "bad sector record offset" sectors=1048577
 forge "block size 0" "bad block size" block_size=0
 forge "block size 3000" "bad block size" block_size=3000
 forge "block size 8M" "bad block size" block_size=8388608 entries=4

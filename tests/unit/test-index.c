@@ -62,13 +62,13 @@ rd32(const uint8_t *p)
 	    (uint32_t)p[3] << 24;
 }
 
-/* Recompute the header checksum (XXH3-64 of bytes 0..143 at 144), written
+/* Recompute the header checksum (XXH3-64 of bytes 0..151 at 152), written
  * out here rather than taken from index.c: an independent reading of the
  * format. */
 static void
 reseal(uint8_t *buf)
 {
-	le64(buf + 144, XXH3_64bits(buf, 144));
+	le64(buf + 152, XXH3_64bits(buf, 152));
 }
 
 static struct idx_header
@@ -89,6 +89,7 @@ sample_header(void)
 		.view = { { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 		    16 } },
 		.format = "qcow2",
+		.sector_off = 1ull << 32,
 	};
 
 	return h;
@@ -221,8 +222,9 @@ test_header_layout(void **state)
 	assert_true(rd64(buf + 104) == h.id.medium);
 	assert_memory_equal(buf + 112, h.view.b, 16);
 	assert_memory_equal(buf + 128, "qcow2\0\0\0\0\0\0\0\0\0\0\0", 16);
-	assert_true(rd64(buf + 144) == XXH3_64bits(buf, 144));
-	for (size_t i = 152; i < sizeof(buf); i++)
+	assert_true(rd64(buf + 144) == h.sector_off);
+	assert_true(rd64(buf + 152) == XXH3_64bits(buf, 152));
+	for (size_t i = 160; i < sizeof(buf); i++)
 		if (buf[i])
 			fail_msg("byte %zu of the header is not zero", i);
 	/* The names the tests and helpers use for this layout. */
@@ -243,9 +245,11 @@ test_header_layout(void **state)
 	assert_int_equal(IDX_OFF_MEDIUM, 104);
 	assert_int_equal(IDX_OFF_VIEW, 112);
 	assert_int_equal(IDX_OFF_FORMAT, 128);
-	assert_int_equal(IDX_OFF_CSUM, 144);
+	assert_int_equal(IDX_OFF_SECTORS, 144);
+	assert_int_equal(IDX_OFF_CSUM, 152);
 	assert_int_equal(IDX_OFF_CSUM_V1, 112);
 	assert_int_equal(IDX_OFF_CSUM_V2, 128);
+	assert_int_equal(IDX_OFF_CSUM_V3, 144);
 }
 
 /* idx_header_seal() makes a changed header valid again, with the checksum
@@ -279,6 +283,64 @@ test_header_seal(void **state)
 	    XXH3_64bits(buf, IDX_OFF_CSUM_V2));
 	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
 	assert_int_equal(out.version, 2);
+	idx_header_encode(&h, buf);
+	le32(buf + IDX_OFF_VERSION, 3);
+	idx_header_seal(buf);
+	assert_true(rd64(buf + IDX_OFF_CSUM_V3) ==
+	    XXH3_64bits(buf, IDX_OFF_CSUM_V3));
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.version, 3);
+}
+
+/* A version 3 header (no sector records, checksum at 144) is still read,
+ * as having no sector records. */
+static void
+test_decode_version3(void **state)
+{
+	struct idx_header h = sample_header(), out;
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	idx_header_encode(&h, buf);
+	le32(buf + IDX_OFF_VERSION, 3);
+	memset(buf + IDX_OFF_CSUM_V3, 0, 16);
+	le64(buf + IDX_OFF_CSUM_V3, XXH3_64bits(buf, IDX_OFF_CSUM_V3));
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_int_equal(out.version, 3);
+	assert_true(out.sector_off == 0);
+	assert_string_equal(out.format, "qcow2");
+}
+
+/* The sector records must start on a 4 KiB boundary past the entries and
+ * end below the largest file offset. */
+static void
+test_decode_sector_offset(void **state)
+{
+	struct idx_header h = sample_header(), out;
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why = NULL;
+	/* Inside the header, unaligned, over the entries, past the largest
+	 * file offset, wrapping around. */
+	const uint64_t bad[] = { 4096, (1u << 20) + 8, 1u << 18,
+	    INT64_MAX - 4095, UINT64_MAX - 4095 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		idx_header_encode(&h, buf);
+		le64(buf + IDX_OFF_SECTORS, bad[i]);
+		reseal(buf);
+		decode_fails(buf, sizeof(buf), "sector record offset");
+	}
+	/* Right after the entries, aligned: fine; and 0 means none. */
+	idx_header_encode(&h, buf);
+	le64(buf + IDX_OFF_SECTORS, 4096 + 65 * 4096);
+	reseal(buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	le64(buf + IDX_OFF_SECTORS, 0);
+	reseal(buf);
+	assert_int_equal(idx_header_decode(buf, sizeof(buf), &out, &why), 0);
+	assert_true(out.sector_off == 0);
 }
 
 /* A version 2 header (no source format, checksum at 128) is still read,
@@ -619,14 +681,15 @@ test_write_header_reopen(void **state)
 
 	(void)state;
 	h.virtual_size = h.id.size = 10 * 65536 + 1;
+	h.sector_off = 0;	/* entries only */
 	assert_int_equal(idx_open(p, true, &ix), 0);
 	assert_int_equal(idx_write_header(ix, &h), 0);
 	/* The header is now the in-memory one too. */
 	got = idx_header(ix, &why);
 	assert_non_null(got);
 	assert_true(got->seed == h.seed);
-	assert_int_equal(idx_resize(ix, 11), 0);
 	idx_close(ix);
+	assert_int_equal(truncate(p, IDX_HEADER_SIZE + 11 * VS_HASH_LEN), 0);
 
 	assert_int_equal(file_size(p), IDX_HEADER_SIZE + 11 * VS_HASH_LEN);
 	assert_int_equal(file_read(p, disk, sizeof(disk), 0), sizeof(disk));
@@ -657,8 +720,9 @@ test_open_short_file(void **state)
 	h.virtual_size = 10 * 65536;
 	assert_int_equal(idx_open(p, true, &ix), 0);
 	assert_int_equal(idx_write_header(ix, &h), 0);
-	assert_int_equal(idx_resize(ix, 9), 0);		/* one short */
 	idx_close(ix);
+	/* One short. */
+	assert_int_equal(truncate(p, IDX_HEADER_SIZE + 9 * VS_HASH_LEN), 0);
 	assert_int_equal(idx_open(p, false, &ix), 0);
 	assert_null(idx_header(ix, &why));
 	assert_non_null(strstr(why, "shorter"));
@@ -967,6 +1031,7 @@ clean_header(void)
 	struct idx_header h = sample_header();
 
 	h.flags = 0;
+	h.sector_off = 0;	/* the file holds entries only */
 	return h;
 }
 
@@ -1259,6 +1324,9 @@ index_of_entries(struct idx_header *h, size_t n)
 	return ix;
 }
 
+/* Bytes of a sector record of a 64 KiB block: check and 16 hashes. */
+#define RECORD (8 * 17)
+
 /* Entries [first, first + n) are mkhash(first...) if @kept, else holes. */
 static void
 entries_are(struct vs_index *ix, uint64_t first, size_t n, bool kept)
@@ -1291,8 +1359,10 @@ test_begin_dirty_shrink(void **state)
 	disk = disk_header();
 	assert_int_equal(disk.flags, IDX_FLAG_DIRTY);
 	assert_true(disk.virtual_size == 6 * 65536 + 100);
-	assert_int_equal(file_size(tpath("ix")),
-	    IDX_HEADER_SIZE + 7 * VS_HASH_LEN);
+	/* The records placed past room for twice the entries. */
+	assert_true(h.sector_off == 65536 && disk.sector_off == 65536);
+	assert_int_equal(disk.version, IDX_VERSION);
+	assert_int_equal(file_size(tpath("ix")), 65536 + 7 * RECORD);
 	entries_are(ix, 0, 7, true);
 	idx_close(ix);
 }
@@ -1305,8 +1375,7 @@ test_begin_dirty_grow(void **state)
 
 	(void)state;
 	assert_int_equal(idx_begin_dirty(ix, &h, 12 * 65536, true), 0);
-	assert_int_equal(file_size(tpath("ix")),
-	    IDX_HEADER_SIZE + 12 * VS_HASH_LEN);
+	assert_int_equal(file_size(tpath("ix")), 65536 + 12 * RECORD);
 	entries_are(ix, 0, 10, true);
 	entries_are(ix, 10, 2, false);
 	idx_close(ix);
@@ -1323,6 +1392,173 @@ test_begin_dirty_drops_untrusted(void **state)
 	assert_int_equal(idx_begin_dirty(ix, &h, 10 * 65536, false), 0);
 	assert_int_equal(disk_header().flags, IDX_FLAG_DIRTY);
 	entries_are(ix, 0, 10, false);
+	idx_close(ix);
+}
+
+/* Sector records for entries [0, 10): hashes i * 1000 + k + 1, stored for
+ * every block but 3. */
+static void
+write_records(struct vs_index *ix, struct vs_hash *e, uint64_t *sec)
+{
+	bool have[10];
+
+	assert_int_equal(idx_read(ix, 0, 10, e), 0);
+	for (size_t i = 0; i < 10; i++) {
+		for (size_t k = 0; k < 16; k++)
+			sec[i * 16 + k] = i * 1000 + k + 1;
+		have[i] = i != 3;
+	}
+	assert_int_equal(idx_write_sectors(ix, 0, 10, e, sec, have), 0);
+}
+
+/* Which of blocks [0, 10) have a record that holds for @e; those that
+ * do must read back as @sec. */
+static unsigned
+records_valid(struct vs_index *ix, const struct vs_hash *e,
+    const uint64_t *sec)
+{
+	uint64_t got[10 * 16];
+	bool valid[10];
+	unsigned mask = 0;
+
+	memset(got, 0, sizeof(got));
+	assert_int_equal(idx_read_sectors(ix, 0, 10, e, got, valid), 0);
+	for (unsigned i = 0; i < 10; i++) {
+		if (!valid[i])
+			continue;
+		mask |= 1u << i;
+		assert_memory_equal(got + i * 16, sec + i * 16,
+		    16 * sizeof(*got));
+	}
+	return mask;
+}
+
+#define ALL_BUT_3 (0x3ffu & ~(1u << 3))
+
+/* A record holds only for the entry and block it was made for, and
+ * only while intact. */
+static void
+test_sector_records(void **state)
+{
+	struct idx_header h = clean_header();
+	struct vs_index *ix = index_of_entries(&h, 10);
+	struct vs_hash e[10], other[10];
+	uint64_t sec[10 * 16], got[16];
+	bool valid;
+	int fd;
+
+	(void)state;
+	assert_int_equal(idx_begin_dirty(ix, &h, 10 * 65536, true), 0);
+	write_records(ix, e, sec);
+	assert_int_equal(records_valid(ix, e, sec), ALL_BUT_3);
+	/* Another entry, a hole, unknown: not theirs. */
+	memcpy(other, e, sizeof(other));
+	other[1] = mkhash(99);
+	other[2] = vs_hash_hole;
+	other[4] = vs_hash_unknown;
+	assert_int_equal(records_valid(ix, other, sec),
+	    ALL_BUT_3 & ~0x16u);
+	/* Block 5's record is not block 6's, even with block 5's entry. */
+	assert_int_equal(idx_read_sectors(ix, 6, 1, &e[5], got, &valid), 0);
+	assert_false(valid);
+	/* A damaged record fails its check. */
+	fd = open(tpath("ix"), O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "x", 1, (off_t)(h.sector_off +
+	    5 * RECORD + 20)), 1);
+	close(fd);
+	assert_int_equal(records_valid(ix, e, sec), ALL_BUT_3 & ~(1u << 5));
+	/* Past the end: none. */
+	assert_int_equal(idx_read_sectors(ix, 10, 1, &e[0], got, &valid), 0);
+	assert_false(valid);
+	/* A run that keeps the entries keeps the records... */
+	idx_close(ix);
+	assert_int_equal(idx_open(tpath("ix"), true, &ix), 0);
+	assert_int_equal(idx_begin_dirty(ix, &h, 10 * 65536, true), 0);
+	assert_int_equal(records_valid(ix, e, sec), ALL_BUT_3 & ~(1u << 5));
+	/* ...one that does not drops both. */
+	assert_int_equal(idx_begin_dirty(ix, &h, 10 * 65536, false), 0);
+	entries_are(ix, 0, 10, false);
+	assert_int_equal(records_valid(ix, e, sec), 0);
+	idx_close(ix);
+}
+
+/* An image that grows a little keeps its records in place; one that
+ * outgrows the room moves them (dropped) and keeps its entries. */
+static void
+test_sector_records_grow(void **state)
+{
+	struct idx_header h = clean_header();
+	struct vs_index *ix = index_of_entries(&h, 10);
+	struct vs_hash e[10];
+	uint64_t sec[10 * 16], off;
+
+	(void)state;
+	assert_int_equal(idx_begin_dirty(ix, &h, 10 * 65536, true), 0);
+	write_records(ix, e, sec);
+	off = h.sector_off;
+	assert_int_equal(idx_begin_dirty(ix, &h, 12 * 65536, true), 0);
+	assert_true(h.sector_off == off);
+	assert_int_equal(records_valid(ix, e, sec), ALL_BUT_3);
+	entries_are(ix, 0, 10, true);
+	entries_are(ix, 10, 2, false);
+	assert_int_equal(idx_begin_dirty(ix, &h, 5000 * 65536ull, true), 0);
+	assert_true(h.sector_off > off && h.sector_off % 4096 == 0 &&
+	    h.sector_off >= IDX_HEADER_SIZE + 5000 * VS_HASH_LEN);
+	assert_int_equal(file_size(tpath("ix")),
+	    (off_t)(h.sector_off + 5000 * RECORD));
+	assert_int_equal(records_valid(ix, e, sec), 0);
+	entries_are(ix, 0, 10, true);
+	entries_are(ix, 10, 16, false);
+	entries_are(ix, 4990, 10, false);
+	/* Shrinking again clears the entries past the new end in place. */
+	assert_int_equal(idx_write(ix, 20, 1, NULL, &e[0]), 0);
+	assert_int_equal(idx_begin_dirty(ix, &h, 15 * 65536, true), 0);
+	assert_int_equal(idx_begin_dirty(ix, &h, 30 * 65536, true), 0);
+	entries_are(ix, 15, 15, false);
+	idx_close(ix);
+}
+
+/* A version 3 index is trusted as it is, has no records, and is written
+ * as the current version by the first run that changes it. */
+static void
+test_migrate_version3(void **state)
+{
+	struct idx_header h = clean_header(), disk;
+	struct vs_index *ix;
+	struct vs_hash e[10];
+	uint64_t sec[10 * 16];
+	uint8_t buf[IDX_HEADER_SIZE];
+	const char *why = NULL;
+
+	(void)state;
+	ix = index_of_entries(&h, 10);
+	idx_close(ix);
+	assert_int_equal(file_read(tpath("ix"), buf, sizeof(buf), 0),
+	    sizeof(buf));
+	le32(buf + IDX_OFF_VERSION, 3);
+	memset(buf + IDX_OFF_CSUM_V3, 0, 16);
+	le64(buf + IDX_OFF_CSUM_V3, XXH3_64bits(buf, IDX_OFF_CSUM_V3));
+	{
+		int fd = open(tpath("ix"), O_WRONLY);
+
+		assert_int_equal(pwrite(fd, buf, sizeof(buf), 0), sizeof(buf));
+		close(fd);
+	}
+	assert_int_equal(idx_open(tpath("ix"), true, &ix), 0);
+	assert_non_null(idx_header(ix, &why));
+	assert_int_equal(idx_header(ix, &why)->version, 3);
+	h = *idx_header(ix, &why);
+	assert_int_equal(idx_read(ix, 0, 10, e), 0);
+	assert_int_equal(records_valid(ix, e, sec), 0);
+	entries_are(ix, 0, 10, true);
+	assert_int_equal(idx_begin_dirty(ix, &h, 10 * 65536, true), 0);
+	disk = disk_header();
+	assert_int_equal(disk.version, IDX_VERSION);
+	assert_true(disk.sector_off >= IDX_HEADER_SIZE + 10 * VS_HASH_LEN);
+	entries_are(ix, 0, 10, true);
+	write_records(ix, e, sec);
+	assert_int_equal(records_valid(ix, e, sec), ALL_BUT_3);
 	idx_close(ix);
 }
 
@@ -1461,6 +1697,8 @@ main(void)
 		cmocka_unit_test(test_header_seal),
 		cmocka_unit_test(test_decode_version1),
 		cmocka_unit_test(test_decode_version2),
+		cmocka_unit_test(test_decode_version3),
+		cmocka_unit_test(test_decode_sector_offset),
 		cmocka_unit_test(test_decode_format),
 		cmocka_unit_test(test_decode_truncated),
 		cmocka_unit_test(test_decode_bad_magic),
@@ -1495,6 +1733,9 @@ main(void)
 		T(test_begin_dirty_shrink),
 		T(test_begin_dirty_grow),
 		T(test_begin_dirty_drops_untrusted),
+		T(test_sector_records),
+		T(test_sector_records_grow),
+		T(test_migrate_version3),
 		T(test_commit_clean_order),
 		T(test_commit_foreign_stays_dirty),
 		T(test_commit_failed_sync_stays_dirty),
