@@ -946,12 +946,14 @@ test_dry_run_keeps_index(void **state)
 	struct vs_target_opts o = opts();
 	struct vs_target_info info;
 	struct vs_hash rec[4], got[4];
-	uint8_t data[4 * BS], ix1[IDX_HEADER_SIZE + 4 * VS_HASH_LEN],
-	    ix2[sizeof(ix1)], new[BS];
+	/* Header, entries, room, and the sector records of 4 blocks. */
+	static uint8_t ix1[64 * K + 4 * 8 * (1 + BS / SECTOR)], ix2[sizeof(ix1)];
+	uint8_t data[4 * BS], new[BS];
 	struct vs_target *t;
 
 	(void)state;
 	first_run(tgt, data, rec, true);
+	assert_int_equal(size_of(ixp), sizeof(ix1));
 	read_at(ixp, ix1, sizeof(ix1), 0);
 	fill(new, sizeof(new), 23);
 	o.dry_run = true;
