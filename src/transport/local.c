@@ -354,6 +354,32 @@ out:
 	return rc;
 }
 
+/* Do block @b's sector hashes, where its record holds, match its bytes
+ * @buf (@len)?  Writes would trust them instead of reading the block. */
+static int
+spot_sectors(struct local_target *lt, const struct idx_header *h, uint64_t b,
+    const struct vs_hash *want, const uint8_t *buf, size_t len, bool *ok)
+{
+	size_t per = idx_sectors_per_block(h->block_size);
+	uint64_t *sec = malloc(per * sizeof(*sec));
+	bool valid;
+
+	if (!sec) {
+		vs_errno(VS_EXIT_INTERNAL, lt->path, "spot check");
+		return -1;
+	}
+	if (idx_read_sectors(lt->ix, b, 1, want, sec, &valid) < 0) {
+		free(sec);
+		return -1;
+	}
+	for (size_t k = 0; valid && k * IDX_SECTOR < len; k++)
+		if (sec[k] != idx_sector_hash(buf + k * IDX_SECTOR,
+		    (size_t)vs_min(IDX_SECTOR, len - k * IDX_SECTOR), h->seed))
+			*ok = false;
+	free(sec);
+	return 0;
+}
+
 /* Does block @b of the target hold what the index @h says?  Holes are
  * asked of the file's map first, which costs no read. */
 static int
@@ -382,7 +408,7 @@ spot_block(struct local_target *lt, const struct idx_header *h, uint64_t b,
 	if (!vs_is_zero(buf, len))
 		vs_hash_block(buf, len, h->seed, &got);
 	*ok = vs_hash_eq(&want, &got);
-	return 0;
+	return *ok ? spot_sectors(lt, h, b, &want, buf, len, ok) : 0;
 }
 
 /* Read a few blocks of the target @arg and compare them with the index

@@ -1091,6 +1091,48 @@ spot_case(uint64_t off, bool trusted)
 	assert_int_equal(vs_err_first(), VS_EXIT_OK);
 }
 
+/* A run's writes leave each data block a sector record of its bytes; a
+ * record that holds for its entry but not for the bytes (a bug, or a
+ * forgery) fails the spot check, since writes would trust it. */
+static void
+test_sector_records_spot_checked(void **state)
+{
+	const char *tgt = tpath("t.img"), *ixp = tpath(".t.img.vmsync-index");
+	struct vs_target_opts o = opts();
+	struct vs_target_info info;
+	struct vs_hash rec[4], e[4];
+	uint64_t sec[4 * (BS / SECTOR)], seed;
+	uint8_t data[4 * BS];
+	bool valid[4], have = true;
+	struct vs_index *ix;
+	struct vs_target *t;
+
+	(void)state;
+	seed = first_run(tgt, data, rec, true);
+	assert_int_equal(idx_open(ixp, true, &ix), 0);
+	assert_int_equal(idx_read(ix, 0, 4, e), 0);
+	assert_int_equal(idx_read_sectors(ix, 0, 4, e, sec, valid), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_true(valid[i] == (i % 2 == 0));
+		for (size_t k = 0; valid[i] && k < BS / SECTOR; k++)
+			assert_true(sec[i * (BS / SECTOR) + k] == idx_sector_hash(
+			    data + i * BS + k * SECTOR, SECTOR, seed));
+	}
+	o.dry_run = true;	/* leaves the index clean */
+	t = reopen(tgt, &o, 4 * BS, &info);
+	assert_true(info.trusted);
+	t->ops->close(t);
+	sec[2 * (BS / SECTOR) + 5] ^= 1;
+	assert_int_equal(idx_write_sectors(ix, 2, 1, &e[2],
+	    &sec[2 * (BS / SECTOR)], &have), 0);
+	idx_close(ix);
+	t = reopen(tgt, &o, 4 * BS, &info);
+	assert_false(info.trusted);
+	assert_string_equal(st.index_state, "rebuilt");
+	t->ops->close(t);
+	assert_int_equal(vs_err_first(), VS_EXIT_OK);
+}
+
 static void
 test_spot_check(void **state)
 {
@@ -1431,6 +1473,7 @@ main(void)
 		T(test_refused_targets),
 		T(test_lock),
 		T(test_spot_check),
+		T(test_sector_records_spot_checked),
 		T(test_foreign_write_after_last),
 		T(test_foreign_write_between),
 		T(test_qemu_lock),
