@@ -106,6 +106,8 @@ dd if=/dev/urandom of="$src" bs=4K seek=$((256 + 2)) count=1 conv=notrunc status
 dd if=/dev/urandom of="$src" bs=4K seek=$((5 * 256 + 15)) count=25 conv=notrunc status=none
 : > "$TMP/ops"
 : > "$TMP/hints"
+# An index from before sector records (version 3): the old bytes are read.
+"$VMSYNC_HELPERS/idxforge" downgrade "$mnt/backup/.$(basename "$src").vmsync-index"
 VMSYNC_DEBUG_OPS=$TMP/ops VMSYNC_DEBUG_HINTS=$TMP/hints \
     incr "dd" $((4 * B)) $((4 * B))
 # The target was asked to fetch the old bytes of exactly what was read,
