@@ -9,6 +9,11 @@
  * The server may be compromised: a pull writes only the name the client
  * asked for, what the server sends is bounded by serve.c, and its names
  * and messages are escaped before they are printed.
+ *
+ * --list and --verify of a host:path run on the server (LIST, VERIFY),
+ * which sends back what it found; the client prints it as it prints a
+ * local result, with the server's paths as host:path, so each is a SRC.
+ * A listing is bounded (VS_LIST_MAX_BYTES) and shown image by image.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -21,18 +26,21 @@
 #include "cli.h"
 #include "engine.h"
 #include "index.h"
+#include "list.h"
 #include "progress.h"
 #include "source.h"
 #include "transport/proto.h"
 #include "transport/remote.h"
 #include "transport/ssh.h"
 #include "util.h"
+#include "verify.h"
 
 struct session {
 	char *host, *path;	/* of the remote argument */
 	struct vs_conn conn;	/* the ssh or -e process */
 	struct vs_wire w;	/* framing over its pipes */
 	uint32_t codec;		/* for blocks on the wire */
+	uint32_t version;	/* of the protocol the session speaks */
 	bool open;		/* conn and w are set up */
 };
 
@@ -111,12 +119,13 @@ session_start(const struct vs_cli *cli, const char *arg, enum vs_exit cat,
 		vs_remote_report(&s->w, &m);
 		return -1;
 	}
-	if (vs_parse_hello(&m, &peer) < 0 || peer.version < VS_PROTO_VERSION ||
-	    peer.hash != 1) {
+	if (vs_parse_hello(&m, &peer) < 0 ||
+	    peer.version < VS_PROTO_MIN_VERSION || peer.hash != 1) {
 		vs_err(cat, s->host, "the remote side does not speak the "
 		    "vmsync protocol");
 		return -1;
 	}
+	s->version = peer.version < h.version ? peer.version : h.version;
 	return choose_codec(cli, s, peer.codecs);
 }
 
@@ -445,4 +454,199 @@ out:
 	free(o);
 	free(r);
 	return ret;
+}
+
+/* A session for --list or --verify (@what) of @arg, whose path is sent
+ * as @path (VS_PATH_MAX + 1 bytes). */
+static int
+check_start(const struct vs_cli *cli, const char *arg, const char *what,
+    struct session *s, char *path)
+{
+	if (session_start(cli, arg, VS_EXIT_SOURCE, s) < 0)
+		return -1;
+	if (s->version < VS_PROTO_LIST_VERSION) {
+		vs_err(VS_EXIT_USAGE, s->host, "remote vmsync is too old for "
+		    "%s; upgrade it", what);
+		return -1;
+	}
+	/* What the server would refuse: say why here. */
+	if (strlen(s->path) > VS_PATH_MAX || !vs_plain_text(s->path)) {
+		vs_err(VS_EXIT_USAGE, arg, "%s: the path is too long or has "
+		    "control characters", what);
+		return -1;
+	}
+	snprintf(path, VS_PATH_MAX + 1, "%s", s->path);
+	return 0;
+}
+
+/* A reply of type @a or @b; an ERROR is reported with its category. */
+static int
+expect_either(struct vs_wire *w, uint32_t a, uint32_t b, struct vs_msg *m)
+{
+	if (vs_wire_recv(w, m) < 0)
+		return -1;
+	if (m->type == VS_MSG_ERROR) {
+		vs_remote_report(w, m);
+		return -1;
+	}
+	if (m->type != a && m->type != b) {
+		vs_err(w->cat, w->peer, "unexpected message %u (wanted %u or "
+		    "%u)", m->type, a, b);
+		w->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* The generation @l as the client shows it: escaped, its path as
+ * host:path; added to @im, which is first printed and emptied if it is
+ * another image's. */
+static int
+add_listed(const struct session *s, const struct vs_listed *l,
+    struct vs_list_image *im, FILE *json, bool *first)
+{
+	char name[4 * VS_NAME_MAX + 1], *path = malloc(4 * VS_PATH_MAX + 1);
+	struct vs_list_gen g = {
+		.time = { .tv_sec = (time_t)l->time_sec,
+		    .tv_nsec = (long)l->time_nsec },
+		.complete = l->flags & VS_LISTED_COMPLETE,
+		.virtual_size = l->virtual_size,
+		.allocated = l->allocated,
+		.exclusive = l->exclusive,
+		.has_exclusive = l->flags & VS_LISTED_EXCLUSIVE,
+	};
+	int rc = -1;
+
+	vs_escape(l->name, name, sizeof(name));
+	if (im->name && strcmp(im->name, name) != 0) {
+		vs_list_print(im, json, first);
+		vs_list_image_free(im);
+	}
+	if (path && (im->name || (im->name = strdup(name))) &&
+	    (g.path = remote_name(s->host, vs_escape(l->path, path,
+	    4 * VS_PATH_MAX + 1))) && vs_list_add(im, &g) == 0)
+		rc = 0;
+	else
+		vs_errno(VS_EXIT_INTERNAL, s->host, "--list");
+	free(g.path);
+	free(path);
+	return rc;
+}
+
+enum vs_exit
+vs_remote_list(const struct vs_cli *cli, const char *arg, FILE *json,
+    bool *first)
+{
+	struct vs_list_req *q = calloc(1, sizeof(*q));
+	struct vs_listed *l = malloc(sizeof(*l));
+	struct vs_list_image im = { 0 };
+	struct session s = { .open = false };
+	struct vs_stats st = { 0 };
+	uint64_t bytes = 0;
+	uint32_t n = 0, end;
+	struct vs_msg m;
+	int ret = -1;
+
+	vs_err_reset();
+	if (!q || !l) {
+		vs_errno(VS_EXIT_INTERNAL, arg, "--list");
+		goto out;
+	}
+	if (check_start(cli, arg, "--list", &s, q->path) < 0)
+		goto out;
+	snprintf(q->snapshot_dir, sizeof(q->snapshot_dir), "%s",
+	    cli->snapshot_dir ? cli->snapshot_dir : "");
+	if (vs_send_list(&s.w, q) < 0)
+		goto out;
+	for (;;) {
+		if (expect_either(&s.w, VS_MSG_LISTED, VS_MSG_LIST_END,
+		    &m) < 0)
+			goto out;
+		if (m.type == VS_MSG_LIST_END)
+			break;
+		if (vs_parse_listed(&m, l) < 0) {
+			vs_err(VS_EXIT_SOURCE, s.host, "malformed LISTED "
+			    "message");
+			goto out;
+		}
+		if ((bytes += m.len) > VS_LIST_MAX_BYTES) {
+			vs_err(VS_EXIT_SOURCE, arg, "--list: the listing is "
+			    "larger than %u MiB; list a directory with fewer "
+			    "images", VS_LIST_MAX_BYTES >> 20);
+			goto out;
+		}
+		n++;
+		if (add_listed(&s, l, &im, json, first) < 0)
+			goto out;
+	}
+	if (vs_parse_list_end(&m, &end) < 0 || end != n) {
+		vs_err(VS_EXIT_SOURCE, s.host, "malformed LIST_END message");
+		goto out;
+	}
+	ret = 0;
+out:
+	/* What arrived before a failure is shown, as a local listing shows
+	 * the images before one that fails. */
+	if (im.n)
+		vs_list_print(&im, json, first);
+	vs_list_image_free(&im);
+	session_end(&s, &st);
+	free(q);
+	free(l);
+	if (ret == 0)
+		return VS_EXIT_OK;
+	return vs_err_first() != VS_EXIT_OK ? vs_err_first() :
+	    VS_EXIT_INTERNAL;
+}
+
+enum vs_exit
+vs_remote_verify(const struct vs_cli *cli, const char *arg, FILE *json)
+{
+	struct vs_verified *v = malloc(sizeof(*v));
+	char *path = malloc(VS_PATH_MAX + 1);
+	struct session s = { .open = false };
+	struct vs_verify_result r;
+	struct vs_stats st = { 0 };
+	enum vs_exit rc;
+	struct vs_msg m;
+
+	vs_err_reset();
+	if (vs_verify_result_init(&r) < 0 || !v || !path) {
+		vs_errno(VS_EXIT_INTERNAL, arg, "--verify");
+		goto out;
+	}
+	if (check_start(cli, arg, "--verify", &s, path) < 0 ||
+	    vs_send_verify(&s.w, path) < 0 ||
+	    vs_remote_expect(&s.w, VS_MSG_VERIFIED, &m) < 0)
+		goto out;
+	if (vs_parse_verified(&m, v) < 0) {
+		vs_err(VS_EXIT_SOURCE, s.host, "malformed VERIFIED message");
+		goto out;
+	}
+	/* The error that stopped or failed the check, as the server has
+	 * it (escaped by the parser). */
+	if (v->text[0] && v->status != VS_EXIT_OK)
+		vs_err((enum vs_exit)v->status, s.host, "%s", v->text);
+	r.status = (enum vs_exit)v->status;
+	r.complete = v->flags & VS_VERIFIED_COMPLETE;
+	r.partial = v->flags & VS_VERIFIED_PARTIAL;
+	r.meta_bad = v->flags & VS_VERIFIED_META_BAD;
+	r.virtual_size = v->virtual_size;
+	r.read_bytes = v->read_bytes;
+	r.bad_bytes = v->bad_bytes;
+	r.more_bad = v->more_bad;
+	for (uint32_t i = 0; i < v->nbad && r.bad; i++)
+		r.bad[r.nbad++] = (struct vs_verify_bad){ .off = v->bad[i].off,
+		    .len = v->bad[i].len,
+		    .why = (enum vs_verify_why)v->bad[i].reason };
+out:
+	if (r.status == VS_EXIT_OK && vs_err_first() != VS_EXIT_OK)
+		r.status = vs_err_first();	/* it could not be checked */
+	session_end(&s, &st);
+	vs_verify_report(arg, &r, json);
+	rc = r.status;
+	vs_verify_result_free(&r);
+	free(v);
+	free(path);
+	return rc;
 }

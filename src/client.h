@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "vmsync.h"
 
@@ -22,5 +23,13 @@ int vs_push_snapshot(const struct vs_cli *cli, const char *dest,
 /* Sync the remote @src ("host:path") to local @dest. */
 int vs_pull(const struct vs_cli *cli, const char *src, const char *dest,
     bool dest_is_dir, char **dstp, struct vs_stats *st);
+/* --list of the remote directory @arg ("host:path"): as vs_list() prints
+ * a local one, each generation's path as host:path. */
+enum vs_exit vs_remote_list(const struct vs_cli *cli, const char *arg,
+    FILE *json, bool *first);
+/* --verify of the remote backup @arg: checked there, reported here as
+ * vs_verify() reports a local one. */
+enum vs_exit vs_remote_verify(const struct vs_cli *cli, const char *arg,
+    FILE *json);
 
 #endif

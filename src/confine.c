@@ -148,6 +148,23 @@ vs_confine_source(const char *path)
 	return confined(path);
 }
 
+char *
+vs_confine_path(const char *path)
+{
+	return root ? relative(path) : strdup(path);
+}
+
+char *
+vs_confine_absolute(const char *path)
+{
+	if (!root || path[0] == '/')
+		return strdup(path);
+	if (strcmp(path, ".") == 0)
+		return strdup(root);
+	return vs_path_join(root, strncmp(path, "./", 2) == 0 ? path + 2 :
+	    path);
+}
+
 bool
 vs_confined(void)
 {

@@ -36,6 +36,14 @@ int vs_open_dir(const char *path, bool create, mode_t mode);
 char *vs_confine_target(const char *path, const char *name);
 /* A source path, checked the same way. */
 char *vs_confine_source(const char *path);
+/* @path as vs_open() takes it: relative to the --root directory when
+ * confined (NULL with errno EXDEV if it is outside), else as it is;
+ * malloc'd.  Nothing is opened or reported. */
+char *vs_confine_path(const char *path);
+/* The path vs_open() takes as @path, absolute when confined (beneath the
+ * --root directory; "." is that directory), for messages and listings;
+ * malloc'd. */
+char *vs_confine_absolute(const char *path);
 /* True once vs_confine_init() confined this process (--root). */
 bool vs_confined(void);
 /* openat(2) of @name relative to the directory @dirfd; beneath @dirfd

@@ -448,6 +448,7 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 
 	s.bw_start = start;
 	s.st->virtual_size = src->size;
+	s.st->guest_size = vs_fileview_guest_size(src);
 	if (source_data_bytes(src, &s.info.src_data_bytes) < 0 ||
 	    t->ops->begin(t, src->size, &s.info) < 0)
 		return -1;

@@ -169,13 +169,12 @@ snapshot_run(const struct vs_cli *cli, const char *dest, bool remote_dest,
 	return rc < 0 ? vs_err_first() : VS_EXIT_OK;
 }
 
-/* --verify PATH... or --list DEST...: each local path in turn, one JSON
- * object for all.  0, or the first failure's code. */
+/* --verify PATH... or --list DEST...: each path in turn, local or
+ * host:path (run by the server there), one JSON object for all.  0, or
+ * the first failure's code. */
 static int
 check_all(const struct vs_cli *cli)
 {
-	const char *what = cli->verify ? "--verify checks a local backup" :
-	    "--list lists a local directory";
 	enum vs_exit rc = VS_EXIT_OK;
 	bool first = true;
 
@@ -188,19 +187,24 @@ check_all(const struct vs_cli *cli)
 	for (int i = 0; i < cli->npaths && !vs_interrupted; i++) {
 		enum vs_exit one;
 
-		if (vs_is_remote(cli->paths[i])) {
-			vs_err(VS_EXIT_USAGE, cli->paths[i], "%s; run it on "
-			    "the backup host (vmsync %s through ssh)", what,
-			    cli->verify ? "--verify" : "--list");
+		bool remote = vs_is_remote(cli->paths[i]);
+
+		if (remote && cli->index) {
+			vs_err(VS_EXIT_USAGE, cli->paths[i], "--index names a "
+			    "local index; the remote side keeps its own");
 			one = VS_EXIT_USAGE;
 		} else if (cli->list) {
-			one = vs_list(cli->paths[i], cli->snapshot_dir,
+			one = remote ? vs_remote_list(cli, cli->paths[i],
+			    cli->json ? stdout : NULL, &first) :
+			    vs_list(cli->paths[i], cli->snapshot_dir,
 			    cli->json ? stdout : NULL, &first);
 		} else {
 			if (cli->json && !first)
 				fputc(',', stdout);
 			first = false;
-			one = vs_verify(cli->paths[i], cli->index,
+			one = remote ? vs_remote_verify(cli, cli->paths[i],
+			    cli->json ? stdout : NULL) :
+			    vs_verify(cli->paths[i], cli->index,
 			    cli->json ? stdout : NULL);
 		}
 		if (rc == VS_EXIT_OK)
@@ -209,6 +213,20 @@ check_all(const struct vs_cli *cli)
 	if (cli->json)
 		printf("],\"exit_code\":%d}\n", rc);
 	return rc;
+}
+
+/* A dry run's line per image, in the units of --stats. */
+static void
+dry_summary(const char *src, const char *dst, const struct vs_stats *st)
+{
+	char w[32], p[32];
+
+	printf("%s -> %s (dry run): would write %s (%llu bytes), would punch "
+	    "%s (%llu bytes)\n", src, dst,
+	    vs_fmt_bytes(st->written_bytes, w, sizeof(w)),
+	    (unsigned long long)st->written_bytes,
+	    vs_fmt_bytes(st->punched_bytes, p, sizeof(p)),
+	    (unsigned long long)st->punched_bytes);
 }
 
 static void
@@ -355,10 +373,7 @@ main(int argc, char **argv)
 			    &one, cli.dry_run);
 		else if (cli.dry_run && !cli.json && !cli.quiet &&
 		    cat == VS_EXIT_OK)
-			printf("%s -> %s: would write %llu bytes, punch %llu "
-			    "bytes (dry run)\n", cli.paths[i], dst ? dst : "",
-			    (unsigned long long)one.written_bytes,
-			    (unsigned long long)one.punched_bytes);
+			dry_summary(cli.paths[i], dst ? dst : "", &one);
 		if (cli.json) {
 			if (i)
 				fputc(',', stdout);

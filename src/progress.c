@@ -120,7 +120,14 @@ vs_stats_print(FILE *fp, const char *src, const char *dst,
 	double tput = st->elapsed > 0 ? (double)st->read_bytes / st->elapsed : 0;
 
 	fprintf(fp, "%s -> %s%s\n", src, dst, dry_run ? " (dry run)" : "");
-	line(fp, "virtual size:", st->virtual_size);
+	/* The file view of a qcow2 syncs the file: its size is not the
+	 * guest disk's. */
+	if (st->guest_size) {
+		line(fp, "file size:", st->virtual_size);
+		line(fp, "virtual size:", st->guest_size);
+	} else {
+		line(fp, "virtual size:", st->virtual_size);
+	}
 	line(fp, "mapped as data:", st->data_bytes);
 	line(fp, "read from source:", st->read_bytes);
 	line(fp, "read from target:", st->target_read_bytes);

@@ -16,7 +16,11 @@
  * - A client that stalls (nothing sent or read for --timeout, 600 s by
  *   default) ends the session, so its target's lock is released.
  * - A client that sends garbage is still sent one ERROR saying so.
+ * - LIST and VERIFY (version 5) read backups beneath --root as --list and
+ *   --verify do here, and send what they find, never the files: one
+ *   LISTED per generation, one VERIFIED per backup.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,17 +31,24 @@
 #include "cli.h"
 #include "confine.h"
 #include "engine.h"
+#include "list.h"
 #include "server.h"
 #include "snapshot.h"
 #include "source.h"
 #include "transport/proto.h"
 #include "transport/remote.h"
 #include "util.h"
+#include "verify.h"
 
 #define SERVER_TIMEOUT	600	/* seconds, when --timeout is not given */
 
+/* The reasons of bad ranges cross the wire as they are numbered. */
+_Static_assert(VS_BAD_UNKNOWN == VS_VERIFIED_REASONS &&
+    VS_VERIFY_BAD_KEPT == VS_VERIFY_MAX_BAD, "VERIFIED carries a result");
+
+/* HELLO both ways; *@version: the one the session speaks. */
 static int
-handshake(struct vs_wire *w)
+handshake(struct vs_wire *w, uint32_t *version)
 {
 	struct vs_hello h = vs_hello_local(), peer;
 	struct vs_msg m;
@@ -49,11 +60,12 @@ handshake(struct vs_wire *w)
 		    "(no valid HELLO)");
 		return -1;
 	}
-	if (peer.version < VS_PROTO_VERSION || peer.hash != 1) {
+	if (peer.version < VS_PROTO_MIN_VERSION || peer.hash != 1) {
 		vs_err(VS_EXIT_USAGE, w->peer, "protocol version %u is not "
 		    "spoken here", peer.version);
 		return -1;
 	}
+	*version = peer.version < h.version ? peer.version : h.version;
 	return vs_send_hello(w, &h) < 0 ? -1 : vs_wire_flush(w);
 }
 
@@ -257,12 +269,138 @@ out:
 	return rc;
 }
 
+/* LIST: each generation as it is gathered. */
+struct listing {
+	struct vs_wire *w;		/* the session */
+	struct vs_listed l;		/* one LISTED */
+	uint32_t n;			/* LISTED sent */
+};
+
+static int
+send_image(void *arg, const struct vs_list_image *im)
+{
+	struct listing *a = arg;
+	struct vs_listed *l = &a->l;
+
+	for (size_t i = 0; i < im->n; i++) {
+		const struct vs_list_gen *e = &im->v[i];
+
+		if (strlen(im->name) > VS_NAME_MAX ||
+		    strlen(e->path) > VS_PATH_MAX) {
+			vs_err(VS_EXIT_INTERNAL, e->path, "--list: path too "
+			    "long to send");
+			return -1;
+		}
+		memset(l, 0, sizeof(*l));
+		snprintf(l->name, sizeof(l->name), "%s", im->name);
+		snprintf(l->path, sizeof(l->path), "%s", e->path);
+		l->time_sec = e->time.tv_sec;
+		l->time_nsec = (uint32_t)e->time.tv_nsec;
+		l->virtual_size = e->virtual_size;
+		l->allocated = e->allocated;
+		l->exclusive = e->exclusive;
+		l->flags = (e->complete ? VS_LISTED_COMPLETE : 0) |
+		    (e->has_exclusive ? VS_LISTED_EXCLUSIVE : 0);
+		if (vs_send_listed(a->w, l) < 0)
+			return -1;
+		a->n++;
+	}
+	return 0;
+}
+
+/* LIST: the images of a directory beneath --root, as --list finds
+ * them. */
+static int
+serve_list(struct vs_wire *w, const struct vs_msg *m)
+{
+	struct vs_list_req *q = malloc(sizeof(*q));
+	struct listing *a = malloc(sizeof(*a));
+	char *path = NULL;
+	int rc = -1;
+
+	if (!q || !a) {
+		vs_errno(VS_EXIT_INTERNAL, "server", "--list");
+		goto out;
+	}
+	if (vs_parse_list(m, q) < 0) {
+		vs_err(VS_EXIT_USAGE, "client", "malformed LIST message");
+		goto out;
+	}
+	*a = (struct listing){ .w = w };
+	if (!(path = vs_confine_source(q->path)) ||
+	    vs_list_gather(path, q->snapshot_dir[0] ? q->snapshot_dir : NULL,
+	    send_image, a) != VS_EXIT_OK)
+		goto out;
+	rc = vs_send_list_end(w, a->n) < 0 ? -1 : vs_wire_flush(w);
+out:
+	free(path);
+	free(q);
+	free(a);
+	return rc;
+}
+
+/* VERIFY: check a backup beneath --root as --verify does, and send what
+ * it found; a check that could not run is a result too. */
+static int
+serve_verify(struct vs_wire *w, const struct vs_msg *m)
+{
+	struct vs_list_req *q = malloc(sizeof(*q));
+	struct vs_verified *v = calloc(1, sizeof(*v));
+	struct vs_verify_result r = { 0 };
+	char *path = NULL;
+	int rc = -1, fd;
+
+	if (!q || !v || vs_verify_result_init(&r) < 0) {
+		vs_errno(VS_EXIT_INTERNAL, "server", "--verify");
+		goto out;
+	}
+	if (vs_parse_list(m, q) < 0) {
+		vs_err(VS_EXIT_USAGE, "client", "malformed VERIFY message");
+		goto out;
+	}
+	if (!(path = vs_confine_source(q->path)))
+		goto out;
+	/* A symbolic link out is refused as a path out is (the check's own
+	 * opens are beneath --root too). */
+	if ((fd = vs_open(path, O_PATH | O_CLOEXEC, 0)) < 0 &&
+	    (errno == EXDEV || errno == ELOOP) && vs_confined()) {
+		vs_err(VS_EXIT_USAGE, q->path, "outside the directory this "
+		    "server is confined to");
+		goto out;
+	}
+	if (fd >= 0)
+		close(fd);
+	v->status = vs_verify_check(path, NULL, &r);
+	v->flags = (r.complete ? VS_VERIFIED_COMPLETE : 0) |
+	    (r.partial ? VS_VERIFIED_PARTIAL : 0) |
+	    (r.meta_bad ? VS_VERIFIED_META_BAD : 0);
+	v->virtual_size = r.virtual_size;
+	v->read_bytes = r.read_bytes;
+	v->bad_bytes = r.bad_bytes;
+	v->more_bad = r.more_bad;
+	snprintf(v->text, sizeof(v->text), "%s", vs_err_text());
+	v->nbad = (uint32_t)r.nbad;
+	for (size_t i = 0; i < r.nbad; i++)
+		v->bad[i] = (struct vs_verified_bad){ .off = r.bad[i].off,
+		    .len = r.bad[i].len, .reason = (uint8_t)r.bad[i].why };
+	/* Sent as a result, not as this session's failure. */
+	vs_err_reset();
+	rc = vs_send_verified(w, v) < 0 ? -1 : vs_wire_flush(w);
+out:
+	vs_verify_result_free(&r);
+	free(path);
+	free(q);
+	free(v);
+	return rc;
+}
+
 int
 vs_server(const struct vs_cli *cli)
 {
 	struct vs_wire w;
 	struct vs_msg m;
 	struct vs_open *o = malloc(sizeof(*o));
+	uint32_t version = 0;
 	int rc = VS_EXIT_OK;
 
 	vs_err_quiet = true;
@@ -276,7 +414,7 @@ vs_server(const struct vs_cli *cli)
 	}
 	if (cli->root && vs_confine_init(cli->root) < 0)
 		goto fail;
-	if (handshake(&w) < 0)
+	if (handshake(&w, &version) < 0)
 		goto fail;
 	for (;;) {
 		int r = vs_wire_recv_or_eof(&w, &m);
@@ -290,6 +428,22 @@ vs_server(const struct vs_cli *cli)
 			if (serve_snapshot(&w, &m, cli) < 0)
 				goto fail;
 			w.cat = VS_EXIT_USAGE;
+			continue;
+		}
+		if (m.type == VS_MSG_LIST || m.type == VS_MSG_VERIFY) {
+			if (version < VS_PROTO_LIST_VERSION) {
+				vs_err(VS_EXIT_USAGE, "client", "%s in a "
+				    "session of protocol version %u",
+				    m.type == VS_MSG_LIST ? "LIST" : "VERIFY",
+				    version);
+				goto fail;
+			}
+			w.cat = VS_EXIT_SOURCE;
+			r = m.type == VS_MSG_LIST ? serve_list(&w, &m) :
+			    serve_verify(&w, &m);
+			w.cat = VS_EXIT_USAGE;
+			if (r < 0)
+				goto fail;
 			continue;
 		}
 		if (vs_parse_open(&m, o) < 0) {

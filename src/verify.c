@@ -16,6 +16,9 @@
  *   finish, or another program wrote it); it is reported and fails the
  *   check, since its entries need not describe the file.
  * - Nothing is written; the reader drops the cache behind it.
+ * - Checking and reporting are apart: vmsync --server checks a backup
+ *   beneath its --root and sends the result (VERIFIED), which the client
+ *   reports as it reports a local one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,15 +32,9 @@
 #include "util.h"
 #include "verify.h"
 
-#define BAD_KEPT 1000		/* bad ranges listed; more are only counted */
-
-struct bad {
-	uint64_t off, len;
-	const char *why;
-};
-
 struct verify {
 	const char *path;
+	struct vs_verify_result *r;	/* what is found */
 	struct vs_image *img;	/* the target's bytes as they are */
 	struct vs_index *ix;
 	struct idx_header h;
@@ -46,39 +43,41 @@ struct verify {
 	uint8_t *isdata;	/* per block of the window */
 	struct vs_hash *want;	/* the index's entries for the window */
 	size_t group;		/* blocks per reader group */
-	struct bad *bad;	/* the first BAD_KEPT bad ranges */
-	size_t nbad;
-	uint64_t more_bad;	/* ranges beyond those */
-	uint64_t bad_bytes;
-	uint64_t read_bytes;
-	bool partial;		/* the index is dirty */
-	bool meta_bad;		/* qcow2 metadata damaged */
 };
 
-static const char WHY_DIFFERS[] = "differs from the index";
-static const char WHY_HOLE[] = "a hole where the index records data";
-static const char WHY_ALLOCATED[] = "data (zeros) where the index records "
-    "a hole";
-static const char WHY_UNKNOWN[] = "not recorded in the index";
+static const char *const why_text[] = {
+	[VS_BAD_DIFFERS] = "differs from the index",
+	[VS_BAD_HOLE] = "a hole where the index records data",
+	[VS_BAD_ALLOCATED] = "data (zeros) where the index records a hole",
+	[VS_BAD_UNKNOWN] = "not recorded in the index",
+};
+
+const char *
+vs_verify_why_text(enum vs_verify_why why)
+{
+	return why >= VS_BAD_DIFFERS && why <= VS_BAD_UNKNOWN ?
+	    why_text[why] : "bad";
+}
 
 /* Note block @b (@len bytes) as bad, merging with the range before. */
 static void
-add_bad(struct verify *v, uint64_t b, uint64_t len, const char *why)
+add_bad(struct verify *v, uint64_t b, uint64_t len, enum vs_verify_why why)
 {
+	struct vs_verify_result *r = v->r;
 	uint64_t off = b * v->h.block_size;
-	struct bad *last = v->nbad ? &v->bad[v->nbad - 1] : NULL;
+	struct vs_verify_bad *last = r->nbad ? &r->bad[r->nbad - 1] : NULL;
 
-	v->bad_bytes += len;
+	r->bad_bytes += len;
 	if (last && last->why == why && last->off + last->len == off &&
-	    !v->more_bad) {
+	    !r->more_bad) {
 		last->len += len;
 		return;
 	}
-	if (v->nbad == BAD_KEPT) {
-		v->more_bad++;
+	if (r->nbad == VS_VERIFY_BAD_KEPT) {
+		r->more_bad++;
 		return;
 	}
-	v->bad[v->nbad++] = (struct bad){ off, len, why };
+	r->bad[r->nbad++] = (struct vs_verify_bad){ off, len, why };
 }
 
 /* Compare block @b (window block @i) with its entry. */
@@ -90,16 +89,16 @@ check_block(struct verify *v, uint64_t b, size_t i, const struct vs_hash *got)
 	const struct vs_hash *want = &v->want[i];
 
 	if (vs_hash_eq(want, &vs_hash_unknown))
-		add_bad(v, b, len, WHY_UNKNOWN);
+		add_bad(v, b, len, VS_BAD_UNKNOWN);
 	else if (!got && !vs_hash_eq(want, &vs_hash_hole))
-		add_bad(v, b, len, WHY_HOLE);
+		add_bad(v, b, len, VS_BAD_HOLE);
 	else if (!got)
 		return;
 	else if (vs_hash_eq(want, &vs_hash_hole) &&
 	    vs_hash_eq(got, &vs_hash_hole))
-		add_bad(v, b, len, WHY_ALLOCATED);
+		add_bad(v, b, len, VS_BAD_ALLOCATED);
 	else if (!vs_hash_eq(want, got))
-		add_bad(v, b, len, WHY_DIFFERS);
+		add_bad(v, b, len, VS_BAD_DIFFERS);
 }
 
 static int
@@ -133,7 +132,7 @@ verify_window(struct verify *v, uint64_t wstart)
 				vs_err(VS_EXIT_PARTIAL, v->path, "interrupted");
 			return -1;
 		}
-		v->read_bytes += bytes;
+		v->r->read_bytes += bytes;
 		for (size_t i = g0; i < g1; i++)
 			check_block(v, first + i, i, buf && v->isdata[i] ?
 			    &hash[i - g0] : NULL);
@@ -159,7 +158,7 @@ check_qcow2(struct verify *v)
 		return;
 	if (vs_io_open_file(v->path, &io) < 0 ||
 	    vs_image_open(io, "qcow2", &q) < 0 || vs_image_validate(q) < 0)
-		v->meta_bad = true;
+		v->r->meta_bad = true;
 	vs_image_close(q);
 }
 
@@ -191,7 +190,7 @@ open_both(struct verify *v, const char *index)
 		goto out;
 	}
 	v->h = *h;
-	v->partial = h->flags & IDX_FLAG_DIRTY;
+	v->r->partial = h->flags & IDX_FLAG_DIRTY;
 	if (h->virtual_size != v->img->size) {
 		vs_err(VS_EXIT_DIFFERS, v->path, "%llu bytes, but the index "
 		    "describes %llu", (unsigned long long)v->img->size,
@@ -204,58 +203,74 @@ out:
 	return rc;
 }
 
-static void
-report(const struct verify *v, FILE *json, enum vs_exit rc)
+void
+vs_verify_report(const char *shown, const struct vs_verify_result *r,
+    FILE *json)
 {
-	for (size_t i = 0; i < v->nbad; i++)
-		vs_err(VS_EXIT_DIFFERS, v->path, "offset %llu: %llu bytes: %s",
-		    (unsigned long long)v->bad[i].off,
-		    (unsigned long long)v->bad[i].len, v->bad[i].why);
-	if (v->more_bad)
-		vs_err(VS_EXIT_DIFFERS, v->path, "%llu more bad ranges",
-		    (unsigned long long)v->more_bad);
-	if (v->partial)
-		vs_err(VS_EXIT_DIFFERS, v->path, "partial: its index is dirty "
+	for (size_t i = 0; i < r->nbad; i++)
+		vs_err(VS_EXIT_DIFFERS, shown, "offset %llu: %llu bytes: %s",
+		    (unsigned long long)r->bad[i].off,
+		    (unsigned long long)r->bad[i].len,
+		    vs_verify_why_text(r->bad[i].why));
+	if (r->more_bad)
+		vs_err(VS_EXIT_DIFFERS, shown, "%llu more bad ranges",
+		    (unsigned long long)r->more_bad);
+	if (r->partial)
+		vs_err(VS_EXIT_DIFFERS, shown, "partial: its index is dirty "
 		    "(a sync that did not finish, or a write by another "
 		    "program)");
-	if (rc == VS_EXIT_OK)
-		vs_info(0, "%s: %llu bytes match the index", v->path,
-		    (unsigned long long)v->img->size);
+	if (r->status == VS_EXIT_OK)
+		vs_info(0, "%s: %llu bytes match the index", shown,
+		    (unsigned long long)r->virtual_size);
 	if (!json)
 		return;
 	fputs("{\"path\":", json);
-	vs_json_string(json, v->path);
+	vs_json_string(json, shown);
 	fprintf(json, ",\"status\":%d,\"complete\":%s,\"virtual_size\":%llu,"
 	    "\"read_bytes\":%llu,\"bad_bytes\":%llu,\"metadata_ok\":%s,"
-	    "\"bad\":[", rc, v->partial || !v->ix ? "false" : "true",
-	    (unsigned long long)(v->img ? v->img->size : 0),
-	    (unsigned long long)v->read_bytes,
-	    (unsigned long long)v->bad_bytes, v->meta_bad ? "false" : "true");
-	for (size_t i = 0; i < v->nbad; i++) {
+	    "\"bad\":[", r->status, r->complete ? "true" : "false",
+	    (unsigned long long)r->virtual_size,
+	    (unsigned long long)r->read_bytes,
+	    (unsigned long long)r->bad_bytes, r->meta_bad ? "false" : "true");
+	for (size_t i = 0; i < r->nbad; i++) {
 		fprintf(json, "%s{\"offset\":%llu,\"length\":%llu,\"reason\":",
-		    i ? "," : "", (unsigned long long)v->bad[i].off,
-		    (unsigned long long)v->bad[i].len);
-		vs_json_string(json, v->bad[i].why);
+		    i ? "," : "", (unsigned long long)r->bad[i].off,
+		    (unsigned long long)r->bad[i].len);
+		vs_json_string(json, vs_verify_why_text(r->bad[i].why));
 		fputc('}', json);
 	}
-	fprintf(json, "],\"more_bad\":%llu}", (unsigned long long)v->more_bad);
+	fprintf(json, "],\"more_bad\":%llu}", (unsigned long long)r->more_bad);
+}
+
+int
+vs_verify_result_init(struct vs_verify_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->bad = malloc(VS_VERIFY_BAD_KEPT * sizeof(*r->bad));
+	return r->bad ? 0 : -1;
+}
+
+void
+vs_verify_result_free(struct vs_verify_result *r)
+{
+	free(r->bad);
+	r->bad = NULL;
 }
 
 enum vs_exit
-vs_verify(const char *path, const char *index, FILE *json)
+vs_verify_check(const char *path, const char *index,
+    struct vs_verify_result *r)
 {
-	struct verify v = { .path = path };
-	enum vs_exit rc = VS_EXIT_OK;
+	struct verify v = { .path = path, .r = r };
 	int ok = -1;
 
 	vs_err_reset();
 	if (open_both(&v, index) < 0)
 		goto out;
 	v.group = VS_CHUNK / v.h.block_size;
-	v.bad = malloc(BAD_KEPT * sizeof(*v.bad));
 	v.isdata = malloc(VS_WINDOW_BYTES / v.h.block_size);
 	v.want = malloc(VS_WINDOW_BYTES / v.h.block_size * sizeof(*v.want));
-	if (!v.bad || !v.isdata || !v.want) {
+	if (!v.isdata || !v.want) {
 		vs_errno(VS_EXIT_INTERNAL, path, "verify");
 		goto out;
 	}
@@ -269,17 +284,37 @@ vs_verify(const char *path, const char *index, FILE *json)
 out:
 	if (v.reader)
 		vs_reader_stop(v.reader);
-	if (ok == 0 && (v.nbad || v.partial || v.meta_bad))
-		rc = VS_EXIT_DIFFERS;
+	if (ok == 0 && (r->nbad || r->partial || r->meta_bad))
+		r->status = VS_EXIT_DIFFERS;
 	else if (ok < 0)
-		rc = vs_err_first() != VS_EXIT_OK ? vs_err_first() :
+		r->status = vs_err_first() != VS_EXIT_OK ? vs_err_first() :
 		    VS_EXIT_INTERNAL;
-	report(&v, json, rc);
+	else
+		r->status = VS_EXIT_OK;
+	r->complete = v.ix && !r->partial;
+	r->virtual_size = v.img ? v.img->size : 0;
 	vs_extent_vec_free(&v.map);
 	free(v.isdata);
 	free(v.want);
-	free(v.bad);
 	idx_close(v.ix);
 	vs_image_close(v.img);
+	return r->status;
+}
+
+enum vs_exit
+vs_verify(const char *path, const char *index, FILE *json)
+{
+	struct vs_verify_result r;
+	enum vs_exit rc;
+
+	if (vs_verify_result_init(&r) < 0) {
+		vs_errno(VS_EXIT_INTERNAL, path, "verify");
+		r.status = VS_EXIT_INTERNAL;
+	} else {
+		vs_verify_check(path, index, &r);
+	}
+	vs_verify_report(path, &r, json);
+	rc = r.status;
+	vs_verify_result_free(&r);
 	return rc;
 }

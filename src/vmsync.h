@@ -45,6 +45,9 @@ struct vs_extent {
 /* What one sync did; filled by the engine and the target. */
 struct vs_stats {
 	uint64_t virtual_size;	/* bytes of the source disk */
+	uint64_t guest_size;	/* the file view's guest disk size (virtual_size
+				 * is then the file's size); 0: not a file
+				 * view, or not known */
 	uint64_t data_bytes;	/* mapped as DATA by the source's map */
 	uint64_t read_bytes;	/* read from the source */
 	uint64_t target_read_bytes; /* read from the target to compare */

@@ -35,6 +35,11 @@ one reader thread|src/reader.c|#define READER_THREADS 4|#define READER_THREADS 1
 read-ahead not asked of the kernel|src/transport/advisor.c|	if (posix_fadvise(a->fd, (off_t)adv->off, (off_t)adv->len,
 	    POSIX_FADV_WILLNEED) == 0 && a->log)|	if (a->log)|161-*
 edge block not read again|src/engine.c|			s->keep[edge - wstart / bs] = 0;|			(void)edge;|161-*
+index entries not synced before the clean header|src/index.c|	if (fdatasync(ix->fd) < 0) {
+		vs_errno(VS_EXIT_TARGET, ix->path, "sync index");|	if (0) {
+		vs_errno(VS_EXIT_TARGET, ix->path, "sync index");|188-*
+target data not synced at commit|src/transport/local.c|	if (fdatasync(lt->fd) < 0) {|	if (0) {|188-*
+index directory not synced at commit|src/transport/local.c|	if (sync_dir(lt->idx_dir_fd) < 0) {|	if (0) {|188-*
 writers take no subvolume hold|src/snapshot.c|	if (fd < 0 || walk_up(fd, &sfd) <= 0)
 		return 0;	/* no subvolume a snapshot could take */|	if (fd >= 0)
 		close(fd);

@@ -9,7 +9,9 @@
  * confirmed, in this order:
  *   1. --format names it (and nothing is probed);
  *   2. the file's name says so (.qcow2, .qcow; .vmdk, .vdi, .vhdx, .vhd
- *      and .qed are refused as not supported yet);
+ *      and .qed are refused as not supported yet, naming the qemu-img
+ *      command that converts them; a vmdk descriptor is refused without
+ *      suggesting --format=raw, which would copy only the descriptor);
  *   3. the target's index records that the last sync read it so.
  * A name or record that disagrees with the content is refused: the image
  * or the target is not what it was.  Otherwise the file is copied as raw,
@@ -25,16 +27,19 @@
 
 #define PROBE_LEN 4096
 
-/* Formats known by name and content but not read; LUKS is guest data. */
+/* Formats known by name and content but not read; LUKS is guest data.
+ * A vmdk descriptor (monolithicFlat, split extents) is a text file that
+ * names the files holding the disk: it probes as its own kind. */
+#define VMDK_DESCRIPTOR "vmdk descriptor"
 static const struct {
-	const char *name;	/* as qemu-img names it */
+	const char *name;	/* as qemu-img names it; what the probe says */
 	const char *magic;	/* bytes at offset 0, or NULL */
 	size_t len;		/* magic length */
 	const char *suffix[2];	/* file name endings that say so */
 } others[] = {
 	{ "qed", "QED\0", 4, { ".qed" } },
 	{ "vmdk", "KDMV", 4, { ".vmdk" } },
-	{ "vmdk", "# Disk DescriptorFile", 21, { ".vmdk" } },
+	{ VMDK_DESCRIPTOR, "# Disk DescriptorFile", 21, { NULL } },
 	{ "vdi", "<<< ", 4, { ".vdi" } },
 	{ "vhdx", "vhdxfile", 8, { ".vhdx" } },
 	{ "vpc", "conectix", 8, { ".vhd", ".vpc" } },
@@ -93,6 +98,26 @@ readable(const char *format)
 	return strcmp(format, "raw") == 0 || strcmp(format, "qcow2") == 0;
 }
 
+/* The one line for @name, named as the format @byname that vmsync does
+ * not read and whose content looks like @probed: how to convert it. */
+static void
+refuse_unread(const char *name, const char *byname, const char *probed)
+{
+	/* The name ends with one of byname's suffixes: a dot is there. */
+	int stem = (int)(strrchr(name, '.') - name);
+
+	if (strcmp(probed, VMDK_DESCRIPTOR) == 0)
+		vs_err(VS_EXIT_SOURCE, name, "vmdk descriptor: the disk is in "
+		    "the extent files it names and --format=raw would copy "
+		    "only the descriptor; convert it first: qemu-img convert "
+		    "-O raw %s %.*s.img", name, stem, name);
+	else
+		vs_err(VS_EXIT_SOURCE, name, "%s image: this format is not "
+		    "supported yet; convert it first (qemu-img convert -O raw "
+		    "%s %.*s.img) or use --format=raw to copy the file as it "
+		    "is", byname, name, stem, name);
+}
+
 int
 vs_format_decide(const char *name, const char *forced, const char *recorded,
     const char *probed, struct vs_format_choice *c)
@@ -112,9 +137,7 @@ vs_format_decide(const char *name, const char *forced, const char *recorded,
 		return 0;
 	}
 	if (byname && !readable(byname)) {
-		vs_err(VS_EXIT_SOURCE, name, "%s image: this format is not "
-		    "supported yet (use --format=raw to copy the file as it "
-		    "is)", byname);
+		refuse_unread(name, byname, probed);
 		return -1;
 	}
 	if (byname && strcmp(byname, probed) != 0) {
@@ -164,7 +187,8 @@ vs_format_warn_unconfirmed(const char *name, const struct vs_format_choice *c)
 {
 	if (!c->unconfirmed)
 		return;
-	vs_warn(name, "starts like a %s image, but neither its name nor "
+	vs_warn(name, "starts like a %s%s, but neither its name nor "
 	    "--format says it is one: copied as raw%s", c->probed,
+	    strcmp(c->probed, VMDK_DESCRIPTOR) == 0 ? "" : " image",
 	    strcmp(c->probed, "qcow2") == 0 ? ", dead clusters included" : "");
 }

@@ -165,3 +165,11 @@ vs_fileview_open(struct vs_image *inner, struct vs_image **out)
 	*out = &v->img;
 	return 0;
 }
+
+uint64_t
+vs_fileview_guest_size(const struct vs_image *img)
+{
+	if (img->ops != &fileview_ops)
+		return 0;
+	return ((const struct fileview *)img)->inner->size;
+}

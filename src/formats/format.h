@@ -159,6 +159,8 @@ int vs_image_open_chain(struct vs_io *io, const char *forced,
 /* The file view of @img: its container's live bytes, dead ones as holes.
  * Takes ownership of @img, also on failure. */
 int vs_fileview_open(struct vs_image *img, struct vs_image **out);
+/* If @img is a file view: its guest disk's virtual size; else 0. */
+uint64_t vs_fileview_guest_size(const struct vs_image *img);
 void vs_image_close(struct vs_image *img);
 /* Map through the format and check the reply (contiguous, exact cover). */
 int vs_image_map(struct vs_image *img, uint64_t off, uint64_t len,

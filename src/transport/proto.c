@@ -658,3 +658,184 @@ vs_parse_snapped(const struct vs_msg *m, uint32_t *taken)
 	*taken = vs_get_u32(&r);
 	return done(&r);
 }
+
+/* LIST and VERIFY: a path on the server, and LIST's snapshot
+ * directory. */
+static int
+send_list_req(struct vs_wire *w, uint32_t type, const struct vs_list_req *q)
+{
+	uint8_t buf[2 * VS_PATH_MAX + 16];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_str(&p, q->path);
+	if (type == VS_MSG_LIST)
+		vs_put_str(&p, q->snapshot_dir);
+	return send_packed(w, type, &p);
+}
+
+int
+vs_send_list(struct vs_wire *w, const struct vs_list_req *q)
+{
+	return send_list_req(w, VS_MSG_LIST, q);
+}
+
+int
+vs_send_verify(struct vs_wire *w, const char *path)
+{
+	struct vs_list_req q = { .snapshot_dir = "" };
+
+	snprintf(q.path, sizeof(q.path), "%s", path);
+	return send_list_req(w, VS_MSG_VERIFY, &q);
+}
+
+int
+vs_send_listed(struct vs_wire *w, const struct vs_listed *l)
+{
+	uint8_t buf[VS_NAME_MAX + VS_PATH_MAX + VS_PROTO_LISTED_FIELDS + 8];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_str(&p, l->name);
+	vs_put_str(&p, l->path);
+	vs_put_u64(&p, (uint64_t)l->time_sec);
+	vs_put_u32(&p, l->time_nsec);
+	vs_put_u64(&p, l->virtual_size);
+	vs_put_u64(&p, l->allocated);
+	vs_put_u64(&p, l->exclusive);
+	vs_put_u8(&p, (uint8_t)l->flags);
+	return send_packed(w, VS_MSG_LISTED, &p);
+}
+
+int
+vs_send_list_end(struct vs_wire *w, uint32_t generations)
+{
+	uint8_t buf[SMALL];
+	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
+
+	vs_put_u32(&p, generations);
+	return send_packed(w, VS_MSG_LIST_END, &p);
+}
+
+int
+vs_send_verified(struct vs_wire *w, const struct vs_verified *v)
+{
+	size_t cap = VS_PROTO_VERIFIED_FIELDS + VS_MSG_TEXT_MAX + 8 +
+	    (size_t)VS_VERIFY_MAX_BAD * VS_PROTO_BAD_ENTRY;
+	struct vs_pack p = { .p = malloc(cap), .cap = cap };
+	char t[VS_MSG_TEXT_MAX + 1];
+	uint32_t n = v->nbad < VS_VERIFY_MAX_BAD ? v->nbad :
+	    VS_VERIFY_MAX_BAD;
+	size_t tlen = strnlen(v->text, VS_MSG_TEXT_MAX);
+	int rc;
+
+	if (!p.p) {
+		vs_errno(VS_EXIT_INTERNAL, w->peer, "VERIFIED");
+		return -1;
+	}
+	memcpy(t, v->text, tlen);	/* cut as an ERROR's is */
+	t[tlen] = 0;
+	vs_put_u32(&p, v->status);
+	vs_put_u8(&p, (uint8_t)v->flags);
+	vs_put_u64(&p, v->virtual_size);
+	vs_put_u64(&p, v->read_bytes);
+	vs_put_u64(&p, v->bad_bytes);
+	vs_put_u64(&p, v->more_bad);
+	vs_put_str(&p, t);
+	vs_put_u32(&p, n);
+	for (uint32_t i = 0; i < n; i++) {
+		vs_put_u64(&p, v->bad[i].off);
+		vs_put_u64(&p, v->bad[i].len);
+		vs_put_u8(&p, v->bad[i].reason);
+	}
+	rc = send_packed(w, VS_MSG_VERIFIED, &p);
+	free(p.p);
+	return rc;
+}
+
+int
+vs_parse_list(const struct vs_msg *m, struct vs_list_req *q)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_LIST && m->type != VS_MSG_VERIFY)
+		return -1;
+	q->snapshot_dir[0] = 0;
+	vs_get_str(&r, q->path, VS_PATH_MAX);
+	if (m->type == VS_MSG_LIST)
+		vs_get_str(&r, q->snapshot_dir, VS_PATH_MAX);
+	/* Names the server may print or make: no control characters. */
+	if (!q->path[0] || !vs_plain_text(q->path) ||
+	    !vs_plain_text(q->snapshot_dir))
+		return -1;
+	return done(&r);
+}
+
+int
+vs_parse_listed(const struct vs_msg *m, struct vs_listed *l)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_LISTED)
+		return -1;
+	vs_get_str(&r, l->name, VS_NAME_MAX);
+	vs_get_str(&r, l->path, VS_PATH_MAX);
+	l->time_sec = (int64_t)vs_get_u64(&r);
+	l->time_nsec = vs_get_u32(&r);
+	l->virtual_size = vs_get_u64(&r);
+	l->allocated = vs_get_u64(&r);
+	l->exclusive = vs_get_u64(&r);
+	l->flags = vs_get_u8(&r);
+	if (!l->name[0] || strchr(l->name, '/') || !l->path[0] ||
+	    l->time_nsec > 999999999 ||
+	    (l->flags & ~(VS_LISTED_COMPLETE | VS_LISTED_EXCLUSIVE)))
+		return -1;
+	return done(&r);
+}
+
+int
+vs_parse_list_end(const struct vs_msg *m, uint32_t *generations)
+{
+	struct vs_unpack r = reader(m);
+
+	if (m->type != VS_MSG_LIST_END)
+		return -1;
+	*generations = vs_get_u32(&r);
+	return done(&r);
+}
+
+int
+vs_parse_verified(const struct vs_msg *m, struct vs_verified *v)
+{
+	struct vs_unpack r = reader(m);
+	char raw[VS_MSG_TEXT_MAX + 1];
+
+	if (m->type != VS_MSG_VERIFIED)
+		return -1;
+	v->status = vs_get_u32(&r);
+	v->flags = vs_get_u8(&r);
+	v->virtual_size = vs_get_u64(&r);
+	v->read_bytes = vs_get_u64(&r);
+	v->bad_bytes = vs_get_u64(&r);
+	v->more_bad = vs_get_u64(&r);
+	vs_get_str(&r, raw, VS_MSG_TEXT_MAX);
+	v->nbad = vs_get_u32(&r);
+	if (v->status > VS_EXIT_DIFFERS || (v->flags &
+	    ~(VS_VERIFIED_COMPLETE | VS_VERIFIED_PARTIAL |
+	    VS_VERIFIED_META_BAD)) || v->nbad > VS_VERIFY_MAX_BAD ||
+	    r.left != (size_t)v->nbad * VS_PROTO_BAD_ENTRY)
+		r.bad = true;
+	for (uint32_t i = 0; i < v->nbad && !r.bad; i++) {
+		struct vs_verified_bad *b = &v->bad[i];
+
+		b->off = vs_get_u64(&r);
+		b->len = vs_get_u64(&r);
+		b->reason = vs_get_u8(&r);
+		if (b->len == 0 || b->off + b->len < b->off ||
+		    b->off + b->len > v->virtual_size ||
+		    b->reason < 1 || b->reason > VS_VERIFIED_REASONS)
+			r.bad = true;
+	}
+	vs_escape(r.bad ? "" : raw, v->text, sizeof(v->text));
+	if (r.bad)
+		v->nbad = 0;
+	return done(&r);
+}

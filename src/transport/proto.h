@@ -12,7 +12,12 @@
 #include "wire.h"
 #include "../hash.h"
 
-#define VS_PROTO_VERSION	4
+/* Versions spoken: the session uses the lower of the two sides' highest,
+ * and ends if that is below VS_PROTO_MIN_VERSION.  Version 5 added LIST
+ * and VERIFY; a session of version 4 has neither. */
+#define VS_PROTO_VERSION	5
+#define VS_PROTO_MIN_VERSION	4
+#define VS_PROTO_LIST_VERSION	5
 #define VS_PROTO_MAGIC		"VMSYNC\0\1"
 #define VS_PATH_MAX		4096
 #define VS_MSG_TEXT_MAX		1024
@@ -28,6 +33,10 @@
 #define VS_PROTO_MAX_CHUNK	(4u << 20)
 /* The largest image BEGIN may declare. */
 #define VS_PROTO_MAX_SIZE	(1ull << 62)
+/* LISTED payload bytes a client takes for one LIST, and the bad ranges
+ * one VERIFIED carries (more are only counted). */
+#define VS_LIST_MAX_BYTES	(16u << 20)
+#define VS_VERIFY_MAX_BAD	1000
 
 /* Wire layouts, in bytes: integers are u8, u32 or u64, little-endian. */
 enum vs_proto_layout {
@@ -39,6 +48,14 @@ enum vs_proto_layout {
 	VS_PROTO_RECORD_HDR = 8 + 4 + 4,	/* RECORD: first, n, count */
 	VS_PROTO_RECORD_ENTRY = 4 + 2 * VS_PROTO_HASH_LEN, /* RECORD entry:
 						 * index, old, new */
+	VS_PROTO_LISTED_FIELDS = 8 + 4 + 3 * 8 + 1, /* LISTED after its
+						 * strings: time, sizes,
+						 * flags */
+	VS_PROTO_VERIFIED_FIELDS = 4 + 1 + 4 * 8, /* VERIFIED before its
+						 * message: status, flags,
+						 * counters */
+	VS_PROTO_BAD_ENTRY = 8 + 8 + 1,		/* VERIFIED bad range:
+						 * offset, length, reason */
 };
 
 _Static_assert(sizeof(VS_PROTO_MAGIC) - 1 == VS_PROTO_MAGIC_LEN,
@@ -55,6 +72,9 @@ _Static_assert(VS_PROTO_RECORD_HDR + (uint64_t)VS_PROTO_MAX_ENTRIES *
     "a RECORD of a window fits in a frame");
 _Static_assert((uint64_t)VS_PROTO_MAX_ENTRIES * VS_PROTO_HASH_LEN <=
     VS_WIRE_MAX, "a hash reply of a window fits in a frame");
+_Static_assert(VS_PROTO_VERIFIED_FIELDS + 4 + VS_MSG_TEXT_MAX + 4 +
+    VS_VERIFY_MAX_BAD * VS_PROTO_BAD_ENTRY <= VS_WIRE_MAX,
+    "a VERIFIED with every bad range fits in a frame");
 
 enum vs_msg_type {
 	VS_MSG_HELLO = 1,
@@ -76,6 +96,11 @@ enum vs_msg_type {
 	VS_MSG_SNAPSHOT,
 	VS_MSG_SNAPPED,
 	VS_MSG_PREFETCH,
+	VS_MSG_LIST,		/* version 5 */
+	VS_MSG_LISTED,
+	VS_MSG_LIST_END,
+	VS_MSG_VERIFY,
+	VS_MSG_VERIFIED,
 };
 
 /* Codecs of WRITE payloads; bits in HELLO. */
@@ -154,6 +179,57 @@ struct vs_snapshot_req {
 	struct vs_snapshot_name *images;	/* n of them */
 };
 
+/* LIST: the backups in a directory of the server, or VERIFY: one backup
+ * there (no snapshot directory). */
+struct vs_list_req {
+	char path[VS_PATH_MAX + 1];		/* DEST or PATH, printable */
+	char snapshot_dir[VS_PATH_MAX + 1];	/* LIST: --snapshot-dir or "",
+						 * printable */
+};
+
+/* Bits of LISTED's flags byte. */
+#define VS_LISTED_COMPLETE	1u	/* index clean, describes the file */
+#define VS_LISTED_EXCLUSIVE	2u	/* the exclusive bytes are known */
+
+/* One generation of an image, as LISTED carries it. */
+struct vs_listed {
+	char name[VS_NAME_MAX + 1];	/* the image, no "/" */
+	char path[VS_PATH_MAX + 1];	/* the generation, on the server */
+	int64_t time_sec;		/* its index's mtime, UTC */
+	uint32_t time_nsec;		/* below 10^9 */
+	uint64_t virtual_size;		/* bytes of the disk */
+	uint64_t allocated;		/* bytes allocated */
+	uint64_t exclusive;		/* bytes no other file shares */
+	uint32_t flags;			/* VS_LISTED_* */
+};
+
+/* Bits of VERIFIED's flags byte. */
+#define VS_VERIFIED_COMPLETE	1u	/* an index, and clean */
+#define VS_VERIFIED_PARTIAL	2u	/* the index is dirty */
+#define VS_VERIFIED_META_BAD	4u	/* qcow2 metadata damaged */
+/* Reasons of a bad range: 1 to this (enum vs_verify_why). */
+#define VS_VERIFIED_REASONS	4
+
+struct vs_verified_bad {
+	uint64_t off, len;		/* bytes of the image */
+	uint8_t reason;			/* 1..VS_VERIFIED_REASONS */
+};
+
+/* The result of a VERIFY. */
+struct vs_verified {
+	uint32_t status;		/* enum vs_exit, 0 to 7 */
+	uint32_t flags;			/* VS_VERIFIED_* */
+	uint64_t virtual_size;		/* bytes of the image */
+	uint64_t read_bytes;		/* data read */
+	uint64_t bad_bytes;		/* in bad ranges */
+	uint64_t more_bad;		/* bad ranges not carried */
+	char text[4 * VS_MSG_TEXT_MAX + 1]; /* the error that stopped or
+					 * failed the check, escaped;
+					 * "" if none */
+	uint32_t nbad;			/* 0..VS_VERIFY_MAX_BAD */
+	struct vs_verified_bad bad[VS_VERIFY_MAX_BAD]; /* nbad of them */
+};
+
 /* Bits of BEGUN's flags byte. */
 #define VS_BEGUN_TRUSTED 1u	/* the index is trusted */
 #define VS_BEGUN_HASHES 2u	/* untrusted: entries come from hashing */
@@ -212,6 +288,14 @@ int vs_send_open(struct vs_wire *w, const struct vs_open *o);
 int vs_send_opened(struct vs_wire *w, const struct vs_opened *o);
 int vs_send_snapshot(struct vs_wire *w, const struct vs_snapshot_req *q);
 int vs_send_snapped(struct vs_wire *w, uint32_t taken);
+/* LIST and VERIFY (@q->snapshot_dir not sent), and their replies: one
+ * LISTED per generation, then LIST_END with their number; one
+ * VERIFIED. */
+int vs_send_list(struct vs_wire *w, const struct vs_list_req *q);
+int vs_send_verify(struct vs_wire *w, const char *path);
+int vs_send_listed(struct vs_wire *w, const struct vs_listed *l);
+int vs_send_list_end(struct vs_wire *w, uint32_t generations);
+int vs_send_verified(struct vs_wire *w, const struct vs_verified *v);
 /* Requests, with the fields of struct vs_req they parse into.  BEGIN's
  * @format may be NULL for none. */
 int vs_send_begin(struct vs_wire *w, uint64_t size, const char *format,
@@ -259,5 +343,11 @@ int vs_parse_stats(const struct vs_msg *m, struct vs_stats_msg *st);
 /* Fills @q; q->images is allocated (free it), NULL on failure. */
 int vs_parse_snapshot(const struct vs_msg *m, struct vs_snapshot_req *q);
 int vs_parse_snapped(const struct vs_msg *m, uint32_t *taken);
+/* LIST or VERIFY (by m->type; VERIFY leaves q->snapshot_dir ""). */
+int vs_parse_list(const struct vs_msg *m, struct vs_list_req *q);
+int vs_parse_listed(const struct vs_msg *m, struct vs_listed *l);
+int vs_parse_list_end(const struct vs_msg *m, uint32_t *generations);
+/* Its text escaped, as vs_parse_error()'s. */
+int vs_parse_verified(const struct vs_msg *m, struct vs_verified *v);
 
 #endif

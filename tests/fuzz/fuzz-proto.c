@@ -122,6 +122,10 @@ parse_all(const struct vs_msg *m)
 	static struct vs_opened od;
 	static struct vs_error_msg e;
 	static struct vs_hash hashes[VS_PROTO_MAX_ENTRIES];
+	static struct vs_list_req lq;
+	static struct vs_listed ld;
+	static struct vs_verified vd;
+	uint32_t n;
 	struct vs_hello h;
 	struct vs_req q;
 	struct vs_begun b;
@@ -136,6 +140,10 @@ parse_all(const struct vs_msg *m)
 	vs_parse_begun(m, &b);
 	vs_parse_done(m, &d);
 	vs_parse_stats(m, &st);
+	vs_parse_list(m, &lq);
+	vs_parse_listed(m, &ld);
+	vs_parse_list_end(m, &n);
+	vs_parse_verified(m, &vd);
 	for (size_t n = 0; n < 3; n++) {	/* right count, one off */
 		size_t k = m->len / sizeof(hashes[0]) + n - 1;
 

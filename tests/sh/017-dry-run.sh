@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves: --dry-run changes nothing and tells the truth.  The target's bytes,
 # mtime and ctime and the index's bytes stay as they were; the operation log
-# and -v list what would be written and punched, --json reports those bytes,
+# and -v list what would be written and punched (the summary in the units
+# of --stats), --json reports those bytes,
 # and the real run that follows does exactly that list and still trusts the
 # index.  A dry run to a target that does not exist creates no file and no
 # index.
@@ -45,7 +46,9 @@ snapshot | diff "$TMP/before" - || fail "dry run changed the target or its index
 
 # The human forms: a summary line, and each operation with -v.
 VMSYNC_DEBUG_OPS= vs -n "$src" "$tgt" > "$TMP/out"
-grep -q "would write 4096 bytes, punch $M bytes" "$TMP/out" || fail "no dry-run summary: $(cat "$TMP/out")"
+# The summary uses the units of --stats.
+grep -Fqx "$src -> $tgt (dry run): would write 4.00 KiB (4096 bytes), would punch 1.00 MiB ($M bytes)" \
+	"$TMP/out" || fail "no dry-run summary: $(cat "$TMP/out")"
 VMSYNC_DEBUG_OPS= vs -n -v "$src" "$tgt" > "$TMP/out" 2> /dev/null
 grep -q "would write 4096 bytes at offset $M\$" "$TMP/out" || fail "-n -v: no write listed"
 grep -q "would punch $M bytes at offset $((100 * M))\$" "$TMP/out" || fail "-n -v: no punch listed"

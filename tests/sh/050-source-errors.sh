@@ -5,10 +5,13 @@
 #  - a missing source, a directory, a character device (/dev/null);
 #  - a source the user cannot read (mode 600, run as nobody), while the
 #    same run on a readable source works;
-#  - a vmdk image, refused by name; --format=raw copies it (or a qcow2)
-#    as plain bytes instead.  The same vmdk under a name that does not
-#    say so is copied as it is, with one warning: content alone never
-#    decides how a file is read.
+#  - a vmdk image, refused by name, naming the qemu-img command that
+#    converts it; --format=raw copies it (or a qcow2) as plain bytes
+#    instead.  A vmdk descriptor (monolithicFlat, split extents), where
+#    --format=raw would copy only the descriptor, is refused naming the
+#    conversion alone.  The same vmdk under a name that does not say so
+#    is copied as it is, with one warning: content alone never decides
+#    how a file is read.
 # With several sources, one bad source makes the run partial (exit 4) and
 # the good one is still synced; when every source is bad the exit is 2.
 . "$VMSYNC_TOP/tests/functions.sh"
@@ -91,7 +94,21 @@ qemu-img create -q -f vmdk "$TMP/vm.vmdk" 1G
 must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image: .*not supported" \
 	vs "$TMP/vm.vmdk" "$tgt"
 must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image" vs "$TMP/vm.vmdk" "$dir/"
+grep -Fq "convert it first (qemu-img convert -O raw $TMP/vm.vmdk $TMP/vm.img)" \
+	"$TMP/stderr" || fail "vmdk: no conversion named: $(cat "$TMP/stderr")"
 untouched vmdk
+# A descriptor names the files that hold the disk: --format=raw would copy
+# the descriptor alone, so only the conversion is suggested.
+for sub in monolithicFlat twoGbMaxExtentSparse; do
+	qemu-img create -q -f vmdk -o subformat=$sub "$TMP/$sub.vmdk" 64M
+	head -c 21 "$TMP/$sub.vmdk" | grep -qx "# Disk DescriptorFile" ||
+		fail "$sub: qemu-img made no descriptor"
+	must_fail 2 "^vmsync: $TMP/$sub.vmdk: vmdk descriptor: .*convert it first: qemu-img convert -O raw $TMP/$sub.vmdk $TMP/$sub.img\$" \
+		vs "$TMP/$sub.vmdk" "$dir/"
+	! grep -q "use --format=raw" "$TMP/stderr" ||
+		fail "$sub: --format=raw suggested: $(cat "$TMP/stderr")"
+	untouched "$sub descriptor"
+done
 for f in qcow2 vmdk; do
 	# --format=raw: the file's bytes, as they are.
 	sync_stats --format=raw "$TMP/vm.$f" "$TMP/vm.$f.copy"
@@ -108,6 +125,11 @@ grep -q "^vmsync: warning: $TMP/renamed.img: starts like a vmdk image" \
 	"$TMP/err" && [ "$(wc -l < "$TMP/err")" -eq 1 ] ||
 	fail "renamed vmdk: not one warning: $(cat "$TMP/err")"
 same "$TMP/renamed.img" "$dir/renamed.img"
+cp "$TMP/monolithicFlat.vmdk" "$TMP/descriptor.img"
+vs "$TMP/descriptor.img" "$dir/" 2> "$TMP/err" || fail "renamed descriptor: exit $?"
+grep -q "^vmsync: warning: $TMP/descriptor.img: starts like a vmdk descriptor, but" \
+	"$TMP/err" && [ "$(wc -l < "$TMP/err")" -eq 1 ] ||
+	fail "renamed descriptor: not one warning: $(cat "$TMP/err")"
 
 # Several sources: the good one is synced, the run is partial.
 multi=$TMP/multi

@@ -2,9 +2,11 @@
 # Proves: --progress draws a progress line (bytes done, rate, ETA) on stderr,
 # which ends as a summary line (time, bytes read, written, punched);
 # it is on by default when stderr is a terminal and off otherwise; --quiet
-# and --no-progress keep the terminal clean.
+# and --no-progress keep the terminal clean.  --stats of a qcow2 in the
+# file view says the file's size and the guest disk's virtual size apart
+# (locally and pushed); the guest view has only the virtual size.
 . "$VMSYNC_TOP/tests/functions.sh"
-requires script
+requires script qemu-img qemu-io
 
 src=$TMP/disk.img
 "$HOLES" make "$src" 64M 0:4M:1 32M:4M:2
@@ -29,3 +31,24 @@ script -qec "'$VMSYNC' -q '$src' '$TMP/d.img'" /dev/null > "$TMP/tty" < /dev/nul
 script -qec "'$VMSYNC' --no-progress '$src' '$TMP/e.img'" /dev/null > "$TMP/tty" < /dev/null
 ! grep -q 'ETA' "$TMP/tty" || fail "progress drawn with --no-progress"
 for f in a b c d e; do same "$src" "$TMP/$f.img"; done
+
+# --stats: "file size:" is the file synced, "virtual size:" the guest disk.
+q=$TMP/vm.qcow2
+qemu-img create -q -f qcow2 "$q" 1G
+qemu-io -f qcow2 -c "write -P 7 0 3M" "$q" > /dev/null
+fsize=$(stat -c %s "$q")
+mkdir "$TMP/qb" "$TMP/qp"
+for how in local push; do
+	if [ $how = local ]; then
+		vs --stats "$q" "$TMP/qb/" > "$TMP/stats"
+	else
+		rvs --stats "$q" "host:$TMP/qp/" > "$TMP/stats"
+	fi
+	grep -Eq "^  file size: +[0-9.]+ MiB  \($fsize bytes\)$" "$TMP/stats" &&
+		grep -Eq "^  virtual size: +1.00 GiB  \(1073741824 bytes\)$" "$TMP/stats" ||
+		{ cat "$TMP/stats"; fail "$how file view: sizes not told apart"; }
+done
+vs --stats -O raw "$q" "$TMP/qb/" > "$TMP/stats"
+grep -Eq "^  virtual size: +1.00 GiB  \(1073741824 bytes\)$" "$TMP/stats" &&
+	! grep -q "file size:" "$TMP/stats" ||
+	{ cat "$TMP/stats"; fail "guest view: wrong sizes"; }

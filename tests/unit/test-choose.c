@@ -20,6 +20,7 @@
 static uint8_t qcow2_head[512] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 };
 static uint8_t luks_head[512] = { 'L', 'U', 'K', 'S', 0xba, 0xbe, 0, 2 };
 static uint8_t vmdk_head[512] = { 'K', 'D', 'M', 'V' };
+static uint8_t vmdk_desc_head[512] = "# Disk DescriptorFile\nversion=1\n";
 static uint8_t raw_head[512] = { 0xeb, 0x63, 0x90 };	/* a boot sector */
 
 /* Choose for @head named @name; the return value of vs_format_choose. */
@@ -67,6 +68,7 @@ test_content_alone_is_raw(void **state)
 	expect(qcow2_head, "/images/guest.img", NULL, NULL, "raw", true);
 	expect(qcow2_head, "guest", NULL, "", "raw", true);
 	expect(vmdk_head, "guest.img", NULL, NULL, "raw", true);
+	expect(vmdk_desc_head, "guest.img", NULL, NULL, "raw", true);
 	expect(raw_head, "guest.img", NULL, NULL, "raw", false);
 }
 
@@ -94,6 +96,17 @@ test_name_confirms(void **state)
 	refused(raw_head, "vm.vdi", NULL, NULL);
 	refused(raw_head, "vm.vhdx", NULL, NULL);
 	refused(raw_head, "vm.qed", NULL, NULL);
+	/* Each names the conversion. */
+	refused(vmdk_head, "/vm/disk.vmdk", NULL, NULL);
+	assert_non_null(strstr(vs_err_text(),
+	    "qemu-img convert -O raw /vm/disk.vmdk /vm/disk.img"));
+	/* A vmdk descriptor names only the conversion: --format=raw would
+	 * copy the descriptor, not the extent files that hold the disk. */
+	refused(vmdk_desc_head, "/vm/disk.vmdk", NULL, NULL);
+	assert_non_null(strstr(vs_err_text(), "vmdk descriptor"));
+	assert_non_null(strstr(vs_err_text(),
+	    "qemu-img convert -O raw /vm/disk.vmdk /vm/disk.img"));
+	assert_null(strstr(vs_err_text(), "use --format=raw"));
 	/* ".qcow2" alone is no name with a suffix. */
 	expect(qcow2_head, ".qcow2", NULL, NULL, "raw", true);
 }

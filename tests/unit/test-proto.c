@@ -644,6 +644,213 @@ test_reply_round_trips(void **state)
 	assert_int_equal(vs_parse_hashes(&m, VS_MSG_SUMMARIES_R, 3, h2), -1);
 }
 
+SENDER(send_list, vs_send_list)
+SENDER(send_listed, vs_send_listed)
+SENDER(send_verified, vs_send_verified)
+PARSER(parse_list, vs_parse_list)
+PARSER(parse_listed, vs_parse_listed)
+PARSER(parse_verified, vs_parse_verified)
+
+static int
+send_verify(struct vs_wire *w, const void *arg)
+{
+	return vs_send_verify(w, arg);
+}
+
+static int
+send_list_end(struct vs_wire *w, const void *arg)
+{
+	return vs_send_list_end(w, *(const uint32_t *)arg);
+}
+
+/* LIST, VERIFY and their replies parse back to what was sent, at the
+ * sizes proto.h names; a byte more or less is refused. */
+static void
+test_list_round_trips(void **state)
+{
+	static struct vs_list_req q, q2;
+	static struct vs_listed l, l2;
+	static struct vs_verified v, v2;
+	uint32_t n = 7, n2;
+	struct vs_msg m;
+
+	(void)state;
+	strcpy(q.path, "/backup/images/");
+	strcpy(q.snapshot_dir, "snaps");
+	round_trip(send_list, &q, &m);
+	assert_int_equal(m.type, VS_MSG_LIST);
+	assert_int_equal(m.len, 4 + 15 + 4 + 5);
+	assert_int_equal(vs_parse_list(&m, &q2), 0);
+	assert_string_equal(q2.path, "/backup/images/");
+	assert_string_equal(q2.snapshot_dir, "snaps");
+	refuse_short_long(m, parse_list, &q2);
+	round_trip(send_verify, "images/vm.img", &m);
+	assert_int_equal(m.type, VS_MSG_VERIFY);
+	assert_int_equal(m.len, 4 + 13);	/* no snapshot directory */
+	assert_int_equal(vs_parse_list(&m, &q2), 0);
+	assert_string_equal(q2.path, "images/vm.img");
+	assert_string_equal(q2.snapshot_dir, "");
+	refuse_short_long(m, parse_list, &q2);
+
+	strcpy(l.name, "vm.img");
+	strcpy(l.path, "/backup/.vmsync-snapshots/x/vm.img");
+	l.time_sec = 1700000000;
+	l.time_nsec = 999999999;
+	l.virtual_size = 1ull << 40;
+	l.allocated = 12345;
+	l.exclusive = 4096;
+	l.flags = VS_LISTED_COMPLETE | VS_LISTED_EXCLUSIVE;
+	round_trip(send_listed, &l, &m);
+	assert_int_equal(m.len, 4 + 6 + 4 + 34 + VS_PROTO_LISTED_FIELDS);
+	assert_int_equal(vs_parse_listed(&m, &l2), 0);
+	assert_string_equal(l2.name, l.name);
+	assert_string_equal(l2.path, l.path);
+	assert_int_equal(l2.time_sec, l.time_sec);
+	assert_int_equal(l2.time_nsec, l.time_nsec);
+	assert_int_equal(l2.virtual_size, l.virtual_size);
+	assert_int_equal(l2.allocated, l.allocated);
+	assert_int_equal(l2.exclusive, l.exclusive);
+	assert_int_equal(l2.flags, l.flags);
+	refuse_short_long(m, parse_listed, &l2);
+	round_trip(send_list_end, &n, &m);
+	assert_int_equal(vs_parse_list_end(&m, &n2), 0);
+	assert_int_equal(n2, 7);
+	m.len--;
+	assert_int_equal(vs_parse_list_end(&m, &n2), -1);
+
+	v.status = VS_EXIT_DIFFERS;
+	v.flags = VS_VERIFIED_COMPLETE | VS_VERIFIED_META_BAD;
+	v.virtual_size = 1 << 20;
+	v.read_bytes = 65536;
+	v.bad_bytes = 8192;
+	v.more_bad = 3;
+	strcpy(v.text, "vm.qcow2: L1 table past the end");
+	v.nbad = 2;
+	v.bad[0] = (struct vs_verified_bad){ 0, 4096, 1 };
+	v.bad[1] = (struct vs_verified_bad){ (1 << 20) - 4096, 4096, 4 };
+	round_trip(send_verified, &v, &m);
+	assert_int_equal(m.len, VS_PROTO_VERIFIED_FIELDS + 4 + 31 + 4 +
+	    2 * VS_PROTO_BAD_ENTRY);
+	assert_int_equal(vs_parse_verified(&m, &v2), 0);
+	assert_int_equal(v2.status, VS_EXIT_DIFFERS);
+	assert_int_equal(v2.flags, v.flags);
+	assert_int_equal(v2.virtual_size, v.virtual_size);
+	assert_int_equal(v2.read_bytes, v.read_bytes);
+	assert_int_equal(v2.bad_bytes, v.bad_bytes);
+	assert_int_equal(v2.more_bad, 3);
+	assert_string_equal(v2.text, v.text);
+	assert_int_equal(v2.nbad, 2);
+	assert_int_equal(v2.bad[1].off, (1 << 20) - 4096);
+	assert_int_equal(v2.bad[1].len, 4096);
+	assert_int_equal(v2.bad[1].reason, 4);
+	refuse_short_long(m, parse_verified, &v2);
+}
+
+/* A LISTED with the fields given, or a VERIFIED whose one bad range is
+ * [@off, @off + @len) for @reason. */
+static struct vs_msg
+listed(const char *name, const char *path, uint32_t nsec, uint8_t flags)
+{
+	struct vs_pack p = packer();
+
+	vs_put_str(&p, name);
+	vs_put_str(&p, path);
+	vs_put_u64(&p, 0);
+	vs_put_u32(&p, nsec);
+	vs_put_u64(&p, 0);
+	vs_put_u64(&p, 0);
+	vs_put_u64(&p, 0);
+	vs_put_u8(&p, flags);
+	return msg(VS_MSG_LISTED, &p);
+}
+
+static struct vs_msg
+verified(uint32_t status, uint8_t flags, const char *text, uint32_t n,
+    uint64_t off, uint64_t len, uint8_t reason)
+{
+	struct vs_pack p = packer();
+
+	vs_put_u32(&p, status);
+	vs_put_u8(&p, flags);
+	vs_put_u64(&p, 1 << 20);		/* virtual size */
+	vs_put_u64(&p, 0);
+	vs_put_u64(&p, 0);
+	vs_put_u64(&p, 0);
+	vs_put_str(&p, text);
+	vs_put_u32(&p, n);
+	vs_put_u64(&p, off);
+	vs_put_u64(&p, len);
+	vs_put_u8(&p, reason);
+	return msg(VS_MSG_VERIFIED, &p);
+}
+
+static void
+test_list_refusals(void **state)
+{
+	static struct vs_list_req q;
+	static struct vs_listed l;
+	static struct vs_verified v;
+	struct vs_pack p;
+	struct vs_msg m;
+
+	(void)state;
+	/* Paths the server would act on: not empty, no control
+	 * characters. */
+	for (int k = 0; k < 3; k++) {
+		p = packer();
+		vs_put_str(&p, k == 0 ? "" : k == 1 ? "a\033[2J" : "images");
+		vs_put_str(&p, k == 2 ? "snaps\n" : "");
+		m = msg(VS_MSG_LIST, &p);
+		assert_int_equal(vs_parse_list(&m, &q), -1);
+	}
+	p = packer();
+	vs_put_u32(&p, VS_PATH_MAX + 1);
+	m = msg(VS_MSG_VERIFY, &p);
+	assert_int_equal(vs_parse_list(&m, &q), -1);
+	m.type = VS_MSG_OPEN;
+	assert_int_equal(vs_parse_list(&m, &q), -1);
+
+	m = listed("vm.img", "/b/vm.img", 0, VS_LISTED_COMPLETE);
+	assert_int_equal(vs_parse_listed(&m, &l), 0);
+	m = listed("../vm.img", "/b/vm.img", 0, 0);	/* a "/" */
+	assert_int_equal(vs_parse_listed(&m, &l), -1);
+	m = listed("", "/b/vm.img", 0, 0);
+	assert_int_equal(vs_parse_listed(&m, &l), -1);
+	m = listed("vm.img", "", 0, 0);
+	assert_int_equal(vs_parse_listed(&m, &l), -1);
+	m = listed("vm.img", "/b/vm.img", 1000000000, 0);
+	assert_int_equal(vs_parse_listed(&m, &l), -1);
+	m = listed("vm.img", "/b/vm.img", 0, 4);	/* unknown flag */
+	assert_int_equal(vs_parse_listed(&m, &l), -1);
+
+	m = verified(VS_EXIT_DIFFERS, 0, "x", 1, 4096, 4096, 1);
+	assert_int_equal(vs_parse_verified(&m, &v), 0);
+	m = verified(VS_EXIT_DIFFERS + 1, 0, "x", 1, 4096, 4096, 1);
+	assert_int_equal(vs_parse_verified(&m, &v), -1);
+	m = verified(VS_EXIT_DIFFERS, 8, "x", 1, 4096, 4096, 1);
+	assert_int_equal(vs_parse_verified(&m, &v), -1);
+	m = verified(VS_EXIT_DIFFERS, 0, "x", 1, 4096, 4096, 0);
+	assert_int_equal(vs_parse_verified(&m, &v), -1);
+	m = verified(VS_EXIT_DIFFERS, 0, "x", 1, 4096, 4096,
+	    VS_VERIFIED_REASONS + 1);
+	assert_int_equal(vs_parse_verified(&m, &v), -1);
+	m = verified(VS_EXIT_DIFFERS, 0, "x", 1, 4096, 0, 1);	/* empty */
+	assert_int_equal(vs_parse_verified(&m, &v), -1);
+	m = verified(VS_EXIT_DIFFERS, 0, "x", 1, (1 << 20) - 4096, 8192, 1);
+	assert_int_equal(vs_parse_verified(&m, &v), -1);	/* past the end */
+	m = verified(VS_EXIT_DIFFERS, 0, "x", 1, UINT64_MAX - 10, 4096, 1);
+	assert_int_equal(vs_parse_verified(&m, &v), -1);	/* wraps */
+	m = verified(VS_EXIT_DIFFERS, 0, "x", 2, 4096, 4096, 1); /* says 2 */
+	assert_int_equal(vs_parse_verified(&m, &v), -1);
+	m = verified(VS_EXIT_DIFFERS, 0, "x", VS_VERIFY_MAX_BAD + 1, 4096,
+	    4096, 1);
+	assert_int_equal(vs_parse_verified(&m, &v), -1);
+	/* The text escaped, as an ERROR's. */
+	m = verified(VS_EXIT_SOURCE, 0, "bad\033]0;x\007\n", 1, 0, 4096, 2);
+	assert_int_equal(vs_parse_verified(&m, &v), 0);
+	assert_string_equal(v.text, "bad\\033]0;x\\007\\012");
+}
+
 int
 main(void)
 {
@@ -660,6 +867,8 @@ main(void)
 		cmocka_unit_test(test_record_round_trip),
 		cmocka_unit_test(test_begun_round_trip),
 		cmocka_unit_test(test_reply_round_trips),
+		cmocka_unit_test(test_list_round_trips),
+		cmocka_unit_test(test_list_refusals),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
