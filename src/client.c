@@ -313,6 +313,7 @@ pull_stats(struct session *s, struct vs_stats *st)
 	st->data_bytes = sm.data_bytes;
 	st->read_bytes = sm.read_bytes;
 	st->skipped_bytes = sm.skipped_bytes;
+	st->guest_size = sm.guest_size;
 	st->elapsed = (double)sm.usec / 1e6;
 	return 0;
 }

@@ -204,10 +204,11 @@ out:
 	return rc;
 }
 
-/* Pull: this side holds the source and runs the engine. */
+/* Pull: this side holds the source and runs the engine; the session
+ * speaks protocol @version. */
 static int
 serve_pull(struct vs_wire *w, const struct vs_open *o,
-    const struct vs_cli *cli)
+    const struct vs_cli *cli, uint32_t version)
 {
 	struct vs_stats st = { .index_state = "-" };
 	struct vs_target_opts topts = { 0 };
@@ -258,8 +259,8 @@ serve_pull(struct vs_wire *w, const struct vs_open *o,
 	sm = (struct vs_stats_msg){ .virtual_size = st.virtual_size,
 	    .data_bytes = st.data_bytes, .read_bytes = st.read_bytes,
 	    .skipped_bytes = st.skipped_bytes,
-	    .usec = (uint64_t)(st.elapsed * 1e6) };
-	rc = vs_send_stats(w, &sm) < 0 ? -1 : vs_wire_flush(w);
+	    .usec = (uint64_t)(st.elapsed * 1e6), .guest_size = st.guest_size };
+	rc = vs_send_stats(w, &sm, version) < 0 ? -1 : vs_wire_flush(w);
 out:
 	if (t)
 		t->ops->close(t);
@@ -456,7 +457,7 @@ vs_server(const struct vs_cli *cli)
 		w.cat = o->direction == VS_PUSH ? VS_EXIT_TARGET :
 		    VS_EXIT_SOURCE;
 		r = o->direction == VS_PUSH ? serve_push(&w, o, cli) :
-		    serve_pull(&w, o, cli);
+		    serve_pull(&w, o, cli, version);
 		w.cat = VS_EXIT_USAGE;
 		if (r < 0)
 			goto fail;

@@ -274,12 +274,15 @@ vs_send_done(struct vs_wire *w, const struct vs_done *d)
 }
 
 int
-vs_send_stats(struct vs_wire *w, const struct vs_stats_msg *st)
+vs_send_stats(struct vs_wire *w, const struct vs_stats_msg *st,
+    uint32_t version)
 {
 	const uint64_t v[] = { st->virtual_size, st->data_bytes,
-	    st->read_bytes, st->skipped_bytes, st->usec };
+	    st->read_bytes, st->skipped_bytes, st->usec, st->guest_size };
+	size_t n = sizeof(v) / sizeof(v[0]);
 
-	return send_u64s(w, VS_MSG_STATS, v, sizeof(v) / sizeof(v[0]));
+	return send_u64s(w, VS_MSG_STATS, v,
+	    version >= VS_PROTO_GUEST_SIZE_VERSION ? n : n - 1);
 }
 
 static struct vs_unpack
@@ -577,6 +580,8 @@ vs_parse_stats(const struct vs_msg *m, struct vs_stats_msg *st)
 	st->read_bytes = vs_get_u64(&r);
 	st->skipped_bytes = vs_get_u64(&r);
 	st->usec = vs_get_u64(&r);
+	/* Version 5 adds the guest size; version 4 ends here. */
+	st->guest_size = r.left ? vs_get_u64(&r) : 0;
 	return done(&r);
 }
 

@@ -14,10 +14,12 @@
 
 /* Versions spoken: the session uses the lower of the two sides' highest,
  * and ends if that is below VS_PROTO_MIN_VERSION.  Version 5 added LIST
- * and VERIFY; a session of version 4 has neither. */
+ * and VERIFY, and the guest size in STATS; a session of version 4 has
+ * none of them. */
 #define VS_PROTO_VERSION	5
 #define VS_PROTO_MIN_VERSION	4
 #define VS_PROTO_LIST_VERSION	5
+#define VS_PROTO_GUEST_SIZE_VERSION 5	/* STATS carries guest_size */
 #define VS_PROTO_MAGIC		"VMSYNC\0\1"
 #define VS_PATH_MAX		4096
 #define VS_MSG_TEXT_MAX		1024
@@ -256,6 +258,8 @@ struct vs_stats_msg {
 	uint64_t read_bytes;	/* read from the source */
 	uint64_t skipped_bytes;	/* not read thanks to change detection */
 	uint64_t usec;		/* elapsed microseconds */
+	uint64_t guest_size;	/* a file view's guest disk, 0: none or not
+				 * sent (version 4) */
 };
 
 /* Requests of the source side, as the target side parses them (one
@@ -322,7 +326,9 @@ int vs_send_begun(struct vs_wire *w, const struct vs_begun *b);
 int vs_send_hashes(struct vs_wire *w, uint32_t type,
     const struct vs_hash *h, size_t count);
 int vs_send_done(struct vs_wire *w, const struct vs_done *d);
-int vs_send_stats(struct vs_wire *w, const struct vs_stats_msg *st);
+/* STATS as a session of protocol @version has it. */
+int vs_send_stats(struct vs_wire *w, const struct vs_stats_msg *st,
+    uint32_t version);
 
 /* Parsers: 0, or -1 if the payload is malformed (nothing reported). */
 int vs_parse_hello(const struct vs_msg *m, struct vs_hello *h);

@@ -37,13 +37,13 @@ q=$TMP/vm.qcow2
 qemu-img create -q -f qcow2 "$q" 1G
 qemu-io -f qcow2 -c "write -P 7 0 3M" "$q" > /dev/null
 fsize=$(stat -c %s "$q")
-mkdir "$TMP/qb" "$TMP/qp"
-for how in local push; do
-	if [ $how = local ]; then
-		vs --stats "$q" "$TMP/qb/" > "$TMP/stats"
-	else
-		rvs --stats "$q" "host:$TMP/qp/" > "$TMP/stats"
-	fi
+mkdir "$TMP/qb" "$TMP/qp" "$TMP/ql"
+for how in local push pull; do
+	case $how in
+	local) vs --stats "$q" "$TMP/qb/" > "$TMP/stats" ;;
+	push) rvs --stats "$q" "host:$TMP/qp/" > "$TMP/stats" ;;
+	pull) rvs --stats "host:$q" "$TMP/ql/" > "$TMP/stats" ;;
+	esac
 	grep -Eq "^  file size: +[0-9.]+ MiB  \($fsize bytes\)$" "$TMP/stats" &&
 		grep -Eq "^  virtual size: +1.00 GiB  \(1073741824 bytes\)$" "$TMP/stats" ||
 		{ cat "$TMP/stats"; fail "$how file view: sizes not told apart"; }
