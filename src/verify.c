@@ -8,7 +8,9 @@
  *   by the same reader threads as a sync, hashed with the index's seed
  *   and compared with its entry.  A hole must be recorded as a hole, and
  *   a block recorded as a hole must be one (zeros written as data are
- *   reported: a sync punches them).
+ *   reported: a sync punches them).  A block's sector record, where it
+ *   holds for the entry, must match the block's sectors too: a sync
+ *   trusts it instead of reading the old block.
  * - A target named as qcow2 whose header says so is also opened as qcow2
  *   and its metadata checked as a sync checks a source: damage is
  *   reported, never repaired.
@@ -43,6 +45,8 @@ struct verify {
 	uint8_t *isdata;	/* per block of the window */
 	struct vs_hash *want;	/* the index's entries for the window */
 	size_t group;		/* blocks per reader group */
+	uint64_t *sec;		/* a group's sector records */
+	bool *valid;		/* which of them hold */
 };
 
 static const char *const why_text[] = {
@@ -80,9 +84,23 @@ add_bad(struct verify *v, uint64_t b, uint64_t len, enum vs_verify_why why)
 	r->bad[r->nbad++] = (struct vs_verify_bad){ off, len, why };
 }
 
-/* Compare block @b (window block @i) with its entry. */
+/* Do the sectors of @blk (@len bytes) hash as the record @sec says? */
+static bool
+sectors_match(const struct verify *v, const uint8_t *blk, uint64_t len,
+    const uint64_t *sec)
+{
+	for (uint64_t at = 0; at < len; at += IDX_SECTOR)
+		if (sec[at / IDX_SECTOR] != idx_sector_hash(blk + at,
+		    (size_t)vs_min(IDX_SECTOR, len - at), v->h.seed))
+			return false;
+	return true;
+}
+
+/* Compare block @b (window block @i, group block @k of @buf) with its
+ * entry and its sector record. */
 static void
-check_block(struct verify *v, uint64_t b, size_t i, const struct vs_hash *got)
+check_block(struct verify *v, uint64_t b, size_t i, const struct vs_hash *got,
+    const uint8_t *buf, size_t k)
 {
 	uint64_t bs = v->h.block_size;
 	uint64_t len = vs_min(bs, v->img->size - b * bs);
@@ -97,7 +115,8 @@ check_block(struct verify *v, uint64_t b, size_t i, const struct vs_hash *got)
 	else if (vs_hash_eq(want, &vs_hash_hole) &&
 	    vs_hash_eq(got, &vs_hash_hole))
 		add_bad(v, b, len, VS_BAD_ALLOCATED);
-	else if (!vs_hash_eq(want, got))
+	else if (!vs_hash_eq(want, got) || (v->valid[k] && !sectors_match(v,
+	    buf + k * bs, len, v->sec + k * idx_sectors_per_block((uint32_t)bs))))
 		add_bad(v, b, len, VS_BAD_DIFFERS);
 }
 
@@ -133,9 +152,12 @@ verify_window(struct verify *v, uint64_t wstart)
 			return -1;
 		}
 		v->r->read_bytes += bytes;
+		if (idx_read_sectors(v->ix, first + g0, g1 - g0, v->want + g0,
+		    v->sec, v->valid) < 0)
+			return -1;
 		for (size_t i = g0; i < g1; i++)
 			check_block(v, first + i, i, buf && v->isdata[i] ?
-			    &hash[i - g0] : NULL);
+			    &hash[i - g0] : NULL, buf, i - g0);
 		if (buf)
 			vs_reader_give(v->reader, buf);
 	}
@@ -270,7 +292,9 @@ vs_verify_check(const char *path, const char *index,
 	v.group = VS_CHUNK / v.h.block_size;
 	v.isdata = malloc(VS_WINDOW_BYTES / v.h.block_size);
 	v.want = malloc(VS_WINDOW_BYTES / v.h.block_size * sizeof(*v.want));
-	if (!v.isdata || !v.want) {
+	v.sec = malloc(VS_CHUNK / IDX_SECTOR * sizeof(*v.sec));
+	v.valid = malloc(v.group * sizeof(*v.valid));
+	if (!v.isdata || !v.want || !v.sec || !v.valid) {
 		vs_errno(VS_EXIT_INTERNAL, path, "verify");
 		goto out;
 	}
@@ -296,6 +320,8 @@ out:
 	vs_extent_vec_free(&v.map);
 	free(v.isdata);
 	free(v.want);
+	free(v.sec);
+	free(v.valid);
 	idx_close(v.ix);
 	vs_image_close(v.img);
 	return r->status;

@@ -15,6 +15,9 @@
  *   idxforge why FILE             "ok", or why vmsync refuses the header
  *   idxforge downgrade FILE       make FILE a version 3 index (no sector
  *                                 records), as vmsync before them wrote
+ *   idxforge resector FILE B K    change sector K's hash in block B's
+ *                                 record and make the record valid again:
+ *                                 a record that lies
  *
  * FIELD is a name from enum idx_offset, lower case without IDX_OFF_
  * (version, block_size, flags, entries, csum, ...).  Exit 0, or 1 with a
@@ -120,6 +123,35 @@ put(uint8_t *p, unsigned width, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* Flip a bit of sector @k's hash in block @b's record, keeping the record
+ * valid for the block's entry. */
+static int
+resector(const char *path, uint64_t b, uint64_t k)
+{
+	const struct idx_header *h;
+	struct vs_index *ix = NULL;
+	struct vs_hash e;
+	uint64_t *sec;
+	const char *why = "no index";
+	bool valid = false, have = true;
+	size_t per;
+
+	if (idx_open(path, true, &ix) < 0 || !ix || !(h = idx_header(ix, &why)))
+		die("cannot use the index: %s", why);
+	per = idx_sectors_per_block(h->block_size);
+	if (k >= per || !(sec = calloc(per, sizeof(*sec))))
+		die("no sector %s in a block", "K");
+	if (idx_read(ix, b, 1, &e) < 0 ||
+	    idx_read_sectors(ix, b, 1, &e, sec, &valid) < 0 || !valid)
+		die("block %s has no valid record", "B");
+	sec[k] ^= 1;
+	if (idx_write_sectors(ix, b, 1, &e, sec, &have) < 0)
+		die("cannot write the record of %s", path);
+	free(sec);
+	idx_close(ix);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -136,6 +168,9 @@ main(int argc, char **argv)
 		printf("%u\n", f->off + plus);
 		return 0;
 	}
+	if (argc == 5 && strcmp(argv[1], "resector") == 0)
+		return resector(argv[2], strtoull(argv[3], NULL, 0),
+		    strtoull(argv[4], NULL, 0));
 	if (argc < 3)
 		die("usage: idxforge %s FILE ...",
 		    "get|set|seal|flip|why|downgrade");

@@ -5,7 +5,8 @@
 # A damaged record costs one read of its block, never a wrong byte.  An
 # index from before the records (version 3) is trusted, read once and
 # rewritten as version 4; a run that rebuilt its index, on either side,
-# leaves records behind.
+# leaves records behind.  --verify checks the records against the bytes:
+# one that holds for its entry but lies about a sector is reported.
 . "$VMSYNC_TOP/tests/functions.sh"
 
 IDX=$VMSYNC_HELPERS/idxforge
@@ -87,6 +88,11 @@ change 14
 sync_stats "$src" "$TMP/b/"
 expect 0 $((4 * 4096)) trusted
 echo "growth and rebuild keep records"
+
+vs --verify "$tgt" > /dev/null || fail "--verify of a good backup"
+"$IDX" resector "$idx" 300 3
+must_fail 7 "offset $((300 * 65536))" vs --verify "$tgt"
+echo "--verify: a lying sector record is found"
 
 # A push whose server hashes its target (index untrusted) makes records
 # as it hashes; the next push reads nothing of the target, also in blocks
