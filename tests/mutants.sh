@@ -45,7 +45,7 @@ writers take no subvolume hold|src/snapshot.c|	if (fd < 0 \|\| walk_up(fd, &sfd)
 		return 0;	/* no subvolume a snapshot could take */|	if (fd >= 0)
 		close(fd);
 	return 0;|178-*
-writers skip the gate|src/snapshot.c|	if (lock_wait(g, op) < 0 \|\| lock_wait(sfd, op) < 0) {|	if ((op == LOCK_EX && lock_wait(g, op) < 0) \|\| lock_wait(sfd, op) < 0) {|178-*
+writers skip the gate|src/snapshot.c|	if ((g >= 0 && lock_wait(g, op) < 0) \|\| lock_wait(sfd, op) < 0) {|	if ((g >= 0 && op == LOCK_EX && lock_wait(g, op) < 0) \|\| lock_wait(sfd, op) < 0) {|178-*
 sector record check ignored|src/index.c|		    get64(p) != record_check(ix->hdr.seed, first + i, &blk[i],
 		    p + 8, rl - 8))|		    (get64(p) != record_check(ix->hdr.seed, first + i, &blk[i],
 		    p + 8, rl - 8) && 0))|test-index 190-*
