@@ -49,7 +49,7 @@ writers skip the gate|src/snapshot.c|	if ((g >= 0 && lock_wait(g, op) < 0) \|\| 
 sector record check ignored|src/index.c|		    get64(p) != record_check(ix->hdr.seed, first + i, &blk[i],
 		    p + 8, rl - 8))|		    (get64(p) != record_check(ix->hdr.seed, first + i, &blk[i],
 		    p + 8, rl - 8) && 0))|test-index 190-*
-no sector records staged|src/transport/sectors.c|		s->have[i] = off % s->bs == 0 && start >= off && stop <= end;|		s->have[i] = false;|190-*
+no sector records staged|src/transport/sectors.c|		s->have[i] = off % s->bs == 0 && start >= off && stop <= end;|		s->have[i] = off % s->bs == 0 && start >= off && stop <= end && 0;|190-*
 EOF
 }
 
