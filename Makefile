@@ -13,19 +13,33 @@
 #               the tests named with each fail (tests/mutants.sh; root)
 #   fuzz        build the protocol fuzzer with clang/libFuzzer and run it
 #               for FUZZ_SECONDS (default 60), corpus in build/fuzz/corpus
-#   install     install the binary and man page (PREFIX, DESTDIR)
-#   uninstall   remove them
+#   install     install the binary, man page, vmsync-run and the systemd
+#               units, the snapper plugin and wrapper, an example config
+#               (never over an existing one) and the docs; writes a
+#               manifest (build-aux/install.sh)
+#   uninstall   remove what the manifest lists (same directories as install)
+#   deb         build the Debian package into $(DEBDIR) (default build/deb/)
+#               from a copy of the tree (debian/, dpkg-buildpackage)
 #   clean       remove build outputs
 #
 # Knobs:
 #   V=1         show full commands
 #   SANITIZE=1  build and test with AddressSanitizer + UBSan (in build/san)
 #   TEST=GLOB   run only the tests whose file name matches GLOB
-#   PREFIX=/usr/local DESTDIR=
+#   PREFIX=/usr/local DESTDIR=  and BINDIR, LIBEXECDIR (vmsync-run goes in
+#               LIBEXECDIR/vmsync), MANDIR, SYSTEMDUNITDIR, SYSCONFDIR (/etc),
+#               DOCDIR, SNAPPERPLUGINDIR (/usr/lib/snapper/plugins: the only
+#               place snapper looks)
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
+LIBEXECDIR ?= $(PREFIX)/lib
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+DOCDIR  ?= $(PREFIX)/share/doc/vmsync
+SNAPPERPLUGINDIR ?= /usr/lib/snapper/plugins
+DEBDIR  ?= $(BUILD)/deb
 CC      ?= cc
 PKG_CONFIG ?= pkg-config
 
@@ -44,9 +58,9 @@ else
 Q = @
 endif
 
-PKGS      = popt libxxhash zlib libzstd
+PKGS      = popt libxxhash zlib libzstd libarchive libnbd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd) -lbtrfsutil
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd -larchive -lnbd) -lbtrfsutil
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 CFLAGS  ?= -O2 -g
@@ -74,6 +88,7 @@ LIB_SRCS = \
 	src/verify.c \
 	src/list.c \
 	src/progress.c \
+	src/archive.c \
 	src/formats/io.c \
 	src/formats/format.c \
 	src/formats/choose.c \
@@ -84,6 +99,7 @@ LIB_SRCS = \
 	src/formats/qcow2_live.c \
 	src/formats/fileview.c \
 	src/formats/refs.c \
+	src/formats/nbd.c \
 	src/transport/local.c \
 	src/transport/zero.c \
 	src/transport/sectors.c \
@@ -107,14 +123,14 @@ HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
 BENCH_BINS = $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 .PHONY: all check check-unit check-sh demo bench deps install uninstall \
-	clean fuzz mutants
+	clean fuzz mutants deb
 
 all: $(BUILD)/vmsync
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libvmsync.a: $(LIB_OBJS)
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -194,13 +210,33 @@ bench: deps
 mutants: deps
 	$(Q)bash tests/mutants.sh
 
+INSTALL_ENV = DESTDIR='$(DESTDIR)' BINDIR='$(BINDIR)' \
+	LIBEXECDIR='$(LIBEXECDIR)' MANDIR='$(MANDIR)' \
+	SYSTEMDUNITDIR='$(SYSTEMDUNITDIR)' SYSCONFDIR='$(SYSCONFDIR)' \
+	DOCDIR='$(DOCDIR)' SNAPPERPLUGINDIR='$(SNAPPERPLUGINDIR)'
+
 install: $(BUILD)/vmsync
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
-	install -m 755 $(BUILD)/vmsync $(DESTDIR)$(BINDIR)/vmsync
-	install -m 644 man/vmsync.1 $(DESTDIR)$(MANDIR)/man1/vmsync.1
+	$(Q)$(INSTALL_ENV) VMSYNC_BIN='$(abspath $(BUILD)/vmsync)' \
+		sh build-aux/install.sh install
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/vmsync $(DESTDIR)$(MANDIR)/man1/vmsync.1
+	$(Q)$(INSTALL_ENV) sh build-aux/install.sh uninstall
+
+# The package is built from a copy of the tree in $(DEBDIR)/src, so the
+# tree stays clean; the .deb lands in $(DEBDIR).  No make variable of this
+# run reaches debian/rules (MAKEFLAGS is dropped).
+DEB_BUILD_OPTIONS ?= nocheck parallel=$(shell nproc 2>/dev/null || echo 1)
+deb: deps
+	$(Q)rm -rf '$(DEBDIR)/src' '$(DEBDIR)'/vmsync*_* && \
+		mkdir -p '$(DEBDIR)/src'
+	$(Q)tar -c --exclude=./.git --exclude=./build --exclude=./demo-backup \
+		--exclude=./demo-work --exclude=./tests/bench/work . | \
+		tar -x -C '$(DEBDIR)/src'
+	$(Q)cd '$(DEBDIR)/src' && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		-u BUILD -u SANITIZE DEB_BUILD_OPTIONS='$(DEB_BUILD_OPTIONS)' \
+		dpkg-buildpackage -us -uc -b
+	$(Q)rm -rf '$(DEBDIR)/src'
+	@ls '$(DEBDIR)'/*.deb
 
 clean:
 	rm -rf build

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "archive.h"
 #include "cli.h"
 #include "index.h"
 #include "source.h"
@@ -18,7 +20,7 @@ enum {
 	OPT_BLOCK_SIZE, OPT_FORMAT, OPT_INDEX, OPT_OUTPUT, OPT_RSH,
 	OPT_REMOTE_VMSYNC, OPT_COMPRESS, OPT_COMPRESS_LEVEL, OPT_BWLIMIT,
 	OPT_ROOT, OPT_SOURCE_SNAPSHOT, OPT_STATE_DIR, OPT_SINCE,
-	OPT_SNAPSHOT_DIR, OPT_KEEP, OPT_TIMEOUT, OPT_BACKING_DIR,
+	OPT_SNAPSHOT_DIR, OPT_KEEP, OPT_TIMEOUT, OPT_BACKING_DIR, OPT_ARCHIVE,
 };
 
 /* Take a string option's value; a repeated option replaces the earlier. */
@@ -58,9 +60,38 @@ known_format(const char *name, const char *const *allowed)
 	return NULL;
 }
 
-static const char *const source_formats[] = { "auto", "raw", "qcow2", NULL };
+static const char *const source_formats[] = { "auto", "raw", "qcow2",
+    "vmdk", "vdi", "vhdx", "vpc", "qed", NULL };
 static const char *const output_formats[] = { "raw", "qcow2", NULL };
 static const char *const codecs[] = { "none", "zlib", "zstd", NULL };
+
+/* An archive DEST: the options of a sync into a target that it has
+ * not, or NULL if none is set. */
+static const char *
+archive_conflict(const struct vs_cli *cli, bool block, bool bw)
+{
+	const struct {
+		bool set;		/* given */
+		const char *name;	/* for the message */
+	} opt[] = {
+		{ cli->dry_run, "--dry-run" },
+		{ cli->checksum, "--checksum" },
+		{ block, "--block-size" },
+		{ cli->index != NULL, "--index" },
+		{ cli->snapshot, "--snapshot" },
+		{ cli->since != NULL, "--since" },
+		{ cli->stats, "--stats" },
+		{ cli->json, "--json" },
+		{ bw, "--bwlimit" },
+		{ cli->verify, "--verify" },
+		{ cli->list, "--list" },
+	};
+
+	for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++)
+		if (opt[i].set)
+			return opt[i].name;
+	return NULL;
+}
 
 /* Pairs that make no sense together. */
 static const struct {
@@ -91,6 +122,36 @@ field_set(const struct vs_cli *cli, size_t off)
 	return *(const bool *)((const char *)cli + off);
 }
 
+/* Is DEST an archive (--archive, or its name ends as one and it is not a
+ * directory)?  Then refuse the options of a sync into a target. */
+static int
+archive_dest(poptContext pc, struct vs_cli *cli, const char *block,
+    const char *bw)
+{
+	const char *dest, *bad;
+	struct stat st;
+
+	if (cli->verify || cli->list || cli->npaths < 2) {
+		if (cli->archive && (bad = archive_conflict(cli, block != NULL,
+		    bw != NULL)))
+			return usage_error(pc, "%s cannot be used with "
+			    "--archive", bad);
+		return 0;
+	}
+	dest = cli->paths[cli->npaths - 1];
+	if (!cli->archive && vs_archive_format_by_name(dest) &&
+	    !(stat(dest, &st) == 0 && S_ISDIR(st.st_mode)))
+		cli->archive = vs_archive_format_by_name(dest);
+	if (!cli->archive && strcmp(dest, "-") == 0)
+		return usage_error(pc, "%s", "DEST '-' (stdout) is an "
+		    "archive: give its format with --archive=FORMAT");
+	if (cli->archive && (bad = archive_conflict(cli, block != NULL,
+	    bw != NULL)))
+		return usage_error(pc, "%s cannot be used when writing an "
+		    "archive", bad);
+	return 0;
+}
+
 int
 vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 {
@@ -99,7 +160,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	char *rsh = NULL, *rvm = NULL, *comp = NULL, *level = NULL;
 	char *bw = NULL, *root = NULL;
 	char *srcsnap = NULL, *state = NULL, *since = NULL, *snapdir = NULL;
-	char *keep = NULL, *timeout = NULL;
+	char *keep = NULL, *timeout = NULL, *archive = NULL;
 	int server = 0, snapshot = 0, verify = 0, list = 0;
 	const char **rest;
 	poptContext pc;
@@ -129,7 +190,9 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "write the target even if a running VM (qemu) holds it or "
 		  "its filesystem seems too small", NULL },
 		{ "format", 'f', POPT_ARG_STRING, NULL, OPT_FORMAT,
-		  "source format: auto, raw or qcow2 (default auto)", "FMT" },
+		  "source format: auto, raw, qcow2, or vmdk, vdi, vhdx, vpc, qed "
+		  "(read through qemu-storage-daemon, with -O raw) "
+		  "(default auto)", "FMT" },
 		{ "output-format", 'O', POPT_ARG_STRING, NULL, OPT_OUTPUT,
 		  "raw: sync the guest disk of a qcow2 image to a raw image "
 		  "(NAME.raw); qcow2: sync the qcow2 file itself (the default)",
@@ -158,6 +221,10 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "with --snapshot: delete the oldest snapshots vmsync made "
 		  "for the run's images beyond N runs (with --server: at "
 		  "least N are kept, whatever the client asks)", "N" },
+		{ "archive", '\0', POPT_ARG_STRING, NULL, OPT_ARCHIVE,
+		  "write SRC... into one sparse pax archive DEST (\"-\": "
+		  "stdout) of FORMAT: tar, tar.gz (tgz), tar.zst or tar.xz "
+		  "(default: as DEST's name ends)", "FORMAT" },
 		{ "list", '\0', POPT_ARG_NONE, &list, 0,
 		  "list the backups in each directory DEST and their "
 		  "generations (the live copy and its snapshots)", NULL },
@@ -201,8 +268,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	cli->progress = VS_AUTO;
 	cli->timeout = -1;
 	pc = poptGetContext("vmsync", argc, argv, table, 0);
-	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST | --verify "
-	    "PATH... | --list DEST...");
+	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST | SRC... "
+	    "ARCHIVE | --verify PATH... | --list DEST...");
 	while ((rc = poptGetNextOpt(pc)) > 0) {
 		switch (rc) {
 		case OPT_VERBOSE:
@@ -242,7 +309,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 			take_arg(pc, &format);
 			if (!known_format(format, source_formats)) {
 				usage_error(pc, "--format '%s': supported "
-				    "formats are auto, raw and qcow2", format);
+				    "formats are auto, raw, qcow2, vmdk, vdi, vhdx, "
+				    "vpc and qed", format);
 				goto out;
 			}
 			break;
@@ -270,6 +338,14 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 			break;
 		case OPT_SINCE:
 			take_arg(pc, &since);
+			break;
+		case OPT_ARCHIVE:
+			take_arg(pc, &archive);
+			if (!(cli->archive = vs_archive_format(archive))) {
+				usage_error(pc, "--archive '%s': want tar, "
+				    "tar.gz, tgz, tar.zst or tar.xz", archive);
+				goto out;
+			}
 			break;
 		case OPT_SNAPSHOT_DIR:
 			take_arg(pc, &snapdir);
@@ -456,6 +532,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 			goto out;
 	if (index && !(cli->index = strdup(index)))
 		goto out;
+	if (archive_dest(pc, cli, block, bw) < 0)
+		goto out;
 	ret = 0;
 out:
 	free(block);
@@ -474,6 +552,7 @@ out:
 	free(snapdir);
 	free(keep);
 	free(timeout);
+	free(archive);
 	poptFreeContext(pc);
 	if (ret < 0)
 		vs_cli_free(cli);

@@ -40,6 +40,8 @@ struct vs_cli {
 	uint32_t keep;		/* --keep, 0: keep every snapshot */
 	const char **backing_dirs; /* --backing-dir (malloc'd array) */
 	size_t nbacking_dirs;	/* entries in backing_dirs */
+	const char *archive;	/* --archive, or DEST's ending: the archive
+				 * format to write (static); NULL: a sync */
 	const char **paths;	/* SRC... DEST (malloc'd array) */
 	int npaths;		/* entries in paths */
 };

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive.h"
 #include "cli.h"
 #include "engine.h"
 #include "progress.h"
@@ -274,6 +275,11 @@ main(int argc, char **argv)
 	setup_signals();
 	if (cli.verify || cli.list) {
 		rc = check_all(&cli);
+		vs_cli_free(&cli);
+		return rc;
+	}
+	if (cli.archive) {
+		rc = vs_archive_export(&cli, progress);
 		vs_cli_free(&cli);
 		return rc;
 	}

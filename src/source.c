@@ -132,6 +132,12 @@ open_images(struct vs_source *s, const char *src,
 	struct stat st;
 	bool is_raw;
 
+	if (vs_format_guest_only(s->choice.format) &&
+	    (!output || strcmp(output, "raw") != 0)) {
+		vs_err(VS_EXIT_SOURCE, src, "a %s image can only be synced as "
+		    "its guest disk; add -O raw", s->choice.format);
+		return -1;
+	}
 	if (open_image(s->view->read_path, src, s->choice.format, s->refs,
 	    &io, &img) < 0)
 		return -1;
@@ -226,12 +232,21 @@ vs_source_confirm(struct vs_source *s, const char *src,
 	s->choice = c;
 	vs_info(1, "%s: read as %s (%s)", src, c.format, c.basis);
 	vs_format_warn_unconfirmed(src, &c);
-	/* The base: --since's, or the one kept for this target. */
+	/* The base: --since's, or the one kept for this target; none
+	 * without a target (an archive is written whole). */
+	if (!target)
+		return 0;
 	if (vs_view_target(s->view, target) < 0)
 		return -1;
 	if (s->view->base_path && !vs_hash_eq(&s->view->base_id,
-	    &vs_view_none))
-		open_base(s, src, s->choice.format, o);
+	    &vs_view_none)) {
+		if (s->img->ops->place)
+			open_base(s, src, s->choice.format, o);
+		else
+			vs_info(1, "%s: change detection from extents does "
+			    "not apply to %s images: the allocated data is "
+			    "read", src, s->choice.format);
+	}
 	return 0;
 }
 

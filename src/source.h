@@ -39,7 +39,8 @@ int vs_source_open(const char *src, const struct vs_source_opts *o,
  * records (@recorded, "" for none), reopening the image if that confirms
  * another format, and say once if a probed format was not confirmed.
  * Then open the change-detection base kept for @target (its path, or
- * host:path), or --since's. */
+ * host:path), or --since's; none if @target is NULL (no target: an
+ * archive). */
 int vs_source_confirm(struct vs_source *s, const char *src,
     const struct vs_source_opts *o, struct vs_target_opts *topts,
     const char *recorded, const char *target);

@@ -8,10 +8,11 @@
  * an image as anything but raw.  A probed format is used only when it is
  * confirmed, in this order:
  *   1. --format names it (and nothing is probed);
- *   2. the file's name says so (.qcow2, .qcow; .vmdk, .vdi, .vhdx, .vhd
- *      and .qed are refused as not supported yet, naming the qemu-img
- *      command that converts them; a vmdk descriptor is refused without
- *      suggesting --format=raw, which would copy only the descriptor);
+ *   2. the file's name says so (.qcow2, .qcow; .vmdk, .vdi, .vhdx, .vhd,
+ *      .vpc and .qed, read through qemu-storage-daemon (nbd.c), which
+ *      opens them with the driver named, never probing; a vmdk descriptor
+ *      is refused without suggesting --format=raw, which would copy only
+ *      the descriptor);
  *   3. the target's index records that the last sync read it so.
  * A name or record that disagrees with the content is refused: the image
  * or the target is not what it was.  Otherwise the file is copied as raw,
@@ -92,10 +93,23 @@ vs_format_probe(struct vs_io *io, const char **out)
 	return 0;
 }
 
+bool
+vs_format_guest_only(const char *format)
+{
+	static const char *const via_qemu[] = { "vmdk", "vdi", "vhdx", "vpc",
+	    "qed" };
+
+	for (size_t i = 0; i < sizeof(via_qemu) / sizeof(*via_qemu); i++)
+		if (strcmp(format, via_qemu[i]) == 0)
+			return true;
+	return false;
+}
+
 static bool
 readable(const char *format)
 {
-	return strcmp(format, "raw") == 0 || strcmp(format, "qcow2") == 0;
+	return strcmp(format, "raw") == 0 || strcmp(format, "qcow2") == 0 ||
+	    vs_format_guest_only(format);
 }
 
 /* The one line for @name, named as the format @byname that vmsync does
@@ -136,11 +150,14 @@ vs_format_decide(const char *name, const char *forced, const char *recorded,
 		c->basis = "--format";
 		return 0;
 	}
-	if (byname && !readable(byname)) {
+	if (byname && (!readable(byname) ||
+	    strcmp(probed, VMDK_DESCRIPTOR) == 0)) {
 		refuse_unread(name, byname, probed);
 		return -1;
 	}
-	if (byname && strcmp(byname, probed) != 0) {
+	/* A fixed VHD has its footer at the end only: qemu checks it. */
+	if (byname && strcmp(byname, probed) != 0 &&
+	    !(strcmp(byname, "vpc") == 0 && strcmp(probed, "raw") == 0)) {
 		vs_err(VS_EXIT_SOURCE, name, "named as a %s image, but it is "
 		    "not one (use --format=raw to copy the file as it is)",
 		    byname);
@@ -151,7 +168,8 @@ vs_format_decide(const char *name, const char *forced, const char *recorded,
 		c->basis = "its name";
 		return 0;
 	}
-	if (recorded && readable(recorded)) {
+	if (recorded && (strcmp(recorded, "raw") == 0 ||
+	    strcmp(recorded, "qcow2") == 0)) {
 		if (strcmp(recorded, "raw") != 0 &&
 		    strcmp(recorded, probed) != 0) {
 			vs_err(VS_EXIT_SOURCE, name, "the last sync read it "

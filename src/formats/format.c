@@ -17,6 +17,12 @@
 static const struct vs_format_ops *const formats[] = {
 	&vs_format_qcow2,
 	&vs_format_raw,
+	/* Never probed: only by name or --format (choose.c). */
+	&vs_format_vmdk,
+	&vs_format_vdi,
+	&vs_format_vhdx,
+	&vs_format_vpc,
+	&vs_format_qed,
 };
 
 /* Formats recognised but not read (yet): magic at offset 0. */

@@ -193,6 +193,12 @@ int vs_extent_check(const struct vs_extent_vec *vec, uint64_t off,
 
 extern const struct vs_format_ops vs_format_raw;
 extern const struct vs_format_ops vs_format_qcow2;
+/* nbd.c: read through a child qemu-storage-daemon, guest view only. */
+extern const struct vs_format_ops vs_format_vmdk;
+extern const struct vs_format_ops vs_format_vdi;
+extern const struct vs_format_ops vs_format_vhdx;
+extern const struct vs_format_ops vs_format_vpc;
+extern const struct vs_format_ops vs_format_qed;
 
 /* Which format an image is read as (choose.c: the guest's bytes alone
  * never make it anything but raw). */
@@ -202,6 +208,8 @@ struct vs_format_choice {
 	const char *basis;	/* what confirmed it, for -v */
 	bool unconfirmed;	/* content says another format: read as raw */
 };
+/* Read through qemu (nbd.c): only its guest disk can be synced. */
+bool vs_format_guest_only(const char *format);
 /* The format a file name says ("qcow2", "vmdk", ...), or NULL. */
 const char *vs_format_by_name(const char *name);
 /* What @io's first bytes look like: "raw" unless a known magic. */

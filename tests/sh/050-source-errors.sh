@@ -5,9 +5,9 @@
 #  - a missing source, a directory, a character device (/dev/null);
 #  - a source the user cannot read (mode 600, run as nobody), while the
 #    same run on a readable source works;
-#  - a vmdk image, refused by name, naming the qemu-img command that
-#    converts it; --format=raw copies it (or a qcow2) as plain bytes
-#    instead.  A vmdk descriptor (monolithicFlat, split extents), where
+#  - a vmdk image without -O raw, refused naming -O raw (it is read
+#    through qemu-storage-daemon, guest view only: 194-foreign-formats);
+#    --format=raw copies it (or a qcow2) as plain bytes instead.  A vmdk descriptor (monolithicFlat, split extents), where
 #    --format=raw would copy only the descriptor, is refused naming the
 #    conversion alone.  The same vmdk under a name that does not say so
 #    is copied as it is, with one warning: content alone never decides
@@ -88,14 +88,13 @@ as_nobody "$VMSYNC" -q "$TMP/public.img" "$drop/" ||
 same "$src" "$drop/public.img"
 [ "$(stat -c %U "$drop/public.img")" = nobody ] || fail "target not owned by nobody"
 
-# Image formats that are not read yet are refused by name, not copied raw.
+# Image formats read through qemu only as guest disks are refused without
+# -O raw, by name, not copied raw.
 qemu-img create -q -f qcow2 "$TMP/vm.qcow2" 1G
 qemu-img create -q -f vmdk "$TMP/vm.vmdk" 1G
-must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image: .*not supported" \
+must_fail 2 "^vmsync: $TMP/vm.vmdk: a vmdk image can only be synced as its guest disk; add -O raw\$" \
 	vs "$TMP/vm.vmdk" "$tgt"
-must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image" vs "$TMP/vm.vmdk" "$dir/"
-grep -Fq "convert it first (qemu-img convert -O raw $TMP/vm.vmdk $TMP/vm.img)" \
-	"$TMP/stderr" || fail "vmdk: no conversion named: $(cat "$TMP/stderr")"
+must_fail 2 "^vmsync: $TMP/vm.vmdk: a vmdk image" vs "$TMP/vm.vmdk" "$dir/"
 untouched vmdk
 # A descriptor names the files that hold the disk: --format=raw would copy
 # the descriptor alone, so only the conversion is suggested.
@@ -136,7 +135,7 @@ multi=$TMP/multi
 mkdir "$multi"
 must_fail 4 "^vmsync: $TMP/nosuch.img: " vs "$src" "$TMP/nosuch.img" "$multi/"
 same "$src" "$multi/disk.img"
-must_fail 4 "^vmsync: $TMP/vm.vmdk: vmdk image" \
+must_fail 4 "^vmsync: $TMP/vm.vmdk: a vmdk image can only" \
 	vs "$TMP/vm.vmdk" "$TMP/public.img" "$multi/"
 same "$src" "$multi/public.img"
 [ ! -e "$multi/vm.vmdk" ] || fail "a refused source got a target"

@@ -47,7 +47,7 @@ usage "--quiet and --verbose" -v -q src.img t.img
 usage "--json and --stats" --json --stats src.img t.img
 usage "--quiet and --progress" -q --progress src.img t.img
 usage "--format 'foo'" --format=foo src.img t.img
-usage "--format 'vmdk'" -f vmdk src.img t.img
+usage "--format 'vvfat'" -f vvfat src.img t.img
 usage "--output-format 'vmdk'" -O vmdk src.img t.img
 usage "--output-format 'RAW'" --output-format=RAW src.img t.img
 usage "notdir.img: with several sources, DEST must be a directory" \

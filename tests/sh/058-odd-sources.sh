@@ -7,7 +7,8 @@
 #    a writer holds it open;
 #  - a FIFO or character device as the target is refused (exit 3) and left
 #    as it was.
-# --format=auto is the default: a raw image syncs, a vmdk is refused.
+# --format=auto is the default: a raw image syncs, a vmdk is refused
+# without -O raw.
 # (UNIX sockets: 059-unix-sockets.sh.)
 . "$VMSYNC_TOP/tests/functions.sh"
 requires qemu-img jq mkfifo timeout
@@ -20,7 +21,7 @@ nothing_made() {
 	[ -z "$(ls -A "$out")" ] || fail "$1: created $(ls -A "$out")"
 }
 
-for f in foo vmdk QCOW2 RAW "" "raw,auto"; do
+for f in foo vvfat QCOW2 RAW "" "raw,auto"; do
 	must_fail 1 "^vmsync: --format '$f': " vs --format="$f" "$src" "$out/"
 	nothing_made "--format=$f"
 done
@@ -31,7 +32,7 @@ nothing_made "-f foo"
 sync_stats --format=auto "$src" "$out/"
 same "$src" "$out/disk.img"
 qemu-img create -q -f vmdk "$TMP/vm.vmdk" 64M
-must_fail 2 "^vmsync: $TMP/vm.vmdk: vmdk image" vs --format=auto "$TMP/vm.vmdk" "$out/"
+must_fail 2 "^vmsync: $TMP/vm.vmdk: a vmdk image can only" vs --format=auto "$TMP/vm.vmdk" "$out/"
 # A format forced on a file that is not in it.
 must_fail 2 "^vmsync: $src: not a qcow2 image" vs --format=qcow2 "$src" "$out/x.img"
 rm "$out/disk.img" "$out/.disk.img.vmsync-index"

@@ -1,7 +1,8 @@
 /*
  * test-cli.c - command line parsing and validation (vs_cli_parse in
  * src/cli.c): defaults, every option, --block-size limits, exclusive
- * options, missing operands, --index with several sources, --format.
+ * options, missing operands, --index with several sources, --format,
+ * archive DESTs.
  * --help and --usage exit inside popt and are covered by shell tests.
  */
 #include <stdarg.h>
@@ -335,7 +336,7 @@ test_format(void **state)
 	PARSE_OK(&c, "-f", "qcow2", "s", "d");
 	assert_string_equal(c.format, "qcow2");
 	vs_cli_free(&c);
-	PARSE_BAD("--format", "vmdk", "s", "d");
+	PARSE_BAD("--format", "vvfat", "s", "d");
 	PARSE_BAD("--format", "RAW", "s", "d");
 	PARSE_BAD("--format", "", "s", "d");
 	PARSE_BAD("-f");
@@ -429,6 +430,51 @@ test_version(void **state)
 	assert_null(c.paths);
 }
 
+/* An archive DEST: by its name (not a directory, not a listing) or
+ * --archive; "-" needs --archive; the options of a sync are refused. */
+static void
+test_archive(void **state)
+{
+	struct vs_cli c;
+
+	(void)state;
+	PARSE_OK(&c, "s", "d");
+	assert_null(c.archive);
+	vs_cli_free(&c);
+	PARSE_OK(&c, "s", "d.tar");
+	assert_string_equal(c.archive, "tar");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "s", "t", "d.TAR.ZST");
+	assert_string_equal(c.archive, "tar.zst");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "s", "d.tgz");
+	assert_string_equal(c.archive, "tgz");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "s", "d.tar.xz");
+	assert_string_equal(c.archive, "tar.xz");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "s", "d.tar.gz/");
+	assert_null(c.archive);			/* a directory */
+	vs_cli_free(&c);
+	PARSE_OK(&c, "s", ".tar");
+	assert_null(c.archive);			/* nothing before the dot */
+	vs_cli_free(&c);
+	PARSE_OK(&c, "--archive=tar.gz", "s", "-");
+	assert_string_equal(c.archive, "tar.gz");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "--archive", "tar", "s", "out.bin");
+	assert_string_equal(c.archive, "tar");
+	vs_cli_free(&c);
+	PARSE_BAD("--archive=zip", "s", "-");
+	PARSE_BAD("--archive=", "s", "-");
+	PARSE_BAD("s", "-");
+	PARSE_BAD("-n", "s", "d.tar");
+	PARSE_BAD("--stats", "s", "d.tar");
+	PARSE_BAD("--archive=tar", "--since=b", "s", "-");
+	PARSE_BAD("--archive=tar", "--list", "d");
+	PARSE_BAD("--archive=tar", "s");
+}
+
 int
 main(void)
 {
@@ -449,6 +495,7 @@ main(void)
 		cmocka_unit_test(test_remote_options),
 		cmocka_unit_test(test_repeated_options),
 		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_archive),
 	};
 
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
