@@ -427,7 +427,7 @@ export_one(struct export *x, const struct vs_cli *cli, const char *src)
 		goto out;
 	en.img = s.img;
 	if (!(name = vs_target_name(src, s.to_raw))) {
-		vs_errno(VS_EXIT_INTERNAL, src, "entry name");
+		vs_target_name_failed(src);
 		goto out;
 	}
 	if (take_name(x, src, name) < 0)

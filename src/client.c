@@ -199,7 +199,7 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 		goto out;
 	}
 	if (!(name = vs_target_name(src, so.to_raw))) {
-		vs_errno(VS_EXIT_INTERNAL, src, "target name");
+		vs_target_name_failed(src);
 		goto out;
 	}
 	if (!(*namep = strdup(name))) {

@@ -74,7 +74,7 @@ sync_one(const struct vs_cli *cli, const char *src, const char *dest,
 	if (vs_source_open(src, &sopts, &topts, &s) < 0)
 		goto out;
 	if (!(*dstp = dst = target_path(src, dest, dest_is_dir, s.to_raw))) {
-		vs_errno(VS_EXIT_INTERNAL, src, "target path");
+		vs_target_name_failed(src);
 		goto out;
 	}
 	for (; taken && *taken; taken++)
@@ -115,13 +115,15 @@ same_basenames(const struct vs_cli *cli, int nsrc)
 {
 	for (int i = 0; i < nsrc; i++)
 		for (int j = i + 1; j < nsrc; j++) {
-			char *a = strdup(cli->paths[i]), *b = strdup(cli->paths[j]);
-			bool same = a && b && strcmp(basename(a), basename(b)) == 0;
+			/* An NBD URI is named after its export. */
+			char *a = vs_target_name(cli->paths[i], false);
+			char *b = vs_target_name(cli->paths[j], false);
+			bool same = a && b && strcmp(a, b) == 0;
 
 			if (same)
 				fprintf(stderr, "vmsync: %s and %s would both be "
 				    "synced to the same target %s\n",
-				    cli->paths[i], cli->paths[j], basename(a));
+				    cli->paths[i], cli->paths[j], a);
 			free(a);
 			free(b);
 			if (same)

@@ -238,7 +238,7 @@ serve_pull(struct vs_wire *w, const struct vs_open *o,
 	    "a pulling client") < 0)
 		goto out;
 	if (!(name = vs_target_name(path, so.to_raw))) {
-		vs_errno(VS_EXIT_INTERNAL, path, "name");
+		vs_target_name_failed(path);
 		goto out;
 	}
 	r.size = so.img->size;

@@ -1,26 +1,78 @@
 /*
  * source.c - open a source image and choose the view that is synced.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <libgen.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "source.h"
 
+/* The export name of the NBD URI @uri, percent-decoded (malloc'd): the
+ * path after the authority, up to the query. */
+static char *
+export_name(const char *uri)
+{
+	const char *p = strstr(uri, "://") + 3;
+	size_t n;
+	char *out, *q;
+
+	p += strcspn(p, "/?#");
+	if (*p == '/')
+		p++;
+	else
+		p = "";
+	n = strcspn(p, "?#");
+	if (!(out = malloc(n + 1)))
+		return NULL;
+	for (q = out; n > 0; n--, p++) {
+		unsigned c;
+
+		if (*p == '%' && n >= 3 && isxdigit((unsigned char)p[1]) &&
+		    isxdigit((unsigned char)p[2]) &&
+		    sscanf(p + 1, "%2x", &c) == 1 && c != 0) {
+			*q++ = (char)c;
+			p += 2;
+			n -= 2;
+		} else {
+			*q++ = *p;
+		}
+	}
+	*q = '\0';
+	return out;
+}
+
 /* The target's file name for @src: its basename, with the extension
- * replaced by ".raw" when a qcow2 image is synced as its guest disk. */
+ * replaced by ".raw" when a qcow2 image is synced as its guest disk.  An
+ * NBD URI's is its export name's last component, the same way; NULL
+ * with errno EINVAL if it has none. */
 char *
 vs_target_name(const char *src, bool to_raw)
 {
-	char *copy = strdup(src), *out = NULL;
+	char *copy, *out = NULL;
 	const char *base;
 	const char *dot;
 
-	if (!copy)
+	if (vs_nbd_is_uri(src)) {
+		if (!(copy = export_name(src)))
+			return NULL;
+		base = strrchr(copy, '/') ? strrchr(copy, '/') + 1 : copy;
+		if (!*base || strcmp(base, ".") == 0 ||
+		    strcmp(base, "..") == 0) {
+			free(copy);
+			errno = EINVAL;
+			return NULL;
+		}
+		to_raw = true;
+	} else if (!(copy = strdup(src))) {
 		return NULL;
-	base = basename(copy);
+	} else {
+		base = basename(copy);
+	}
 	dot = strrchr(base, '.');
 	if (!to_raw)
 		out = strdup(base);
@@ -190,6 +242,59 @@ probe_file(const char *path, const char *name, const char **probed)
 	return rc;
 }
 
+void
+vs_target_name_failed(const char *src)
+{
+	if (vs_nbd_is_uri(src) && errno == EINVAL)
+		vs_err(VS_EXIT_USAGE, src, "the NBD export has no name to "
+		    "name the target after: give the target's file name as "
+		    "DEST (DIR/NAME.raw)");
+	else
+		vs_errno(VS_EXIT_INTERNAL, src, "target name");
+}
+
+/* An NBD export someone else serves (a running VM's backup export): its
+ * guest view, read as it is. */
+static int
+open_uri(struct vs_source *s, const char *src,
+    const struct vs_source_opts *o, struct vs_target_opts *topts)
+{
+	struct vs_image *img;
+	struct timespec now;
+
+	if (!o->output || strcmp(o->output, "raw") != 0) {
+		vs_err(VS_EXIT_SOURCE, src, "an NBD export can only be synced "
+		    "as its guest disk; add -O raw");
+		return -1;
+	}
+	if (o->format && strcmp(o->format, "raw") != 0) {
+		vs_err(VS_EXIT_USAGE, src, "an NBD export is read as its "
+		    "server serves it: --format does not apply");
+		return -1;
+	}
+	if (o->view.since) {
+		vs_err(VS_EXIT_USAGE, src, "--since needs a point-in-time "
+		    "source, not an NBD export");
+		return -1;
+	}
+	if (vs_view_open_plain(src, &s->view) < 0)
+		return -1;
+	s->choice = (struct vs_format_choice){ .format = "nbd",
+	    .probed = "nbd", .basis = "its URI" };
+	s->to_raw = true;
+	/* No file: the target is made 0600 and takes the time of the run. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	topts->src_mode = S_IFREG | 0600;
+	topts->src_mtime_sec = now.tv_sec;
+	topts->src_mtime_nsec = now.tv_nsec;
+	if (vs_nbd_open_uri(src, &img) < 0)
+		return -1;
+	vs_info(1, "%s: NBD export, read as it is served: no btrfs clone and "
+	    "no change detection from extents; the allocated data is read "
+	    "and compared with the index", src);
+	return choose_view(img, true, &s->img);
+}
+
 int
 vs_source_open(const char *src, const struct vs_source_opts *o,
     struct vs_target_opts *topts, struct vs_source *s)
@@ -197,6 +302,8 @@ vs_source_open(const char *src, const struct vs_source_opts *o,
 	const char *probed = "raw";
 
 	memset(s, 0, sizeof(*s));
+	if (vs_nbd_is_uri(src))
+		return open_uri(s, src, o, topts);
 	if (vs_view_open(src, &o->view, &s->view) < 0)
 		return -1;
 	if (!o->format && probe_file(s->view->read_path, src, &probed) < 0)
@@ -215,6 +322,10 @@ vs_source_confirm(struct vs_source *s, const char *src,
 {
 	struct vs_format_choice c;
 
+	if (vs_nbd_is_uri(src)) {
+		vs_info(1, "%s: read as nbd (%s)", src, s->choice.basis);
+		return 0;
+	}
 	/* With -O raw the target is named after the view, so its record
 	 * is of another view: only --format and the name confirm. */
 	if (o->output && strcmp(o->output, "raw") == 0)

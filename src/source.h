@@ -51,5 +51,7 @@ void vs_source_close(struct vs_source *s, bool ok);
 /* The target's file name for @src (malloc'd): its basename, with the
  * extension replaced by ".raw" for the guest view of a non-raw image. */
 char *vs_target_name(const char *src, bool to_raw);
+/* One line for vs_target_name() failing for @src (errno as it left it). */
+void vs_target_name_failed(const char *src);
 
 #endif

@@ -479,6 +479,22 @@ fail:
 	return -1;
 }
 
+int
+vs_view_open_plain(const char *src, struct vs_view **out)
+{
+	struct vs_view *v = calloc(1, sizeof(*v));
+
+	if (!v || !(v->read_path = strdup(src))) {
+		free(v);
+		vs_errno(VS_EXIT_INTERNAL, src, "view");
+		return -1;
+	}
+	v->src = src;
+	v->dir_fd = v->lock_fd = v->backup_fd = -1;
+	*out = v;
+	return 0;
+}
+
 void
 vs_view_finish(struct vs_view *v, bool ok)
 {

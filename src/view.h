@@ -63,6 +63,9 @@ extern const struct vs_hash vs_view_none;
  * something that cannot be done (--state-dir, --since). */
 int vs_view_open(const char *src, const struct vs_view_opts *o,
     struct vs_view **out);
+/* The view of a source that is no file (an NBD URI): read as it is, no
+ * base. */
+int vs_view_open_plain(const char *src, struct vs_view **out);
 /* Once the target is known (@target names it: a path, or host:path): the
  * base kept for it, if any, in v->base_path and v->base_id. */
 int vs_view_target(struct vs_view *v, const char *target);

@@ -199,6 +199,13 @@ extern const struct vs_format_ops vs_format_vdi;
 extern const struct vs_format_ops vs_format_vhdx;
 extern const struct vs_format_ops vs_format_vpc;
 extern const struct vs_format_ops vs_format_qed;
+/* nbd.c: an NBD export named by a URI, read as it is served. */
+extern const struct vs_format_ops vs_format_nbd;
+/* Does @src look like an NBD URI (nbd://, nbd+unix://, nbds://...)? */
+bool vs_nbd_is_uri(const char *src);
+/* Connect to the export at @uri (nbd:// or nbd+unix:// only): its guest
+ * view; one line naming @uri on failure. */
+int vs_nbd_open_uri(const char *uri, struct vs_image **out);
 
 /* Which format an image is read as (choose.c: the guest's bytes alone
  * never make it anything but raw). */

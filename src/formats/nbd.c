@@ -28,6 +28,12 @@
  *   NBD block status (base:allocation: hole or zero flags are holes),
  *   pread an NBD read on one of NBD_HANDLES connections, so the reader
  *   threads read in parallel (locate is the identity).
+ * - The same export code reads an export someone else serves, named by an
+ *   nbd:// or nbd+unix:// URI (vs_nbd_open_uri): no daemon then, and
+ *   more than one connection only if the server advertises multi-conn
+ *   (qemu-nbd without -e serves one client at a time).  libnbd's URI
+ *   defaults are tightened: TCP and Unix sockets only, TLS off (an nbds://
+ *   URI is refused before), no local files named by the URI.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +67,9 @@ struct conn {
 
 struct nbd_image {
 	struct vs_image img;		/* img.io: the export */
-	struct vs_io *file;		/* the image file, owned */
+	struct vs_io *file;		/* the image file, owned, or NULL */
+	const char *uri;		/* the export's URI, or NULL: ours */
+	const char *peer;		/* the server, for messages */
 	pid_t pid;			/* the daemon, or 0 */
 	int errfd;			/* the daemon's stderr (memfd), or -1 */
 	struct conn conn[NBD_HANDLES];
@@ -261,36 +269,73 @@ report_daemon(struct nbd_image *ni, const char *what, const char *nbderr)
 		if (!line[0])
 			snprintf(line, sizeof(line), "%s",
 			    WIFSIGNALED(st) ? "was killed" : "exited");
-		vs_err(VS_EXIT_SOURCE, ni->file->name, "%s: %s: %s", what,
+		vs_err(VS_EXIT_SOURCE, ni->img.name, "%s: %s: %s", what,
 		    daemon_path(), line);
 		return;
 	}
-	vs_err(VS_EXIT_SOURCE, ni->file->name, "%s: %s", what,
+	vs_err(VS_EXIT_SOURCE, ni->img.name, "%s: %s", what,
 	    nbderr ? nbderr : "NBD error");
 }
 
-/* Connect @h to @path and wait for the handshake, checking for an
- * interrupt and for the daemon's death. */
+/* Connect @h to the daemon's socket @path, or to ni->uri, and wait for
+ * the handshake, checking for an interrupt and for the daemon's death. */
 static int
 connect_one(struct nbd_image *ni, struct nbd_handle *h, const char *path)
 {
-	if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-	    nbd_aio_connect_unix(h, path) < 0) {
-		report_daemon(ni, "cannot connect to qemu-storage-daemon",
+	char what[64];
+
+	snprintf(what, sizeof(what), "cannot connect to %s", ni->peer);
+	if (ni->uri && (nbd_set_uri_allow_transports(h,
+	    LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
+	    nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 ||
+	    nbd_set_uri_allow_local_file(h, false) < 0)) {
+		vs_err(VS_EXIT_INTERNAL, ni->img.name, "libnbd: %s",
 		    nbd_get_error());
+		return -1;
+	}
+	if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+	    (ni->uri ? nbd_aio_connect_uri(h, ni->uri) :
+	    nbd_aio_connect_unix(h, path)) < 0) {
+		report_daemon(ni, what, nbd_get_error());
 		return -1;
 	}
 	while (!nbd_aio_is_ready(h)) {
 		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) ||
 		    nbd_poll(h, 200) < 0) {
-			report_daemon(ni, "qemu-storage-daemon cannot open it",
+			report_daemon(ni, ni->uri ? what :
+			    "qemu-storage-daemon cannot open it",
 			    nbd_get_error());
 			return -1;
 		}
 		if (vs_interrupted) {
-			vs_err(VS_EXIT_PARTIAL, ni->file->name, "interrupted");
+			vs_err(VS_EXIT_PARTIAL, ni->img.name, "interrupted");
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* Connect up to @want handles (@path: as for connect_one); only one if
+ * the server does not say that several see the same data. */
+static int
+connect_all(struct nbd_image *ni, const char *path, int want)
+{
+	for (ni->nconn = 0; ni->nconn < want; ni->nconn++) {
+		struct conn *c = &ni->conn[ni->nconn];
+
+		if (!(c->h = nbd_create())) {
+			vs_err(VS_EXIT_INTERNAL, ni->img.name, "libnbd: %s",
+			    nbd_get_error());
+			return -1;
+		}
+		pthread_mutex_init(&c->mu, NULL);
+		if (connect_one(ni, c->h, path) < 0) {
+			ni->nconn++;
+			return -1;
+		}
+		if (ni->uri && ni->nconn == 0 &&
+		    nbd_can_multi_conn(c->h) != 1)
+			want = 1;
 	}
 	return 0;
 }
@@ -343,20 +388,9 @@ start(struct nbd_image *ni, const char *format)
 	 * fails instead of waiting. */
 	close(lfd);
 	lfd = -1;
-	for (ni->nconn = 0; ni->nconn < NBD_HANDLES; ni->nconn++) {
-		struct conn *c = &ni->conn[ni->nconn];
-
-		if (!(c->h = nbd_create())) {
-			vs_err(VS_EXIT_INTERNAL, ni->file->name, "libnbd: %s",
-			    nbd_get_error());
-			goto out;
-		}
-		pthread_mutex_init(&c->mu, NULL);
-		if (connect_one(ni, c->h, sa.sun_path) < 0) {
-			ni->nconn++;
-			goto out;
-		}
-	}
+	/* Our own read-only export: several connections always agree. */
+	if (connect_all(ni, sa.sun_path, NBD_HANDLES) < 0)
+		goto out;
 	rc = 0;
 out:
 	if (lfd >= 0)
@@ -397,11 +431,11 @@ export_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
 
 		if (nbd_pread(c->h, p, n, off, 0) < 0) {
 			if (!atomic_exchange(&ni->failed, true)) {
-				char what[64];
+				char what[96];
 
 				snprintf(what, sizeof(what), "offset %llu: "
-				    "read through qemu-storage-daemon",
-				    (unsigned long long)off);
+				    "read from %s", (unsigned long long)off,
+				    ni->peer);
 				report_daemon(ni, what, nbd_get_error());
 			}
 			rc = -1;
@@ -477,8 +511,8 @@ export_map(struct vs_io *io, uint64_t off, uint64_t len,
 			rc = -1;
 		} else if (s.bad || s.pos == before) {
 			vs_err(VS_EXIT_SOURCE, io->name, "offset %llu: bad "
-			    "block status from qemu-storage-daemon",
-			    (unsigned long long)before);
+			    "block status from %s",
+			    (unsigned long long)before, ni->peer);
 			rc = -1;
 		}
 	}
@@ -554,6 +588,7 @@ nbd_open_as(const char *format, const struct vs_format_ops *ops,
 		return -1;
 	}
 	ni->errfd = -1;
+	ni->peer = "qemu-storage-daemon";
 	ni->img.ops = ops;
 	ni->img.name = file->name;
 	x->io.ops = &export_ops;
@@ -630,3 +665,84 @@ NBD_FORMAT(vdi)
 NBD_FORMAT(vhdx)
 NBD_FORMAT(vpc)
 NBD_FORMAT(qed)
+
+bool
+vs_nbd_is_uri(const char *src)
+{
+	static const char *const schemes[] = { "nbd://", "nbd+unix://",
+	    "nbds://", "nbds+unix://", "nbd+vsock://", "nbds+vsock://" };
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(*schemes); i++)
+		if (strncmp(src, schemes[i], strlen(schemes[i])) == 0)
+			return true;
+	return false;
+}
+
+static int
+uri_open(struct vs_io *io, const struct vs_chain *chain,
+    struct vs_image **out)
+{
+	(void)chain, (void)out;
+	vs_err(VS_EXIT_SOURCE, io->name, "an NBD export is named by its URI");
+	vs_io_close(io);
+	return -1;
+}
+
+/* An export someone else serves: the guest view of whatever it is. */
+const struct vs_format_ops vs_format_nbd = {
+	.name = "nbd",
+	.probe = never_probed,
+	.open = uri_open,
+	.close = nbd_image_close,
+	.map = export_image_map,
+	.read = export_image_read,
+	.locate = vs_place_identity,
+};
+
+int
+vs_nbd_open_uri(const char *uri, struct vs_image **out)
+{
+	struct nbd_image *ni = calloc(1, sizeof(*ni));
+	struct nbd_io *x = calloc(1, sizeof(*x));
+	int64_t size;
+
+	if (!ni || !x || !(x->io.name = strdup(uri))) {
+		free(ni);
+		free(x);
+		vs_errno(VS_EXIT_INTERNAL, uri, "open");
+		return -1;
+	}
+	if (strncmp(uri, "nbd://", 6) != 0 &&
+	    strncmp(uri, "nbd+unix://", 11) != 0) {
+		vs_err(VS_EXIT_SOURCE, uri, "only nbd:// and nbd+unix:// "
+		    "URIs are read (no TLS, no vsock)");
+		free(x->io.name);
+		free(x);
+		free(ni);
+		return -1;
+	}
+	ni->errfd = -1;
+	ni->uri = x->io.name;
+	ni->peer = "the NBD server";
+	ni->img.ops = &vs_format_nbd;
+	ni->img.name = x->io.name;
+	ni->img.io = &x->io;
+	x->io.ops = &export_ops;
+	x->io.fd = x->io.direct_fd = -1;
+	x->ni = ni;
+	if (connect_all(ni, NULL, NBD_HANDLES) < 0)
+		goto fail;
+	if ((size = nbd_get_size(ni->conn[0].h)) < 0) {
+		report_daemon(ni, "export size", nbd_get_error());
+		goto fail;
+	}
+	ni->img.size = x->io.size = (uint64_t)size;
+	vs_info(1, "%s: NBD export, %d connection%s", uri, ni->nconn,
+	    ni->nconn == 1 ? " (the server does not advertise multi-conn)" :
+	    "s");
+	*out = &ni->img;
+	return 0;
+fail:
+	nbd_image_close(&ni->img);
+	return -1;
+}

@@ -24,6 +24,11 @@ vs_is_remote(const char *arg)
 {
 	const char *colon = strchr(arg, ':'), *slash = strchr(arg, '/');
 
+	/* nbd://host/export, nbd+unix:///export?socket=... are URIs
+	 * (formats/nbd.c), not a host "nbd" or "nbd+unix". */
+	if (strncmp(arg, "nbd", 3) == 0 && colon &&
+	    strncmp(colon, "://", 3) == 0)
+		return false;
 	return colon && colon != arg && (!slash || colon < slash);
 }
 
