@@ -36,6 +36,18 @@ struct vs_index {
 	uint64_t nblocks;	/* entries the file holds */
 	uint8_t *rec;		/* sector records being read or written */
 	size_t rec_cap;		/* its size */
+	bool hold;		/* entry writes wait for idx_release() */
+	struct idx_held *held;	/* those waiting, in the order written */
+	size_t nheld, held_cap;
+	uint8_t *bytes;		/* their bytes, one after another */
+	size_t nbytes, bytes_cap;
+};
+
+/* A write that waits for the data it describes (idx_hold). */
+struct idx_held {
+	uint64_t off;		/* file offset */
+	size_t len;		/* bytes */
+	size_t at;		/* where in ix->bytes */
 };
 
 /* Room for the entries of an image that grows: the sector records start
@@ -477,6 +489,107 @@ sector_area(uint64_t n, uint32_t block_size, uint64_t *off, uint64_t *end)
 	return sectors_fit(*off, n, block_size, end);
 }
 
+/*
+ * Held writes.  While a run changes the target, its data becomes durable
+ * only at the next fdatasync, so an entry or sector record written at
+ * once could reach the disk before the data it describes.  The index is
+ * dirty then and so not trusted; holding the writes in memory until the
+ * target's owner has made its data durable (idx_release) keeps even a
+ * dirty index from describing data that a power cut lost.  Reads see the
+ * held bytes.  The target bounds what is held (idx_held_full).
+ */
+#define IDX_HOLD_BYTES (8u << 20)	/* bytes held at most */
+#define IDX_HOLD_RUNS 4096u		/* separate runs held at most */
+
+void
+idx_hold(struct vs_index *ix)
+{
+	ix->hold = true;
+}
+
+bool
+idx_held_full(const struct vs_index *ix)
+{
+	return ix->nbytes >= IDX_HOLD_BYTES || ix->nheld >= IDX_HOLD_RUNS;
+}
+
+static void *
+grow(void *p, size_t *cap, size_t need, size_t size)
+{
+	size_t n = *cap ? *cap : 64;
+
+	while (n < need)
+		n *= 2;
+	if (n == *cap)
+		return p;
+	p = realloc(p, n * size);
+	if (p)
+		*cap = n;
+	return p;
+}
+
+/* Write @len bytes at @off, or hold them. */
+static int
+put_bytes(struct vs_index *ix, const void *buf, size_t len, uint64_t off)
+{
+	struct idx_held *last = ix->nheld ? &ix->held[ix->nheld - 1] : NULL;
+	void *p;
+
+	if (!ix->hold)
+		return vs_pwrite_full(ix->fd, buf, len, off) < 0 ? -1 : 0;
+	if (!(p = grow(ix->bytes, &ix->bytes_cap, ix->nbytes + len, 1)))
+		return -1;
+	ix->bytes = p;
+	memcpy(ix->bytes + ix->nbytes, buf, len);
+	/* Writes in order extend one run. */
+	if (last && last->off + last->len == off &&
+	    last->at + last->len == ix->nbytes) {
+		last->len += len;
+	} else {
+		if (!(p = grow(ix->held, &ix->held_cap, ix->nheld + 1,
+		    sizeof(*ix->held))))
+			return -1;
+		ix->held = p;
+		ix->held[ix->nheld++] = (struct idx_held){ off, len,
+		    ix->nbytes };
+	}
+	ix->nbytes += len;
+	return 0;
+}
+
+/* Held bytes over [off, off + len) of @buf, later ones over earlier. */
+static void
+overlay_held(const struct vs_index *ix, void *buf, size_t len, uint64_t off)
+{
+	for (size_t i = 0; i < ix->nheld; i++) {
+		const struct idx_held *h = &ix->held[i];
+		uint64_t lo = vs_max(off, h->off);
+		uint64_t hi = vs_min(off + len, h->off + h->len);
+
+		if (lo < hi)
+			memcpy((uint8_t *)buf + (lo - off),
+			    ix->bytes + h->at + (lo - h->off), hi - lo);
+	}
+}
+
+int
+idx_release(struct vs_index *ix)
+{
+	for (size_t i = 0; i < ix->nheld; i++) {
+		const struct idx_held *h = &ix->held[i];
+
+		if (vs_pwrite_full(ix->fd, ix->bytes + h->at, h->len,
+		    h->off) < 0) {
+			vs_errno(VS_EXIT_TARGET, ix->path,
+			    "write index at byte %llu",
+			    (unsigned long long)h->off);
+			return -1;
+		}
+	}
+	ix->nheld = ix->nbytes = 0;
+	return 0;
+}
+
 int
 idx_read(struct vs_index *ix, uint64_t first, size_t n, struct vs_hash *out)
 {
@@ -494,6 +607,8 @@ idx_read(struct vs_index *ix, uint64_t first, size_t n, struct vs_hash *out)
 	/* A file cut short reads as holes: callers only trust it when the
 	 * header matched, and the header checks the length. */
 	memset((char *)out + r, 0, n * VS_HASH_LEN - (size_t)r);
+	overlay_held(ix, out, n * VS_HASH_LEN, IDX_HEADER_SIZE +
+	    first * VS_HASH_LEN);
 	return 0;
 }
 
@@ -513,7 +628,7 @@ idx_write(struct vs_index *ix, uint64_t first, size_t n,
 		}
 		for (j = i + 1; j < n && !vs_hash_eq(OLD(j), &new[j]); j++)
 			;
-		if (vs_pwrite_full(ix->fd, &new[i], (j - i) * VS_HASH_LEN,
+		if (put_bytes(ix, &new[i], (j - i) * VS_HASH_LEN,
 		    IDX_HEADER_SIZE + (first + i) * VS_HASH_LEN) < 0) {
 			vs_errno(VS_EXIT_TARGET, ix->path,
 			    "write index at entry %llu",
@@ -570,7 +685,9 @@ idx_read_sectors(struct vs_index *ix, uint64_t first, size_t n,
 		    (unsigned long long)first);
 		return -1;
 	}
-	have = vs_min(have, (size_t)r / rl);
+	/* Past the end: zeros, whose check fails. */
+	memset(rec + r, 0, have * rl - (size_t)r);
+	overlay_held(ix, rec, have * rl, ix->hdr.sector_off + first * rl);
 	for (size_t i = 0; i < have; i++) {
 		const uint8_t *p = rec + i * rl;
 
@@ -616,7 +733,7 @@ idx_write_sectors(struct vs_index *ix, uint64_t first, size_t n,
 			put64(p, record_check(ix->hdr.seed, first + b, &blk[b],
 			    p + 8, rl - 8));
 		}
-		if (vs_pwrite_full(ix->fd, rec, (j - i) * rl,
+		if (put_bytes(ix, rec, (j - i) * rl,
 		    ix->hdr.sector_off + (first + i) * rl) < 0) {
 			vs_errno(VS_EXIT_TARGET, ix->path,
 			    "write sector records at entry %llu",
@@ -643,9 +760,13 @@ idx_close(struct vs_index *ix)
 {
 	if (!ix)
 		return;
+	/* Held writes are dropped: their data may not be durable, and the
+	 * index stays dirty. */
 	close(ix->fd);
 	free(ix->path);
 	free(ix->rec);
+	free(ix->held);
+	free(ix->bytes);
 	free(ix);
 }
 
@@ -770,7 +891,8 @@ idx_commit_clean(struct vs_index *ix, const struct idx_header *h,
 
 	*clean = false;
 	/* Entries may be durable only once the data they describe is. */
-	if (steps->sync_target(steps->arg) < 0 || idx_sync(ix) < 0 ||
+	if (steps->sync_target(steps->arg) < 0 || idx_release(ix) < 0 ||
+	    idx_sync(ix) < 0 ||
 	    steps->identify(steps->arg, &done.id, &foreign) < 0)
 		return -1;
 	if (foreign)

@@ -145,6 +145,14 @@ int idx_read_sectors(struct vs_index *ix, uint64_t first, size_t n,
  * have[i], for their entries blk[i] and hashes sec[i * per ...]. */
 int idx_write_sectors(struct vs_index *ix, uint64_t first, size_t n,
     const struct vs_hash *blk, const uint64_t *sec, const bool *have);
+/* From now on, hold the writes of entries and sector records in memory
+ * (reads see them) until idx_release(): a run's entries must not reach
+ * the disk before the data they describe. */
+void idx_hold(struct vs_index *ix);
+/* Holding as much as it should: make the data durable, then release. */
+bool idx_held_full(const struct vs_index *ix);
+/* Write what is held (the data it describes is durable). */
+int idx_release(struct vs_index *ix);
 /* fdatasync the entries. */
 int idx_sync(struct vs_index *ix);
 void idx_close(struct vs_index *ix);

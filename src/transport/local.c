@@ -14,7 +14,9 @@
  *   is not tried again.  On a block device, BLKDISCARD is used while it
  *   reads back as zeros, else BLKZEROOUT.
  * - Nothing waits for the disk before commit(): the index stays dirty (and
- *   so untrusted) until the data is durable.  Every VS_WRITEBACK_BYTES
+ *   so untrusted) until the data is durable, and it holds the entries
+ *   written meanwhile in memory until an fdatasync has made their data
+ *   durable (idx_hold; settle_index() syncs early once it holds enough).  Every VS_WRITEBACK_BYTES
  *   written, their writeback is started (never waited for), so the disk
  *   writes while the source is read instead of in one burst at commit(),
  *   and a backup does not pile up gigabytes of dirty pages on the host.
@@ -528,6 +530,8 @@ begin_changes(struct local_target *lt, uint64_t size,
 {
 	if (lt->ix && idx_begin_dirty(lt->ix, &lt->hdr, size, lt->trusted) < 0)
 		return -1;
+	if (lt->ix)
+		idx_hold(lt->ix);
 	lt->own_ctime = (struct timespec){ .tv_sec = id->ctime_sec,
 	    .tv_nsec = id->ctime_nsec };
 	if (!lt->is_block && size != lt->old_size) {
@@ -952,6 +956,19 @@ sync_data(struct local_target *lt)
 	return 0;
 }
 
+/* The index holds the entries written since begin() until the data they
+ * describe is durable (idx_hold): at commit(), or here once it holds
+ * enough, after an fdatasync of the target. */
+static int
+settle_index(struct local_target *lt)
+{
+	if (!lt->ix || !idx_held_full(lt->ix))
+		return 0;
+	if (sync_data(lt) < 0)
+		return -1;
+	return idx_release(lt->ix);
+}
+
 static int
 local_record(struct vs_target *t, uint64_t first, size_t n,
     const struct vs_hash *old, const struct vs_hash *new)
@@ -966,7 +983,9 @@ local_record(struct vs_target *t, uint64_t first, size_t n,
 	if (idx_write(lt->ix, first, n, lt->trusted || lt->hashes ? old :
 	    NULL, new) < 0)
 		return -1;
-	return lt->sectors ? vs_sectors_record(lt->sectors, first, n, new) : 0;
+	if (lt->sectors && vs_sectors_record(lt->sectors, first, n, new) < 0)
+		return -1;
+	return settle_index(lt);
 }
 
 /* The directory the name lives in, as opened with the target. */

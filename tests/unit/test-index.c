@@ -793,6 +793,61 @@ test_read_past_end_is_hole(void **state)
 }
 
 static void
+test_held_writes(void **state)
+{
+	const char *p = tpath("ix");
+	struct vs_index *ix = NULL;
+	struct vs_hash e[8], got[8], file[8];
+	unsigned runs = 0;
+	int fd;
+
+	(void)state;
+	for (unsigned i = 0; i < 8; i++)
+		e[i] = mkhash(i);
+	assert_int_equal(idx_open(p, true, &ix), 0);
+	assert_int_equal(idx_resize(ix, 8), 0);
+	assert_int_equal(idx_write(ix, 0, 2, NULL, e), 0);
+	idx_hold(ix);
+	/* Held: reads see the writes (the later over the earlier), the file
+	 * does not have them. */
+	assert_int_equal(idx_write(ix, 2, 4, NULL, e + 2), 0);
+	assert_int_equal(idx_write(ix, 3, 1, NULL, e + 7), 0);
+	assert_int_equal(idx_read(ix, 0, 8, got), 0);
+	assert_true(vs_hash_eq(&got[1], &e[1]) && vs_hash_eq(&got[2], &e[2]) &&
+	    vs_hash_eq(&got[3], &e[7]) && vs_hash_eq(&got[5], &e[5]) &&
+	    vs_hash_eq(&got[6], &vs_hash_hole));
+	assert_true((fd = open(p, O_RDONLY)) >= 0);
+	assert_int_equal(pread(fd, file, sizeof(file), IDX_HEADER_SIZE),
+	    (ssize_t)sizeof(file));
+	assert_true(vs_hash_eq(&file[1], &e[1]));
+	for (int i = 2; i < 6; i++)
+		assert_true(vs_hash_eq(&file[i], &vs_hash_hole));
+	/* Released: in the file, in the order written. */
+	assert_false(idx_held_full(ix));
+	assert_int_equal(idx_release(ix), 0);
+	assert_int_equal(pread(fd, file, sizeof(file), IDX_HEADER_SIZE),
+	    (ssize_t)sizeof(file));
+	assert_memory_equal(file, got, sizeof(file));
+	/* Still held afterwards; full after enough separate runs. */
+	assert_int_equal(idx_write(ix, 7, 1, NULL, e), 0);
+	assert_int_equal(pread(fd, file, sizeof(file), IDX_HEADER_SIZE),
+	    (ssize_t)sizeof(file));
+	assert_true(vs_hash_eq(&file[7], &vs_hash_hole));
+	while (!idx_held_full(ix) && runs < 100000)
+		assert_int_equal(idx_write(ix, (runs++ & 1) * 2, 1, NULL, e + 4),
+		    0);
+	assert_true(idx_held_full(ix));
+	assert_true(runs < 100000);
+	/* Closing drops what is held. */
+	idx_close(ix);
+	assert_int_equal(pread(fd, file, sizeof(file), IDX_HEADER_SIZE),
+	    (ssize_t)sizeof(file));
+	assert_true(vs_hash_eq(&file[7], &vs_hash_hole));
+	assert_true(vs_hash_eq(&file[0], &e[0]));
+	close(fd);
+}
+
+static void
 test_resize_drops_entries(void **state)
 {
 	const char *p = tpath("ix");
@@ -1726,6 +1781,7 @@ main(void)
 		cmocka_unit_test(test_mismatch_device_size),
 		cmocka_unit_test(test_mismatch_order),
 		cmocka_unit_test(test_stale_range),
+		T(test_held_writes),
 		cmocka_unit_test(test_begin_header),
 		cmocka_unit_test(test_trust_no_index),
 		T(test_trust_invalid_header),
