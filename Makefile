@@ -12,7 +12,10 @@
 #   mutants     apply small deliberate bugs to a scratch copy and check that
 #               the tests named with each fail (tests/mutants.sh; root)
 #   fuzz        build the protocol fuzzer with clang/libFuzzer and run it
-#               for FUZZ_SECONDS (default 60), corpus in build/fuzz/corpus
+#               for FUZZ_SECONDS (default 60), corpus in build/fuzz/corpus;
+#               FUZZ_TARGET=fuzz-archive fuzzes the archive reader instead
+#               (corpus in build/fuzz/corpus-fuzz-archive, seeded from
+#               tests/fuzz/archive-seeds/)
 #   install     install the binary, man page, vmsync-run and the systemd
 #               units, the snapper plugin and wrapper, an example config
 #               (never over an existing one) and the docs; writes a
@@ -89,6 +92,12 @@ LIB_SRCS = \
 	src/list.c \
 	src/progress.c \
 	src/archive.c \
+	src/archive_fetch.c \
+	src/delta.c \
+	src/delta_base.c \
+	src/delta_text.c \
+	src/delta_export.c \
+	src/import.c \
 	src/formats/io.c \
 	src/formats/format.c \
 	src/formats/choose.c \
@@ -100,6 +109,8 @@ LIB_SRCS = \
 	src/formats/fileview.c \
 	src/formats/refs.c \
 	src/formats/nbd.c \
+	src/formats/vmdk.c \
+	src/formats/tar.c \
 	src/transport/local.c \
 	src/transport/zero.c \
 	src/transport/sectors.c \
@@ -175,6 +186,12 @@ $(BUILD)/tests/fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c tests/fuzz/replay.c \
 	$(Q)$(CC) $(CFLAGS) -Isrc -o $@ tests/fuzz/fuzz-proto.c \
 		tests/fuzz/replay.c $(BUILD)/libvmsync.a $(PKG_LIBS) $(LDFLAGS)
 
+$(BUILD)/tests/fuzz/fuzz-archive: tests/fuzz/fuzz-archive.c \
+		tests/fuzz/replay.c $(BUILD)/libvmsync.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -Isrc -o $@ tests/fuzz/fuzz-archive.c \
+		tests/fuzz/replay.c $(BUILD)/libvmsync.a $(PKG_LIBS) $(LDFLAGS)
+
 $(BUILD)/tests/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS) -lm
@@ -194,7 +211,7 @@ check-sh: all-tests
 
 .PHONY: all-tests
 all-tests: $(BUILD)/vmsync $(UNIT_BINS) $(HELPER_BINS) \
-	$(BUILD)/tests/fuzz/fuzz-proto
+	$(BUILD)/tests/fuzz/fuzz-proto $(BUILD)/tests/fuzz/fuzz-archive
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all-tests
@@ -243,16 +260,20 @@ clean:
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
 
-# The protocol fuzzer: every library source built with clang and
+# A fuzzer (FUZZ_TARGET: fuzz-proto, the protocol; fuzz-archive, the
+# archive reader): every library source built with clang and
 # -fsanitize=fuzzer,address,undefined into one binary.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
+FUZZ_TARGET ?= fuzz-proto
+FUZZ_CORPUS ?= build/fuzz/corpus$(if $(filter fuzz-proto,$(FUZZ_TARGET)),,-$(FUZZ_TARGET))
+FUZZ_SEEDS = $(if $(filter fuzz-archive,$(FUZZ_TARGET)),tests/fuzz/archive-seeds)
 fuzz: deps
 	$(Q)sh tests/deps.sh clang libclang-rt-14-dev
-	$(Q)mkdir -p build/fuzz/corpus
+	$(Q)mkdir -p $(FUZZ_CORPUS)
 	$(Q)$(FUZZ_CC) -g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
-		-fsanitize=fuzzer,address,undefined -Isrc $(PKG_CFLAGS) \
-		-pthread -o build/fuzz/fuzz-proto tests/fuzz/fuzz-proto.c $(LIB_SRCS) \
-		$(PKG_LIBS)
-	$(Q)build/fuzz/fuzz-proto -max_total_time=$(FUZZ_SECONDS) \
-		-print_final_stats=1 build/fuzz/corpus
+		-fsanitize=fuzzer,address,undefined -iquote src $(PKG_CFLAGS) \
+		-pthread -o build/fuzz/$(FUZZ_TARGET) \
+		tests/fuzz/$(FUZZ_TARGET).c $(LIB_SRCS) $(PKG_LIBS)
+	$(Q)build/fuzz/$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) \
+		-print_final_stats=1 $(FUZZ_CORPUS) $(FUZZ_SEEDS)

@@ -5,6 +5,8 @@
 #define VS_ARCHIVE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct vs_cli;
 
@@ -19,5 +21,27 @@ const char *vs_archive_format_by_name(const char *path);
  * A file is written beside DEST and renamed over it once complete.
  * Returns the exit code. */
 int vs_archive_export(const struct vs_cli *cli, bool progress);
+
+/* The writer itself, for archives of other contents (delta.h). */
+struct vs_archive_out;
+struct vs_image;
+struct vs_extent_vec;
+/* Start the archive of format cli->archive at DEST (cli's last path):
+ * refuse a remote DEST or a terminal, create the file written beside it.
+ * *@out is set even on failure (give it to vs_archive_out_close). */
+int vs_archive_out_open(const struct vs_cli *cli, bool progress,
+    struct vs_archive_out **out);
+/* A regular file entry @name holding the @len bytes of @buf. */
+int vs_archive_out_text(struct vs_archive_out *o, const char *name,
+    const void *buf, size_t len, uint32_t mode, int64_t mtime_sec);
+/* A pax sparse entry @name of img->size bytes whose data runs are @runs
+ * (sorted, apart, within the image), their bytes read from @img; the rest
+ * are holes.  @src names the image in messages. */
+int vs_archive_out_sparse(struct vs_archive_out *o, const char *src,
+    const char *name, struct vs_image *img, const struct vs_extent_vec *runs,
+    uint32_t mode, int64_t mtime_sec, long mtime_nsec);
+/* Finish the archive (@ok) or abandon it, renaming a complete file over
+ * DEST; frees @o.  Returns the exit code. */
+int vs_archive_out_close(struct vs_archive_out *o, bool ok);
 
 #endif

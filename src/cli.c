@@ -79,7 +79,6 @@ archive_conflict(const struct vs_cli *cli, bool block, bool bw)
 		{ block, "--block-size" },
 		{ cli->index != NULL, "--index" },
 		{ cli->snapshot, "--snapshot" },
-		{ cli->since != NULL, "--since" },
 		{ cli->stats, "--stats" },
 		{ cli->json, "--json" },
 		{ bw, "--bwlimit" },
@@ -206,7 +205,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "DIR" },
 		{ "since", '\0', POPT_ARG_STRING, NULL, OPT_SINCE,
 		  "change-detection base: the image as last synced (a file "
-		  "in a read-only snapshot)", "PATH" },
+		  "in a read-only snapshot); with an archive DEST, the "
+		  "generation an incremental archive starts from", "PATH" },
 		{ "backing-dir", '\0', POPT_ARG_STRING, NULL,
 		  OPT_BACKING_DIR, "backing and data files may also be "
 		  "beneath DIR (besides the image's own directory); "

@@ -12,7 +12,9 @@
 
 #include "archive.h"
 #include "cli.h"
+#include "delta.h"
 #include "engine.h"
+#include "import.h"
 #include "progress.h"
 #include "client.h"
 #include "server.h"
@@ -255,7 +257,7 @@ main(int argc, char **argv)
 	struct vs_stats total = { .index_state = "-" };
 	enum vs_exit first_fail = VS_EXIT_OK;
 	const char *dest;
-	bool dest_is_dir, progress, remote_dest;
+	bool dest_is_dir, progress, remote_dest, done;
 	int nsrc, ok = 0, rc, ntaken = 0;
 	char **taken, **names = NULL, **targets = NULL;
 	bool *synced = NULL;
@@ -281,7 +283,13 @@ main(int argc, char **argv)
 		return rc;
 	}
 	if (cli.archive) {
-		rc = vs_archive_export(&cli, progress);
+		rc = cli.since ? vs_delta_export(&cli, progress) :
+		    vs_archive_export(&cli, progress);
+		vs_cli_free(&cli);
+		return rc;
+	}
+	/* An archive SRC stands for its entries. */
+	if ((rc = vs_import_expand(&cli, &done)) != VS_EXIT_OK || done) {
 		vs_cli_free(&cli);
 		return rc;
 	}

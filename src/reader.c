@@ -25,6 +25,9 @@
  *   passes through, and the readers mostly wait for the disk.
  * - The threads block every signal: interrupts reach the main thread, and
  *   the threads only notice vs_interrupted between reads.
+ * - A sequential format (an archive entry, a stream) gets one thread: it
+ *   takes the groups in order, so the format sees its reads in increasing
+ *   offset order.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -293,7 +296,9 @@ vs_reader_start(struct vs_image *src, size_t group_bytes, uint64_t seed,
 		}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (int i = 0; i < READER_THREADS && rc == 0; i++) {
+	/* A stream is read by one thread, which takes the groups in order. */
+	for (int i = 0; i < (src->ops->sequential ? 1 : READER_THREADS) &&
+	    rc == 0; i++) {
 		r->worker[i].r = r;
 		rc = pthread_create(&r->worker[i].thread, NULL, reader_main,
 		    &r->worker[i]);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "import.h"
 #include "source.h"
 
 /* The export name of the NBD URI @uri, percent-decoded (malloc'd): the
@@ -57,6 +58,8 @@ vs_target_name(const char *src, bool to_raw)
 	const char *base;
 	const char *dot;
 
+	if (vs_import_is_entry(src))
+		return vs_import_target_name(src);
 	if (vs_nbd_is_uri(src)) {
 		if (!(copy = export_name(src)))
 			return NULL;
@@ -295,6 +298,32 @@ open_uri(struct vs_source *s, const char *src,
 	return choose_view(img, true, &s->img);
 }
 
+/* An entry of an archive (import.c): read as a raw image, as it streams
+ * out of the archive. */
+static int
+open_entry(struct vs_source *s, const char *src,
+    const struct vs_source_opts *o, struct vs_target_opts *topts)
+{
+	struct vs_image *img;
+	uint32_t mode;
+
+	if (o->output && strcmp(o->output, "raw") != 0) {
+		vs_err(VS_EXIT_USAGE, src, "an archive entry is synced as the "
+		    "file it holds: -O does not apply");
+		return -1;
+	}
+	if (vs_view_open_plain(src, &s->view) < 0)
+		return -1;
+	s->choice = (struct vs_format_choice){ .format = "tar",
+	    .probed = "tar", .basis = "its archive" };
+	s->to_raw = true;
+	if (vs_import_open(src, &img, &mode, &topts->src_mtime_sec,
+	    &topts->src_mtime_nsec) < 0)
+		return -1;
+	topts->src_mode = S_IFREG | (mode & 0777 ? mode & 0777 : 0600);
+	return choose_view(img, true, &s->img);
+}
+
 int
 vs_source_open(const char *src, const struct vs_source_opts *o,
     struct vs_target_opts *topts, struct vs_source *s)
@@ -302,6 +331,8 @@ vs_source_open(const char *src, const struct vs_source_opts *o,
 	const char *probed = "raw";
 
 	memset(s, 0, sizeof(*s));
+	if (vs_import_is_entry(src))
+		return open_entry(s, src, o, topts);
 	if (vs_nbd_is_uri(src))
 		return open_uri(s, src, o, topts);
 	if (vs_view_open(src, &o->view, &s->view) < 0)
@@ -322,8 +353,9 @@ vs_source_confirm(struct vs_source *s, const char *src,
 {
 	struct vs_format_choice c;
 
-	if (vs_nbd_is_uri(src)) {
-		vs_info(1, "%s: read as nbd (%s)", src, s->choice.basis);
+	if (vs_nbd_is_uri(src) || vs_import_is_entry(src)) {
+		vs_info(1, "%s: read as %s (%s)", src, s->choice.format,
+		    s->choice.basis);
 		return 0;
 	}
 	/* With -O raw the target is named after the view, so its record

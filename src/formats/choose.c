@@ -10,9 +10,9 @@
  *   1. --format names it (and nothing is probed);
  *   2. the file's name says so (.qcow2, .qcow; .vmdk, .vdi, .vhdx, .vhd,
  *      .vpc and .qed, read through qemu-storage-daemon (nbd.c), which
- *      opens them with the driver named, never probing; a vmdk descriptor
- *      is refused without suggesting --format=raw, which would copy only
- *      the descriptor);
+ *      opens them with the driver named, never probing; a .vmdk that is
+ *      a descriptor is a vmdk too: vmdk.c opens the extent files it
+ *      names);
  *   3. the target's index records that the last sync read it so.
  * A name or record that disagrees with the content is refused: the image
  * or the target is not what it was.  Otherwise the file is copied as raw,
@@ -150,14 +150,16 @@ vs_format_decide(const char *name, const char *forced, const char *recorded,
 		c->basis = "--format";
 		return 0;
 	}
-	if (byname && (!readable(byname) ||
-	    strcmp(probed, VMDK_DESCRIPTOR) == 0)) {
+	if (byname && !readable(byname)) {
 		refuse_unread(name, byname, probed);
 		return -1;
 	}
-	/* A fixed VHD has its footer at the end only: qemu checks it. */
+	/* A fixed VHD has its footer at the end only: qemu checks it.  A
+	 * vmdk descriptor names the files holding the disk. */
 	if (byname && strcmp(byname, probed) != 0 &&
-	    !(strcmp(byname, "vpc") == 0 && strcmp(probed, "raw") == 0)) {
+	    !(strcmp(byname, "vpc") == 0 && strcmp(probed, "raw") == 0) &&
+	    !(strcmp(byname, "vmdk") == 0 &&
+	    strcmp(probed, VMDK_DESCRIPTOR) == 0)) {
 		vs_err(VS_EXIT_SOURCE, name, "named as a %s image, but it is "
 		    "not one (use --format=raw to copy the file as it is)",
 		    byname);

@@ -141,6 +141,9 @@ struct vs_format_ops {
 	 * for everything. */
 	int (*locate)(struct vs_image *, uint64_t off, uint64_t len,
 	    struct vs_place_vec *out);
+	/* A stream (an archive entry): read() must be called in increasing
+	 * offset order, so one reader thread reads it. */
+	bool sequential;
 };
 
 struct vs_image {

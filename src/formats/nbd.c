@@ -4,7 +4,10 @@
  * vmsync does not parse these formats: qemu reads them well.  Like
  * nbdcopy with [ qemu-nbd ... ], the image is opened by a child
  * qemu-storage-daemon (VMSYNC_QSD names another binary) and read over NBD
- * with libnbd.
+ * with libnbd.  Where only qemu-nbd is installed (VMSYNC_QEMU_NBD), it
+ * serves the same node read-only, given as a json: name, with the
+ * listening socket passed by socket activation (LISTEN_FDS at fd 3, so
+ * the image is at fd 4 there).
  *
  * Design notes
  * - Only the guest view exists (no host_live op): the file view refuses
@@ -16,9 +19,17 @@
  *   listening socket vmsync made (fd 4) in a private directory (0700).
  *   vmsync connects every handle at once, then removes the socket and the
  *   directory: nothing is left on disk even if vmsync is killed.
- * - Backing files: vmdk and qed name theirs in the image; qemu is told
- *   "backing": null so it never opens one, and an image that has one is
- *   refused (qemu-img info says so), as reading it alone would be wrong.
+ * - Files the image names are never opened by qemu by name.  vmsync
+ *   finds the names itself (a vmdk's descriptor and parent: vmdk.c; a qed
+ *   header's backing file), opens each file under the image's refs
+ *   policy (refs.c), hands the open descriptors to the child at fd 5 and
+ *   up, and gives qemu one explicit node per image of the chain, each
+ *   file a /proc/self/fd name and each "backing" the next node (null at
+ *   the bottom).  A chain is at most 64 backing files deep, without
+ *   loops; a qed backing file whose format is not recorded gets the one
+ *   its name says (qed or vmdk), checked against its content, or is
+ *   refused: qemu would probe it.  Once the export is up, every regular
+ *   file the daemon holds must be one of those (check_daemon_files).
  * - The daemon runs in its own process group (a terminal's ^C reaches
  *   vmsync only, which then stops and closes the image) with
  *   PR_SET_PDEATHSIG: if vmsync dies the daemon does too.  Closing the
@@ -35,6 +46,7 @@
  *   defaults are tightened: TCP and Unix sockets only, TLS off (an nbds://
  *   URI is refused before), no local files named by the URI.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libnbd.h>
@@ -47,18 +59,36 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "format.h"
+#include "vmdk.h"
 #include "../util.h"
 
 #define NBD_HANDLES 4			/* one per reader thread */
-#define NBD_MAX_READ (4u << 20)		/* bytes per NBD read */
+/* Bytes per NBD read.  qemu's NBD server takes a fresh buffer for each
+ * request: from 1 MiB up it is mapped, faulted in and unmapped every
+ * time, which measured three to six times slower than 256 KiB requests
+ * (nbdcopy's default too). */
+#define NBD_MAX_READ (256u << 10)
 #define NBD_MAX_STATUS (1u << 30)	/* bytes per block status request */
 #define CHILD_FD_IMAGE 3
 #define CHILD_FD_LISTEN 4
+#define CHILD_FD_EXTRA 5		/* files the image names (vmdk.c) */
+#define MAX_LAYERS 65			/* the image and 64 backing files, as
+					 * for qcow2 */
+#define MAX_EXTRA 4096			/* files besides the image */
+/* qed header (little-endian), as far as vmsync reads it */
+#define QED_HEADER_LEN 64
+#define QED_FEATURES 16			/* u64; the flags are in byte 0 */
+#define QED_F_BACKING_FILE 0x01
+#define QED_F_BACKING_FORMAT_NO_PROBE 0x04
+#define QED_BACKING_OFFSET 56		/* u32 */
+#define QED_BACKING_SIZE 60		/* u32 */
+#define QED_MAX_NAME 1023
 
 struct conn {
 	struct nbd_handle *h;
@@ -70,6 +100,8 @@ struct nbd_image {
 	struct vs_io *file;		/* the image file, owned, or NULL */
 	const char *uri;		/* the export's URI, or NULL: ours */
 	const char *peer;		/* the server, for messages */
+	const char *server;		/* the daemon's program, for messages */
+	bool qemu_nbd;			/* it is qemu-nbd, not the daemon */
 	pid_t pid;			/* the daemon, or 0 */
 	int errfd;			/* the daemon's stderr (memfd), or -1 */
 	struct conn conn[NBD_HANDLES];
@@ -90,6 +122,56 @@ daemon_path(void)
 	const char *p = getenv("VMSYNC_QSD");
 
 	return p && *p ? p : "qemu-storage-daemon";
+}
+
+static const char *
+qemu_nbd_path(void)
+{
+	const char *p = getenv("VMSYNC_QEMU_NBD");
+
+	return p && *p ? p : "qemu-nbd";
+}
+
+/* Can @prog be run: a path to an executable, or a name found in PATH? */
+static bool
+runnable(const char *prog)
+{
+	const char *path = getenv("PATH"), *p, *end;
+	char buf[4096];
+
+	if (strchr(prog, '/'))
+		return access(prog, X_OK) == 0;
+	for (p = path && *path ? path : "/usr/bin:/bin"; *p; p = end + !!*end) {
+		/* An empty entry is the current directory. */
+		const char *dir = p;
+		int n;
+
+		end = strchrnul(p, ':');
+		n = (int)(end - p);
+		if (n == 0) {
+			dir = ".";
+			n = 1;
+		}
+		if ((size_t)snprintf(buf, sizeof(buf), "%.*s/%s", n, dir,
+		    prog) < sizeof(buf) && access(buf, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* qemu-storage-daemon, or qemu-nbd where only that is installed (an
+ * older or smaller qemu); the daemon's name if neither is, so that the
+ * one line says what is missing. */
+static void
+choose_server(struct nbd_image *ni)
+{
+	ni->server = daemon_path();
+	ni->peer = "qemu-storage-daemon";
+	if (!runnable(ni->server) && runnable(qemu_nbd_path())) {
+		ni->server = qemu_nbd_path();
+		ni->peer = "qemu-nbd";
+		ni->qemu_nbd = true;
+	}
 }
 
 /* The last non-empty line the child wrote to @fd, into @buf. */
@@ -117,10 +199,71 @@ last_line(int fd, char *buf, size_t size)
 	return buf;
 }
 
-/* Fork and exec @argv with the image at fd 3, @listen_fd (or -1) at fd 4,
- * stdout to @outfd (or @errfd) and stderr to @errfd. */
+/* Descriptors a child gets at fixed numbers. */
+struct child_fds {
+	int image;		/* at image_at */
+	int listen;		/* at listen_at, or -1 */
+	int image_at, listen_at;	/* CHILD_FD_IMAGE, CHILD_FD_LISTEN or
+				 * swapped (socket activation wants 3) */
+	char **envp;		/* the child's environment, or NULL: ours */
+	char *pid_var;		/* "LISTEN_PID=" in envp, room for digits */
+	const int *extra;	/* at CHILD_FD_EXTRA and on */
+	size_t nextra;
+	int *scratch;		/* nextra ints, for the child's own use */
+};
+
+/* In the child: @c's descriptors where it expects them.  Each is first
+ * copied above every target number, so none overwrites one still to be
+ * placed; the copies close on exec, the placed ones stay open. */
+static bool
+place_fds(const struct child_fds *c, int outfd, int errfd)
+{
+	int above = CHILD_FD_EXTRA + (int)c->nextra + 1;
+	int img = fcntl(c->image, F_DUPFD_CLOEXEC, above);
+	int lis = c->listen >= 0 ? fcntl(c->listen, F_DUPFD_CLOEXEC, above) :
+	    -1;
+	int out = fcntl(outfd >= 0 ? outfd : errfd, F_DUPFD_CLOEXEC, above);
+	int err = fcntl(errfd, F_DUPFD_CLOEXEC, above);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	if (img < 0 || out < 0 || err < 0 || null < 0 ||
+	    (c->listen >= 0 && lis < 0))
+		return false;
+	for (size_t i = 0; i < c->nextra; i++)
+		if ((c->scratch[i] = fcntl(c->extra[i], F_DUPFD_CLOEXEC,
+		    above)) < 0)
+			return false;
+	dup2(null, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	dup2(img, c->image_at);
+	if (lis >= 0)
+		dup2(lis, c->listen_at);
+	for (size_t i = 0; i < c->nextra; i++)
+		if (dup2(c->scratch[i], CHILD_FD_EXTRA + (int)i) < 0)
+			return false;
+	return true;
+}
+
+/* The decimal digits of @pid at @p (async-signal-safe). */
+static void
+put_pid(char *p, pid_t pid)
+{
+	char d[16];
+	int n = 0;
+
+	do
+		d[n++] = (char)('0' + pid % 10);
+	while ((pid /= 10) > 0 && n < (int)sizeof(d));
+	while (n > 0)
+		*p++ = d[--n];
+	*p = 0;
+}
+
+/* Fork and exec @argv with @c's descriptors in place, stdout to @outfd
+ * (or @errfd) and stderr to @errfd. */
 static pid_t
-spawn(char *const argv[], int image_fd, int listen_fd, int outfd, int errfd)
+spawn(char *const argv[], const struct child_fds *c, int outfd, int errfd)
 {
 	pid_t parent = getpid(), pid;
 	sigset_t all;
@@ -136,24 +279,14 @@ spawn(char *const argv[], int image_fd, int listen_fd, int outfd, int errfd)
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	{
-		int img = fcntl(image_fd, F_DUPFD, 10);
-		int lis = listen_fd >= 0 ? fcntl(listen_fd, F_DUPFD, 10) : -1;
-		int out = fcntl(outfd >= 0 ? outfd : errfd, F_DUPFD, 10);
-		int err = fcntl(errfd, F_DUPFD, 10);
-		int null = open("/dev/null", O_RDONLY);
-
-		if (img < 0 || out < 0 || err < 0 || null < 0 ||
-		    (listen_fd >= 0 && lis < 0))
-			_exit(127);
-		dup2(null, 0);
-		dup2(out, 1);
-		dup2(err, 2);
-		dup2(img, CHILD_FD_IMAGE);
-		if (lis >= 0)
-			dup2(lis, CHILD_FD_LISTEN);
-	}
-	execvp(argv[0], argv);
+	if (!place_fds(c, outfd, errfd))
+		_exit(127);
+	if (c->pid_var)
+		put_pid(c->pid_var + strlen(c->pid_var), getpid());
+	if (c->envp)
+		execvpe(argv[0], argv, c->envp);
+	else
+		execvp(argv[0], argv);
 	{
 		const char *e = strerror(errno);
 
@@ -190,57 +323,273 @@ make_memfd(const char *name, const char *what)
 	return fd;
 }
 
-/* vmdk and qed images may name a backing file: qemu-img info (which
- * never opens it) says whether they do.  Refused if so. */
-static int
-check_backing(struct vs_io *file, const char *format)
+/* One image of the chain qemu reads, top first. */
+struct layer {
+	const char *format;	/* qemu's driver for it */
+	struct vs_io *io;	/* the image file; owned below the top */
+	struct vs_vmdk vm;	/* a vmdk's descriptor and extent files */
+	int child_fd;		/* where the child finds it */
+};
+
+/* What qemu is given: the chain, and every file it reads, open. */
+struct view {
+	struct layer layer[MAX_LAYERS];
+	size_t n;		/* layers in use */
+	int extra[MAX_EXTRA];	/* at CHILD_FD_EXTRA and on (not owned) */
+	size_t nextra;
+};
+
+static bool
+has_backing_option(const char *format)
 {
-	char *argv[] = { "qemu-img", "info", "--output=json", "-f",
-	    (char *)format, "/proc/self/fd/3", NULL };
-	char line[512], out[65536];
-	int outfd, errfd, st, rc = -1;
-	const char *img = getenv("VMSYNC_QEMU_IMG");
-	ssize_t n;
-	char *b;
-	pid_t pid;
+	return strcmp(format, "vmdk") == 0 || strcmp(format, "qed") == 0;
+}
 
-	if (img && *img)
-		argv[0] = (char *)img;
-	if ((outfd = make_memfd(file->name, "qemu-img info")) < 0)
-		return -1;
-	if ((errfd = make_memfd(file->name, "qemu-img info")) < 0) {
-		close(outfd);
-		return -1;
-	}
-	if ((pid = spawn(argv, file->fd, -1, outfd, errfd)) < 0) {
-		vs_errno(VS_EXIT_INTERNAL, file->name, "fork");
-		goto out;
-	}
-	st = reap(pid, false);
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		vs_err(VS_EXIT_SOURCE, file->name, "qemu-img cannot open this "
-		    "%s image: %s", format, last_line(errfd, line,
-		    sizeof(line))[0] ? line : "no message");
-		goto out;
-	}
-	n = pread(outfd, out, sizeof(out) - 1, 0);
-	out[n > 0 ? n : 0] = '\0';
-	if ((b = strstr(out, "\"backing-filename\""))) {
-		char *q = strchr(b + 18, '"'), *e = q ? strchr(q + 1, '"') :
-		    NULL;
+static uint32_t
+le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
 
-		vs_err(VS_EXIT_SOURCE, file->name, "this %s image has a "
-		    "backing file (%.*s): vmsync reads %s images only "
-		    "without one; merge it first (qemu-img convert)", format,
-		    q && e ? (int)(e - q - 1) : 1, q && e ? q + 1 : "?",
-		    format);
-		goto out;
+/* The backing file a qed image names (malloc'd into *@name, NULL if
+ * none) and its format if the image records one ("raw"), else NULL. */
+static int
+qed_backing(struct vs_io *io, char **name, const char **format)
+{
+	uint8_t h[QED_HEADER_LEN];
+	uint32_t off, len;
+
+	*name = NULL;
+	*format = NULL;
+	if (io->size < sizeof(h) || io->ops->pread(io, h, sizeof(h), 0) < 0 ||
+	    memcmp(h, "QED", 4) != 0) {
+		vs_err(VS_EXIT_SOURCE, io->name, "not a qed image");
+		return -1;
 	}
-	rc = 0;
-out:
-	close(outfd);
-	close(errfd);
-	return rc;
+	if (!(h[QED_FEATURES] & QED_F_BACKING_FILE))
+		return 0;
+	off = le32(h + QED_BACKING_OFFSET);
+	len = le32(h + QED_BACKING_SIZE);
+	if (len == 0 || len > QED_MAX_NAME || off > io->size ||
+	    len > io->size - off) {
+		vs_err(VS_EXIT_SOURCE, io->name, "qed backing file name out "
+		    "of the file");
+		return -1;
+	}
+	if (!(*name = calloc(1, len + 1))) {
+		vs_errno(VS_EXIT_INTERNAL, io->name, "qed");
+		return -1;
+	}
+	if (io->ops->pread(io, *name, len, off) < 0) {
+		free(*name);
+		*name = NULL;
+		return -1;
+	}
+	if (strlen(*name) != len) {
+		vs_err(VS_EXIT_SOURCE, io->name, "qed backing file name holds "
+		    "a NUL byte");
+		free(*name);
+		*name = NULL;
+		return -1;
+	}
+	if (h[QED_FEATURES] & QED_F_BACKING_FORMAT_NO_PROBE)
+		*format = "raw";
+	return 0;
+}
+
+/* The format of the backing file @bio of a qed image that records none:
+ * qemu would probe it, so its name must say qed or vmdk, and its content
+ * agree. */
+static const char *
+backing_format_by_name(const struct vs_io *from, struct vs_io *bio,
+    const char *name)
+{
+	const char *byname = vs_format_by_name(name), *probed;
+	char shown[4 * QED_MAX_NAME + 1];
+
+	vs_escape(name, shown, sizeof(shown));
+	if (!byname || (strcmp(byname, "qed") != 0 &&
+	    strcmp(byname, "vmdk") != 0)) {
+		vs_err(VS_EXIT_SOURCE, from->name, "backing file '%s': no "
+		    "format recorded, and its name says neither qed nor vmdk "
+		    "(qemu would guess it): refused", shown);
+		return NULL;
+	}
+	if (vs_format_probe(bio, &probed) < 0)
+		return NULL;
+	if (strcmp(byname, probed) != 0 && !(strcmp(byname, "vmdk") == 0 &&
+	    strcmp(probed, "vmdk descriptor") == 0)) {
+		vs_err(VS_EXIT_SOURCE, from->name, "backing file '%s' is "
+		    "named as a %s image, but it is not one", shown, byname);
+		return NULL;
+	}
+	return byname;
+}
+
+/* The files layer @l reads besides its image, and the name of its
+ * backing file (malloc'd, or NULL) and that file's format if known. */
+static int
+prepare_layer(struct view *v, struct layer *l, char **bname,
+    const char **bformat)
+{
+	*bname = NULL;
+	*bformat = NULL;
+	if (strcmp(l->format, "vmdk") == 0) {
+		/* The extents follow the image's own slot. */
+		int first = CHILD_FD_EXTRA + (int)v->nextra + (l > v->layer);
+
+		if (vs_vmdk_prepare(l->io, first, &l->vm) < 0)
+			return -1;
+		if (l->vm.parent && !(*bname = strdup(l->vm.parent))) {
+			vs_errno(VS_EXIT_INTERNAL, l->io->name, "vmdk");
+			return -1;
+		}
+		*bformat = "vmdk";
+	} else if (strcmp(l->format, "qed") == 0 &&
+	    qed_backing(l->io, bname, bformat) < 0)
+		return -1;
+	if (v->nextra + 1 + l->vm.nfds > MAX_EXTRA) {
+		vs_err(VS_EXIT_SOURCE, l->io->name, "more than %d files in "
+		    "the backing chain", MAX_EXTRA);
+		free(*bname);
+		*bname = NULL;
+		return -1;
+	}
+	if (l > v->layer) {
+		l->child_fd = CHILD_FD_EXTRA + (int)v->nextra;
+		v->extra[v->nextra++] = l->vm.desc_fd >= 0 ? l->vm.desc_fd :
+		    l->io->fd;
+	}
+	for (size_t i = 0; i < l->vm.nfds; i++)
+		v->extra[v->nextra++] = l->vm.fds[i];
+	return 0;
+}
+
+/* Open the backing file @name of layer @l as the next layer, under its
+ * image's policy, refusing loops and a chain too deep. */
+static int
+open_backing(struct view *v, struct layer *l, const char *name,
+    const char *format)
+{
+	struct layer *next = l + 1;
+	char shown[4 * QED_MAX_NAME + 1];
+	struct vs_io *bio;
+
+	vs_escape(name, shown, sizeof(shown));
+	if (v->n == MAX_LAYERS) {
+		vs_err(VS_EXIT_SOURCE, v->layer[0].io->name, "backing chain "
+		    "deeper than %d images", MAX_LAYERS - 1);
+		return -1;
+	}
+	if (!l->io->ops->open_ref) {
+		vs_err(VS_EXIT_SOURCE, l->io->name, "backing file '%s' "
+		    "refused: files named by this image are not followed",
+		    shown);
+		return -1;
+	}
+	if (l->io->ops->open_ref(l->io, name, "backing file", &bio) < 0)
+		return -1;
+	for (size_t i = 0; i < v->n; i++)
+		if (bio->ino && bio->dev == v->layer[i].io->dev &&
+		    bio->ino == v->layer[i].io->ino) {
+			vs_err(VS_EXIT_SOURCE, l->io->name, "backing file "
+			    "'%s': the backing chain loops", shown);
+			vs_io_close(bio);
+			return -1;
+		}
+	if (!format && !(format = backing_format_by_name(l->io, bio, name))) {
+		vs_io_close(bio);
+		return -1;
+	}
+	next->format = format;
+	next->io = bio;
+	next->vm.desc_fd = -1;
+	v->n++;
+	return 0;
+}
+
+static void
+view_free(struct view *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		vs_vmdk_release(&v->layer[i].vm);
+		if (i > 0)
+			vs_io_close(v->layer[i].io);
+	}
+	free(v);
+}
+
+/* The chain from the image @file (@format) down, every file open. */
+static int
+view_open(struct vs_io *file, const char *format, int image_at,
+    struct view **out)
+{
+	struct view *v = calloc(1, sizeof(*v));
+
+	if (!v) {
+		vs_errno(VS_EXIT_INTERNAL, file->name, "open");
+		return -1;
+	}
+	v->layer[0] = (struct layer){ .format = format, .io = file,
+	    .vm.desc_fd = -1, .child_fd = image_at };
+	v->n = 1;
+	for (size_t i = 0; ; i++) {
+		struct layer *l = &v->layer[i];
+		const char *bformat;
+		char *bname;
+		int rc;
+
+		if (prepare_layer(v, l, &bname, &bformat) < 0) {
+			view_free(v);
+			return -1;
+		}
+		if (!bname)
+			break;
+		rc = open_backing(v, l, bname, bformat);
+		free(bname);
+		if (rc < 0) {
+			view_free(v);
+			return -1;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+/* The fd of the top image in the child: its own descriptor if rewritten. */
+static int
+view_image_fd(const struct view *v)
+{
+	return v->layer[0].vm.desc_fd >= 0 ? v->layer[0].vm.desc_fd :
+	    v->layer[0].io->fd;
+}
+
+/* The --blockdev JSON of @v: each layer a node whose "backing" is the
+ * next one (or null), every file a /proc/self/fd name; malloc'd. */
+static char *
+view_json(const struct view *v)
+{
+	size_t cap = 512 * (v->n + 1), len = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < v->n; i++) {
+		const struct layer *l = &v->layer[i];
+		bool cow = has_backing_option(l->format);
+
+		len += (size_t)snprintf(buf + len, cap - len,
+		    "{\"driver\":\"%s\",%s\"read-only\":true,\"file\":"
+		    "{\"driver\":\"file\",\"filename\":\"/proc/self/fd/%d\","
+		    "\"read-only\":true}%s%s", l->format,
+		    i == 0 ? "\"node-name\":\"vmsync\"," : "", l->child_fd,
+		    cow ? ",\"backing\":" : "",
+		    cow && i + 1 == v->n ? "null" : "");
+	}
+	for (size_t i = 0; i < v->n; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "}");
+	return buf;
 }
 
 /* One line for a failure to reach the daemon: what it said, if it died. */
@@ -263,14 +612,18 @@ report_daemon(struct nbd_image *ni, const char *what, const char *nbderr)
 
 		ni->pid = 0;
 		last_line(ni->errfd, line, sizeof(line));
-		/* "qemu-storage-daemon: --blockdev {...}: why": the why. */
-		if ((opts = strstr(line, "}: ")))
-			memmove(line, opts + 3, strlen(opts + 3) + 1);
+		/* "qemu-storage-daemon: --blockdev {...}: why" and
+		 * "qemu-nbd: Failed to blk_new_open 'json:{...}': why": the
+		 * why. */
+		if ((opts = strstr(line, "}: ")) ||
+		    (opts = strstr(line, "}': ")))
+			memmove(line, strchr(opts, ' ') + 1,
+			    strlen(strchr(opts, ' ') + 1) + 1);
 		if (!line[0])
 			snprintf(line, sizeof(line), "%s",
 			    WIFSIGNALED(st) ? "was killed" : "exited");
 		vs_err(VS_EXIT_SOURCE, ni->img.name, "%s: %s: %s", what,
-		    daemon_path(), line);
+		    ni->server, line);
 		return;
 	}
 	vs_err(VS_EXIT_SOURCE, ni->img.name, "%s: %s", what,
@@ -282,9 +635,11 @@ report_daemon(struct nbd_image *ni, const char *what, const char *nbderr)
 static int
 connect_one(struct nbd_image *ni, struct nbd_handle *h, const char *path)
 {
-	char what[64];
+	char what[64], cannot_open[64];
 
 	snprintf(what, sizeof(what), "cannot connect to %s", ni->peer);
+	snprintf(cannot_open, sizeof(cannot_open), "%s cannot open it",
+	    ni->peer);
 	if (ni->uri && (nbd_set_uri_allow_transports(h,
 	    LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
 	    nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 ||
@@ -302,8 +657,7 @@ connect_one(struct nbd_image *ni, struct nbd_handle *h, const char *path)
 	while (!nbd_aio_is_ready(h)) {
 		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) ||
 		    nbd_poll(h, 200) < 0) {
-			report_daemon(ni, ni->uri ? what :
-			    "qemu-storage-daemon cannot open it",
+			report_daemon(ni, ni->uri ? what : cannot_open,
 			    nbd_get_error());
 			return -1;
 		}
@@ -340,31 +694,134 @@ connect_all(struct nbd_image *ni, const char *path, int want)
 	return 0;
 }
 
-/* Start the daemon on a private socket and connect the handles. */
+/* qemu-nbd's environment: ours, and the socket activation variables
+ * (LISTEN_PID is written in the child).  Pointers into environ. */
+static char **
+activation_env(char *pid_var)
+{
+	extern char **environ;
+	static char fds_var[] = "LISTEN_FDS=1";
+	size_t n = 0, k = 0;
+	char **envp;
+
+	while (environ[n])
+		n++;
+	if (!(envp = calloc(n + 3, sizeof(*envp))))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "LISTEN_", 7) != 0)
+			envp[k++] = environ[i];
+	envp[k++] = fds_var;
+	envp[k++] = pid_var;
+	return envp;
+}
+
+/* Is the file @st one of those vmsync gave the daemon (@v)? */
+static bool
+given(const struct view *v, int errfd, const struct stat *st)
+{
+	struct stat g;
+
+	if (fstat(errfd, &g) == 0 && g.st_dev == st->st_dev &&
+	    g.st_ino == st->st_ino)
+		return true;
+	for (size_t i = 0; i < v->n; i++)
+		if (v->layer[i].io->dev == (uint64_t)st->st_dev &&
+		    v->layer[i].io->ino == (uint64_t)st->st_ino)
+			return true;
+	for (size_t i = 0; i < v->nextra; i++)
+		if (fstat(v->extra[i], &g) == 0 && g.st_dev == st->st_dev &&
+		    g.st_ino == st->st_ino)
+			return true;
+	return fstat(view_image_fd(v), &g) == 0 && g.st_dev == st->st_dev &&
+	    g.st_ino == st->st_ino;
+}
+
+/* Once the export is up, every regular file the daemon holds must be one
+ * vmsync gave it: a file rewritten between vmsync's checks and qemu's
+ * open (a sparse vmdk header turned into a pointer to an embedded
+ * descriptor) cannot make qemu read another.  Where /proc cannot be read,
+ * nothing is checked. */
 static int
-start(struct nbd_image *ni, const char *format)
+check_daemon_files(struct nbd_image *ni, const struct view *v)
+{
+	char path[64], fd_path[320];
+	struct dirent *e;
+	struct stat st;
+	int rc = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)ni->pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while (rc == 0 && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(fd_path, sizeof(fd_path), "%s/%s", path, e->d_name);
+		if (stat(fd_path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    given(v, ni->errfd, &st))
+			continue;
+		vs_err(VS_EXIT_SOURCE, ni->img.name, "%s opened a file "
+		    "vmsync did not give it (an image file changed while "
+		    "opened?): refused", ni->peer);
+		rc = -1;
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Where the child finds the top image: qemu-nbd takes the listening
+ * socket by socket activation, at fd 3, so the image goes to 4. */
+static int
+image_at(const struct nbd_image *ni)
+{
+	return ni->qemu_nbd ? CHILD_FD_LISTEN : CHILD_FD_IMAGE;
+}
+
+/* Start the daemon on a private socket, reading the chain @v, and
+ * connect the handles. */
+static int
+start(struct nbd_image *ni, const struct view *v)
 {
 	const char *tmp = getenv("TMPDIR");
-	char dir[80], blockdev[512], listen_arg[64];
+	char dir[80], listen_arg[64], shared_arg[32];
+	char pid_var[32] = "LISTEN_PID=";
+	char *blockdev = view_json(v), *image_arg = NULL;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char *argv[] = { (char *)daemon_path(), "--blockdev", blockdev,
+	char *qsd_argv[] = { (char *)ni->server, "--blockdev", blockdev,
 	    "--nbd-server", listen_arg, "--export",
 	    "type=nbd,id=vmsync,node-name=vmsync,name=,writable=off", NULL };
-	bool cow = strcmp(format, "vmdk") == 0 || strcmp(format, "qed") == 0;
+	char *nbd_argv[] = { (char *)ni->server, "--read-only",
+	    shared_arg, NULL, NULL };
+	struct child_fds c = { .image = view_image_fd(v),
+	    .image_at = image_at(ni), .extra = v->extra,
+	    .nextra = v->nextra, .listen_at = ni->qemu_nbd ? CHILD_FD_IMAGE :
+	    CHILD_FD_LISTEN };
 	int lfd = -1, rc = -1;
 
-	snprintf(blockdev, sizeof(blockdev), "{\"driver\":\"%s\","
-	    "\"node-name\":\"vmsync\",\"read-only\":true,%s\"file\":"
-	    "{\"driver\":\"file\",\"filename\":\"/proc/self/fd/%d\","
-	    "\"read-only\":true}}", format, cow ? "\"backing\":null," : "",
-	    CHILD_FD_IMAGE);
+	dir[0] = 0;
+	if (!blockdev || asprintf(&image_arg, "json:%s", blockdev) < 0) {
+		image_arg = NULL;
+		vs_errno(VS_EXIT_INTERNAL, ni->file->name, "open");
+		goto out;
+	}
+	nbd_argv[3] = image_arg;
 	snprintf(listen_arg, sizeof(listen_arg), "addr.type=fd,addr.str=%d",
 	    CHILD_FD_LISTEN);
+	snprintf(shared_arg, sizeof(shared_arg), "--shared=%d", NBD_HANDLES);
+	if (ni->qemu_nbd) {
+		if (!(c.envp = activation_env(pid_var))) {
+			vs_errno(VS_EXIT_INTERNAL, ni->file->name, "qemu-nbd");
+			goto out;
+		}
+		c.pid_var = pid_var;
+	}
 	snprintf(dir, sizeof(dir), "%.60s/vmsync-nbd.XXXXXX",
 	    tmp && *tmp && strlen(tmp) <= 60 ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
 		vs_errno(VS_EXIT_INTERNAL, ni->file->name, "mkdtemp %s", dir);
-		return -1;
+		dir[0] = 0;
+		goto out;
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%.80s/nbd.sock", dir);
 	if ((ni->errfd = make_memfd(ni->file->name, "memfd")) < 0)
@@ -376,27 +833,40 @@ start(struct nbd_image *ni, const char *format)
 		    sa.sun_path);
 		goto out;
 	}
-	if ((ni->pid = spawn(argv, ni->file->fd, lfd, -1, ni->errfd)) < 0) {
+	if (c.nextra && !(c.scratch = calloc(c.nextra, sizeof(int)))) {
+		vs_errno(VS_EXIT_INTERNAL, ni->file->name, "fork");
+		goto out;
+	}
+	c.listen = lfd;
+	if ((ni->pid = spawn(ni->qemu_nbd ? nbd_argv : qsd_argv, &c, -1,
+	    ni->errfd)) < 0) {
 		ni->pid = 0;
 		vs_errno(VS_EXIT_INTERNAL, ni->file->name, "fork");
 		goto out;
 	}
 	if (getenv("VMSYNC_DEBUG_QSD_PID"))
-		fprintf(stderr, "vmsync: debug: qemu-storage-daemon pid %d\n",
+		fprintf(stderr, "vmsync: debug: %s pid %d\n", ni->peer,
 		    (int)ni->pid);
 	/* The daemon holds the listening socket now: if it dies, connecting
 	 * fails instead of waiting. */
 	close(lfd);
 	lfd = -1;
 	/* Our own read-only export: several connections always agree. */
-	if (connect_all(ni, sa.sun_path, NBD_HANDLES) < 0)
+	if (connect_all(ni, sa.sun_path, NBD_HANDLES) < 0 ||
+	    check_daemon_files(ni, v) < 0)
 		goto out;
 	rc = 0;
 out:
+	free(blockdev);
+	free(image_arg);
+	free(c.scratch);
+	free(c.envp);
 	if (lfd >= 0)
 		close(lfd);
-	unlink(sa.sun_path);
-	rmdir(dir);
+	if (dir[0]) {
+		unlink(sa.sun_path);
+		rmdir(dir);
+	}
 	return rc;
 }
 
@@ -568,9 +1038,11 @@ static int
 nbd_open_as(const char *format, const struct vs_format_ops *ops,
     struct vs_io *file, const struct vs_chain *chain, struct vs_image **out)
 {
+	struct view *v = NULL;
 	struct nbd_image *ni;
 	struct nbd_io *x;
 	int64_t size;
+	int rc;
 
 	if (chain) {
 		vs_err(VS_EXIT_SOURCE, file->name, "a %s image cannot be a "
@@ -588,7 +1060,7 @@ nbd_open_as(const char *format, const struct vs_format_ops *ops,
 		return -1;
 	}
 	ni->errfd = -1;
-	ni->peer = "qemu-storage-daemon";
+	choose_server(ni);
 	ni->img.ops = ops;
 	ni->img.name = file->name;
 	x->io.ops = &export_ops;
@@ -601,11 +1073,16 @@ nbd_open_as(const char *format, const struct vs_format_ops *ops,
 		free(ni);
 		return -1;
 	}
-	if ((strcmp(format, "vmdk") == 0 || strcmp(format, "qed") == 0) &&
-	    check_backing(file, format) < 0)
+	if (view_open(file, format, image_at(ni), &v) < 0)
 		goto fail;
 	ni->file = file;
-	if (start(ni, format) < 0)
+	rc = start(ni, v);
+	if (v->n > 1)
+		vs_info(1, "%s: %zu backing file%s", file->name, v->n - 1,
+		    v->n == 2 ? "" : "s");
+	/* The daemon has its own copies of every file of the chain. */
+	view_free(v);
+	if (rc < 0)
 		goto fail_owned;
 	if ((size = nbd_get_size(ni->conn[0].h)) < 0) {
 		report_daemon(ni, "export size", nbd_get_error());
@@ -613,7 +1090,7 @@ nbd_open_as(const char *format, const struct vs_format_ops *ops,
 	}
 	ni->img.size = x->io.size = (uint64_t)size;
 	vs_info(1, "%s: %s image read through %s, %d NBD connections",
-	    file->name, format, daemon_path(), ni->nconn);
+	    file->name, format, ni->server, ni->nconn);
 	*out = &ni->img;
 	return 0;
 fail:

@@ -20,15 +20,21 @@
 # btrfs: vmsync-push and vmsync-push-full as above, rsync-ssh, and
 # btrfs-send-ssh (send | ssh btrfs receive).  fleet: BENCH_FLEET clients
 # at once, each pushing its own reflink copy of the image with --snapshot
-# into one backup subvolume.
+# into one backup subvolume.  foreign: the guest of day 0 converted with
+# qemu-img convert to each of BENCH_FOREIGN, then a first sync of each,
+# vmsync -O raw against nbdcopy from qemu-nbd, into a raw file on the target
+# btrfs.  archive: the same guest exported by vmsync into a .tar.zst
+# (sparse pax), against vmsync's first sync of it into a raw file, both on
+# the target btrfs.
 #
 # Knobs: BENCH_SIZE (8G), BENCH_SEED (1), BENCH_DAYS (2), BENCH_FORMATS
 # ("raw qcow2"), BENCH_SCALES ("1G 8G 64G 1T"; "" for none), BENCH_TOOLS
 # (a regex of tools to run), BENCH_FLEET (8: clients of the fleet row),
-# BENCH_REPEAT (1: how many times each first sync and each readalloc run,
-# the row showing the run of median time), BENCH_DIR (scratch directory,
-# default under /var/tmp), BENCH_OUT (results directory, default
-# tests/bench/results).
+# BENCH_FOREIGN ("vmdk vhdx"; "" for none; run when BENCH_TOOLS matches
+# "foreign"), BENCH_REPEAT (1: how many times each first sync and each
+# readalloc run, the row showing the run of median time), BENCH_DIR
+# (scratch directory, default under /var/tmp), BENCH_OUT (results
+# directory, default tests/bench/results).
 # Timings include a syncfs of the target: every tool's data is on disk.
 # Only runs that start from nothing repeat: an incremental run cannot be
 # put back (a restored target is a new file to vmsync's index, which then
@@ -42,11 +48,12 @@ BENCH_BIN=$ROOT/$BUILD/tests/bench
 SIZE=${BENCH_SIZE:-8G}
 SEED=${BENCH_SEED:-1}
 DAYS=${BENCH_DAYS:-2}
-FORMATS=${BENCH_FORMATS:-raw qcow2}
+FORMATS=${BENCH_FORMATS-raw qcow2}
 SCALES=${BENCH_SCALES-1G 8G 64G 1T}
 TOOLS_RE=${BENCH_TOOLS:-.}
 REPEAT=${BENCH_REPEAT:-1}
 FLEET=${BENCH_FLEET:-8}
+FOREIGN=${BENCH_FOREIGN-vmdk vhdx}
 OUT=${BENCH_OUT:-$ROOT/tests/bench/results}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -85,6 +92,10 @@ mkdir -p "$S" "$D" "$G" "$OUT"
 ROWS=$W/rows.tsv
 SCALE_ROWS=$W/scale.tsv
 FLEET_ROWS=$W/fleet.tsv
+FOREIGN_ROWS=$W/foreign.tsv
+: > "$FOREIGN_ROWS"
+ARCHIVE_ROWS=$W/archive.tsv
+: > "$ARCHIVE_ROWS"
 : > "$ROWS"
 : > "$SCALE_ROWS"
 : > "$FLEET_ROWS"
@@ -600,9 +611,139 @@ run_scale() {
 	btrfs subvolume sync "$D" >/dev/null
 }
 
+# ---- formats read through qemu ---------------------------------------
+
+# run_foreign FMT...: the guest of day 0 converted to each FMT, then a first
+# sync of each by vmsync -O raw and by nbdcopy from qemu-nbd, into a raw
+# file on the target btrfs; rows "format tool elapsed user sys rss_kib
+# source_read target_read target_written target_alloc".
+run_foreign() {
+	local fmt img t dst cmd tm io
+	log "foreign formats: $SIZE guest disk, $((DATA >> 20)) MiB of files"
+	truncate -s "$VSIZE" "$S/images/vm.raw"
+	guest_day raw 0
+	btrfs subvolume create "$D/foreign" >/dev/null
+	for fmt in "$@"; do
+		img=$S/images/vm.$fmt
+		qemu-img convert -f raw -O "$fmt" "$S/images/vm.raw" "$img"
+		for t in vmsync-O-raw nbdcopy; do
+			dst=$D/foreign/$t.$fmt.raw
+			case $t in
+			vmsync-O-raw) cmd="$VMSYNC -q --no-progress --state-dir=$S/state/foreign -O raw $img $dst" ;;
+			nbdcopy) cmd="nbdcopy -- [ qemu-nbd -r -f $fmt $img ] $dst" ;;
+			esac
+			timed "$t on $fmt" "$cmd"
+			same_content "$fmt" "$img" "$dst" ||
+				die "$t on $fmt: the copy differs from the image"
+			echo "$fmt $t $tm $io $(alloc_of "$dst")" | tr ' ' '\t' \
+				>> "$FOREIGN_ROWS"
+			log "$fmt $t: $(echo "$tm" | awk '{ print $1 }') s"
+		done
+		rm -f "$img"
+	done
+	btrfs subvolume delete "$D/foreign" >/dev/null
+	btrfs subvolume delete "$S/images@day0" >/dev/null
+	rm -rf "$S/images/vm.raw" "$S/state/foreign"
+	btrfs subvolume sync "$D" >/dev/null
+}
+
+# foreign_table ROWS: the markdown table of run_foreign's rows, each
+# vmsync time also as a ratio to nbdcopy's on the same format.
+foreign_table() {
+	awk -F '\t' '
+	function mib(b) { return sprintf("%.0f", b / 1048576) }
+	NR == FNR { if ($2 == "nbdcopy") ref[$1] = $3; next }
+	FNR == 1 {
+		print ""
+		print "## Formats read through qemu: first sync"
+		print ""
+		print "| format | tool | time s | CPU s | source read | target written | target alloc | time / nbdcopy |"
+		print "|---|---|---|---|---|---|---|---|"
+	}
+	{
+		r = ref[$1] > 0 ? sprintf("%.2f", $3 / ref[$1]) : "-"
+		print "| " $1 " | " $2 " | " $3 " | " $4 + $5 " | " mib($7) \
+		    " | " mib($9) " | " mib($10) " | " r " |"
+	}' "$1" "$1"
+}
+
+# ---- archives ----------------------------------------------------------
+
+# run_archive: the guest of day 0 (raw) synced by vmsync into a raw file,
+# then exported by vmsync into a .tar.zst, each BENCH_REPEAT times (the
+# run of median time kept); rows "tool elapsed user sys rss_kib
+# source_read target_read target_written output_bytes".
+run_archive() {
+	local img=$S/images/vm.raw t dst cmd r
+	command -v zstd >/dev/null || die "zstd is missing (archive)"
+	log "archive: $SIZE guest disk, $((DATA >> 20)) MiB of files"
+	truncate -s "$VSIZE" "$img"
+	guest_day raw 0
+	btrfs subvolume create "$D/archive" >/dev/null
+	for t in vmsync vmsync-archive; do
+		: > "$W/reps"
+		for ((r = 1; r <= REPEAT; r++)); do
+			rm -rf "$D/archive/"* "$D/archive/".[!.]* "$S/state/archive"
+			case $t in
+			vmsync) dst=$D/archive/vm.raw
+				cmd="$VMSYNC -q --no-progress --state-dir=$S/state/archive $img $dst" ;;
+			vmsync-archive) dst=$D/archive/vm.tar.zst
+				cmd="$VMSYNC -q --no-progress $img $dst" ;;
+			esac
+			timed "$t (archive)" "$cmd"
+			echo "$tm $io $(stat -c %s "$dst")" >> "$W/reps"
+		done
+		if [ "$t" = vmsync ]; then
+			same_content raw "$img" "$dst" ||
+				die "vmsync (archive): the copy differs from the image"
+		else
+			zstd -q -d -c "$dst" | tar -xf - -C "$W" vm.raw
+			cmp "$img" "$W/vm.raw" ||
+				die "vmsync-archive: the entry differs from the image"
+			rm -f "$W/vm.raw"
+		fi
+		echo "$t $(sort -n -k1,1 "$W/reps" | sed -n "$(((REPEAT + 1) / 2))p")" |
+			tr ' ' '\t' >> "$ARCHIVE_ROWS"
+		log "archive $t: $(sort -n -k1,1 "$W/reps" | sed -n "$(((REPEAT + 1) / 2))p" | awk '{ print $1 }') s"
+	done
+	btrfs subvolume delete "$D/archive" >/dev/null
+	btrfs subvolume delete "$S/images@day0" >/dev/null
+	rm -rf "$img" "$S/state/archive"
+	btrfs subvolume sync "$D" >/dev/null
+}
+
+# archive_table ROWS: the markdown table of run_archive's rows, the export's
+# time as a ratio to the sync's.
+archive_table() {
+	awk -F '\t' '
+	function mib(b) { return sprintf("%.0f", b / 1048576) }
+	NR == FNR { if ($1 == "vmsync") ref = $2; next }
+	FNR == 1 {
+		print ""
+		print "## Export into a .tar.zst against a sync into a file"
+		print ""
+		print "| tool | time s | CPU s | peak RSS MiB | source read | written | output MiB | time / sync |"
+		print "|---|---|---|---|---|---|---|---|"
+	}
+	{
+		r = ref > 0 ? sprintf("%.2f", $2 / ref) : "-"
+		print "| " $1 " | " $2 " | " $3 + $4 " | " sprintf("%.1f", $5 / 1024) \
+		    " | " mib($6) " | " mib($8) " | " mib($9) " | " r " |"
+	}
+	END { if (ref > 0) printf "\n- export %.2f s / sync %.2f s = %.2f (target <= 1.2): %s\n", \
+	    $2, ref, $2 / ref, $2 <= 1.2 * ref ? "met" : "**not met**" }' "$1" "$1"
+}
+
 for fmt in $FORMATS; do
 	run_format "$fmt"
 done
+[[ ! archive =~ $TOOLS_RE ]] || run_archive
+if [[ foreign =~ $TOOLS_RE ]] && [ -n "$FOREIGN" ]; then
+	for c in qemu-nbd nbdcopy; do
+		command -v "$c" >/dev/null || die "$c is missing (foreign)"
+	done
+	run_foreign $FOREIGN
+fi
 for s in $SCALES; do
 	run_scale "$s"
 done
@@ -617,5 +758,7 @@ name=$(date -u +%Y-%m-%d)-$SIZE
 } > "$W/meta.tsv"
 sh tests/bench/report.sh "$W/meta.tsv" "$ROWS" "$SCALE_ROWS" \
 	"$OUT/$name.md" "$OUT/$name.json" "$FLEET_ROWS"
+[ ! -s "$FOREIGN_ROWS" ] || foreign_table "$FOREIGN_ROWS" >> "$OUT/$name.md"
+[ ! -s "$ARCHIVE_ROWS" ] || archive_table "$ARCHIVE_ROWS" >> "$OUT/$name.md"
 cat "$OUT/$name.md"
 echo "bench: results in $OUT/$name.md and $OUT/$name.json" >&2

@@ -17,7 +17,8 @@
 #    of resident memory.
 #  - Errors are one line with the documented exit code and leave no
 #    archive and no temporary file: an unknown --archive format, "-"
-#    without --archive, options of a sync, a remote source, a missing
+#    without --archive, options of a sync, a --compress-level the
+#    compressor does not have, a missing
 #    directory, a missing source, ENOSPC mid-archive (an older archive
 #    of that name stays as it was), a closed pipe on stdout.
 . "$VMSYNC_TOP/tests/functions.sh"
@@ -75,6 +76,13 @@ xz -t out.tar.xz || fail "xz -t"
 for a in out.tar.gz out.tgz out.tar.zst out.tar.xz; do
 	check "$a" disk.img "$src"
 done
+# A level given: gzip -9 and zstd -19 archives, valid and as sparse.
+vs --compress-level=9 disk.img l9.tar.gz
+vs --compress-level=19 disk.img l19.tar.zst
+gzip -t l9.tar.gz && zstd -q -t l19.tar.zst || fail "leveled archives"
+check l9.tar.gz disk.img "$src"
+check l19.tar.zst disk.img "$src"
+rm -f l9.tar.gz l19.tar.zst
 # --archive names the format whatever the file is called.
 vs --archive=tar.zst disk.img out.bin
 zstd -q -t out.bin || fail "--archive=tar.zst did not write zstd"
@@ -146,8 +154,11 @@ for opt in -n -c --stats --json --snapshot --index=i --block-size=4K \
 done
 must_fail 1 "^vmsync: --list cannot be used with --archive" \
 	vs --list --archive=tar "$TMP"
-must_fail 1 "^vmsync: host:disk.img: archive export of a remote source is not supported yet$" \
-	vs host:disk.img e.tar
+# --compress-level: within the compressor's levels, not for a plain tar.
+must_fail 1 "^vmsync: e.tar: --compress-level: an uncompressed archive has no level$" \
+	vs --compress-level=3 disk.img e.tar
+must_fail 1 "^vmsync: e.tar.gz: --compress-level 12: gzip takes 1 to 9$" \
+	vs --compress-level=12 disk.img e.tar.gz
 must_fail 1 "^vmsync: host:e.tar: an archive is written here" vs disk.img host:e.tar
 must_fail 3 "^vmsync: $TMP/nodir/e.tar: cannot create the archive: No such file" \
 	vs disk.img "$TMP/nodir/e.tar"

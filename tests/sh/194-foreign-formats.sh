@@ -6,8 +6,9 @@
 # guest's; after qemu-io writes 64 KiB and zeroes 1 MiB the next run writes
 # only the 64 KiB, punches the zeroed range and compares equal; a run with
 # nothing changed writes nothing.  Without -O raw, a damaged or garbage
-# image, a missing qemu-storage-daemon (VMSYNC_QSD): one line, exit 2,
-# nothing written.  The daemon is never left behind: not after it is
+# image, a missing qemu-storage-daemon (VMSYNC_QSD) with no qemu-nbd
+# either (VMSYNC_QEMU_NBD; the fallback: 201-qemu-nbd-fallback): one line,
+# exit 2, nothing written.  The daemon is never left behind: not after it is
 # killed mid-run (one line), nor after vmsync gets SIGTERM or SIGKILL;
 # its private socket directory is gone too.
 . "$VMSYNC_TOP/tests/functions.sh"
@@ -108,12 +109,9 @@ must_fail 2 "^vmsync: $TMP/cut.vhdx: .*qemu-storage-daemon: " \
 head -c 1M /dev/urandom > "$TMP/junk.vhdx"
 must_fail 2 "^vmsync: $TMP/junk.vhdx: named as a vhdx image, but it is not one" \
 	vs -O raw "$TMP/junk.vhdx" "$TMP/none/"
-# A backing file is refused: vmsync never has qemu open one.
-qemu-img create -q -f qed -b "$TMP/disk.qed" -F qed "$TMP/child.qed"
-must_fail 2 "^vmsync: $TMP/child.qed: this qed image has a backing file \\($TMP/disk.qed\\)" \
-	vs -O raw "$TMP/child.qed" "$TMP/none/"
-# qemu-storage-daemon missing.
-VMSYNC_QSD=$TMP/nosuch/qemu-storage-daemon \
+# Backing files: 205-foreign-backing.
+# qemu-storage-daemon missing, and qemu-nbd too.
+VMSYNC_QSD=$TMP/nosuch/qemu-storage-daemon VMSYNC_QEMU_NBD=$TMP/nosuch/qemu-nbd \
 	must_fail 2 "^vmsync: $TMP/dyn.vdi: .*$TMP/nosuch/qemu-storage-daemon: cannot run: No such file or directory\$" \
 	vs -O raw "$TMP/dyn.vdi" "$TMP/none/"
 [ -z "$(ls -A "$TMP/none")" ] || fail "refused runs wrote $(ls -A "$TMP/none")"

@@ -470,7 +470,10 @@ test_archive(void **state)
 	PARSE_BAD("s", "-");
 	PARSE_BAD("-n", "s", "d.tar");
 	PARSE_BAD("--stats", "s", "d.tar");
-	PARSE_BAD("--archive=tar", "--since=b", "s", "-");
+	PARSE_OK(&c, "--archive=tar", "--since=b", "s", "-");
+	assert_string_equal(c.since, "b");	/* an incremental archive */
+	vs_cli_free(&c);
+	PARSE_BAD("--archive=tar", "--since=b", "s", "t", "-");
 	PARSE_BAD("--archive=tar", "--list", "d");
 	PARSE_BAD("--archive=tar", "s");
 }
