@@ -7,8 +7,11 @@
  *   live copy, its snapshots).  Where both have a trusted index with the
  *   same block size and seed (a snapshot keeps the live copy's), the
  *   blocks that changed are those whose entries differ: unchanged data is
- *   never read.  Otherwise both files are read and compared block by
- *   block, a chunk at a time.
+ *   never read.  Otherwise both files are compared block by block, a
+ *   chunk at a time, except where their extents tell (physmap.h): a chunk
+ *   both place on the same physical extents (snapshots of one file on
+ *   btrfs), or that is a hole in both, is equal without reading it.  BASE
+ *   is still read there if its digest needs its data.
  * - A changed block is read from both files and only its 4 KiB sectors
  *   that differ are stored.  A block that turned into zeros is a "hole"
  *   line instead, merged with its neighbours.
@@ -32,10 +35,12 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "btrfs.h"
 #include "cli.h"
 #include "delta.h"
 #include "delta_text.h"
 #include "index.h"
+#include "physmap.h"
 #include "source.h"
 #include "transport/ssh.h"
 #include "transport/transport.h"
@@ -55,6 +60,7 @@ struct gen {
 	uint64_t size;			/* bytes */
 	struct vs_index *ix;		/* its index, or NULL */
 	const struct idx_header *h;	/* trusted header, or NULL */
+	struct vs_physmap *pm;		/* its extents, or NULL */
 };
 
 /* One export of a delta. */
@@ -68,6 +74,7 @@ struct dx {
 	uint64_t gap_min;		/* data runs closer are merged */
 	uint64_t hole_min;		/* shorter holes are stored as data */
 	uint64_t read;			/* bytes read from both files */
+	uint64_t skipped;		/* bytes equal by their extents */
 	uint8_t *sbuf, *bbuf;		/* a chunk of each */
 	size_t chunk;			/* their size */
 };
@@ -94,6 +101,7 @@ open_gen(struct gen *g, const char *path)
 static void
 close_gen(struct gen *g)
 {
+	vs_physmap_close(g->pm);
 	idx_close(g->ix);
 	if (g->fd >= 0)
 		close(g->fd);
@@ -248,19 +256,90 @@ out:
 	return ret;
 }
 
-/* Read and compare both files a chunk at a time; hash BASE's blocks
- * into @d too, if not NULL. */
+/* Are [off, off + len) of both files surely equal, by their extents?
+ * Where FIEMAP cannot tell (another filesystem, an error), they maybe
+ * differ. */
+static bool
+same_extents(struct dx *x, uint64_t off, size_t len)
+{
+	uint64_t pos = off, n;
+	bool same = true;
+
+	if (!x->src.pm || !x->base.pm ||
+	    off + len > vs_min(x->src.size, x->base.size))
+		return false;
+	while (same && pos < off + len)
+		if (vs_physmap_cmp(x->src.pm, x->base.pm, pos,
+		    off + len - pos, &same, &n) < 0 || n == 0)
+			return false;
+		else
+			pos += n;
+	return same;
+}
+
+/* Does @g hold data in [off, off + len)?  (Unsure: yes.) */
+static bool
+has_data(const struct gen *g, uint64_t off, size_t len)
+{
+	off_t d = lseek(g->fd, (off_t)off, SEEK_DATA);
+
+	return !(d < 0 && errno == ENXIO) && !(d >= 0 &&
+	    (uint64_t)d >= off + len);
+}
+
+/* A chunk equal in both files: only BASE's digest may need its bytes. */
+static int
+equal_chunk(struct dx *x, struct vs_delta_digest *d, uint64_t off,
+    size_t len)
+{
+	x->skipped += len;
+	if (!d)
+		return 0;
+	if (!has_data(&x->base, off, len)) {
+		for (size_t at = 0; at < len; at += x->bs)
+			vs_delta_digest_add(d, &vs_hash_hole, 1);
+		return 0;
+	}
+	if (read_at(x, &x->base, x->bbuf, len, off) < 0)
+		return -1;
+	for (size_t at = 0; at < len; at += x->bs) {
+		size_t n = (size_t)vs_min(x->bs, len - at);
+		struct vs_hash h = vs_hash_hole;
+
+		if (!vs_is_zero(x->bbuf + at, n))
+			vs_hash_block(x->bbuf + at, n, x->seed, &h);
+		vs_delta_digest_add(d, &h, 1);
+	}
+	posix_fadvise(x->base.fd, (off_t)off, (off_t)len,
+	    POSIX_FADV_DONTNEED);
+	return 0;
+}
+
+/* Compare both files a chunk at a time, by their extents or by reading
+ * them; hash BASE's blocks into @d too, if not NULL. */
 static int
 by_reading(struct dx *x, struct vs_delta_digest *d)
 {
 	uint64_t end = vs_max(x->src.size, x->base.size);
 
+	/* Extents tell where files share them: on btrfs. */
+	if (vs_on_btrfs(x->src.fd) && vs_on_btrfs(x->base.fd) &&
+	    (vs_physmap_open(x->src.fd, x->src.path, &x->src.pm) < 0 ||
+	    vs_physmap_open(x->base.fd, x->base.path, &x->base.pm) < 0))
+		return -1;
 	for (uint64_t off = 0; off < end; off += x->chunk) {
 		size_t len = (size_t)vs_min(x->chunk, end - off);
 
 		if (vs_interrupted) {
 			vs_err(VS_EXIT_PARTIAL, x->src.path, "interrupted");
 			return -1;
+		}
+		/* A chunk's digest entries are whole blocks (chunk is a
+		 * multiple of the block size) except at the very end. */
+		if (same_extents(x, off, len)) {
+			if (equal_chunk(x, d, off, len) < 0)
+				return -1;
+			continue;
 		}
 		if (read_at(x, &x->src, x->sbuf, len, off) < 0 ||
 		    read_at(x, &x->base, x->bbuf, len, off) < 0)
@@ -406,10 +485,11 @@ report(const struct dx *x, const struct vs_extent_vec *runs, bool indexes)
 	for (size_t i = 0; i < runs->n; i++)
 		bytes += runs->v[i].len;
 	vs_info(1, "%s: since %s: %llu changed bytes in %zu runs, %zu hole "
-	    "lines; read %llu bytes (%s)", x->src.path, x->base.path,
-	    (unsigned long long)bytes, runs->n, x->nholes,
-	    (unsigned long long)x->read, indexes ? "changes from the indexes" :
-	    "both files compared");
+	    "lines; read %llu bytes (%s; %llu bytes equal by their extents)",
+	    x->src.path, x->base.path, (unsigned long long)bytes, runs->n,
+	    x->nholes, (unsigned long long)x->read, indexes ?
+	    "changes from the indexes" : "both files compared",
+	    (unsigned long long)x->skipped);
 }
 
 static int

@@ -17,6 +17,9 @@
 #    delta changes are read.
 #  - A chain, a full archive extracted then two incrementals (the second
 #    grows the image) applied in order, rebuilds the last generation.
+#  - Between two btrfs snapshots of a plain image (no index), chunks on
+#    the same extents are equal without reading the new one (-v counts
+#    them); the archive is the same and applies the same.
 #  - Without trusted indexes (plain files), both files are compared and
 #    the archive is the same size; applying it gives the same result, and
 #    so does one that shrinks the image to a size that is no multiple of
@@ -191,4 +194,32 @@ mkdir pl2
 cp --sparse=always "$g1" pl2/vm.img
 vs plain.tar pl2/ || fail "plain onto g1 copy: exit $?"
 same pl2/vm.img "$g2"
+
+# (7) Two btrfs snapshots of a plain image (no index): the extents tell
+# what is equal, so of the unchanged data only BASE is read (for its
+# digest), and the archive is the same.
+btrfs subvolume create "$mnt/host" > /dev/null
+cp --reflink=never --sparse=always "$TMP/p1/vm.img" "$mnt/host/vm.img"
+btrfs subvolume snapshot -r "$mnt/host" "$mnt/host@1" > /dev/null
+"$HOLES" fill "$mnt/host/vm.img" 20M:8M:7
+dd if=/dev/urandom of="$mnt/host/vm.img" bs=100 count=1 \
+	seek=$(((70 * M + 123) / 100)) conv=notrunc status=none
+fallocate -p -o $((40 * M)) -l $((4 * M)) "$mnt/host/vm.img"
+btrfs subvolume snapshot -r "$mnt/host" "$mnt/host@2" > /dev/null
+vs -v --since "$mnt/host@1/vm.img" "$mnt/host@2/vm.img" ext.tar 2> "$TMP/log" ||
+	fail "extents: exit $?"
+equal=$(sed -n 's/.*; \([0-9]*\) bytes equal by their extents.*/\1/p' "$TMP/log")
+read_bytes=$(sed -n 's/.*; read \([0-9]*\) bytes.*/\1/p' "$TMP/log")
+# 256 MiB, of which about 10 MiB changed: at least 240 MiB equal by
+# extents, and only BASE's 112 MiB of data plus the changed MiB read.
+[ -n "$equal" ] && [ "$equal" -ge $((240 * M)) ] ||
+	fail "extents: $equal bytes equal by extents: $(cat "$TMP/log")"
+[ "$read_bytes" -le $((140 * M)) ] ||
+	fail "extents: read $read_bytes bytes: $(cat "$TMP/log")"
+[ "$(stat -c %s ext.tar)" -eq "$size" ] ||
+	fail "ext.tar is $(stat -c %s ext.tar) bytes, inc1.tar $size"
+mkdir pe
+cp --sparse=always "$mnt/host@1/vm.img" pe/vm.img
+vs ext.tar pe/ || fail "apply ext: exit $?"
+same pe/vm.img "$mnt/host@2/vm.img"
 exit 0
