@@ -375,6 +375,15 @@ vs_source_confirm(struct vs_source *s, const char *src,
 	s->choice = c;
 	vs_info(1, "%s: read as %s (%s)", src, c.format, c.basis);
 	vs_format_warn_unconfirmed(src, &c);
+	/* A format whose bytes' places are unknown (read through qemu)
+	 * has no use for a base: keeping the clone would only pin the
+	 * image's old extents. */
+	if (!s->img->ops->place && s->view->keeps_base) {
+		s->view->keeps_base = false;
+		vs_info(1, "%s: change detection from extents does not apply "
+		    "to %s images: the allocated data is read", src,
+		    s->choice.format);
+	}
 	/* The base: --since's, or the one kept for this target; none
 	 * without a target (an archive is written whole). */
 	if (!target)
@@ -382,14 +391,8 @@ vs_source_confirm(struct vs_source *s, const char *src,
 	if (vs_view_target(s->view, target) < 0)
 		return -1;
 	if (s->view->base_path && !vs_hash_eq(&s->view->base_id,
-	    &vs_view_none)) {
-		if (s->img->ops->place)
-			open_base(s, src, s->choice.format, o);
-		else
-			vs_info(1, "%s: change detection from extents does "
-			    "not apply to %s images: the allocated data is "
-			    "read", src, s->choice.format);
-	}
+	    &vs_view_none) && s->img->ops->place)
+		open_base(s, src, s->choice.format, o);
 	return 0;
 }
 
