@@ -152,8 +152,9 @@ END {
 			printf "- %s first sync: vmsync %.2f s / fastest of qemu-img convert, nbdcopy, cp (%s) %.2f s = %s (target <= 1.0): %s\n",
 			    f, v, bt, best, ratio(v, best), verdict(v <= best)
 	}
-	printf "- peak RSS of vmsync over every run above: %.1f MiB (target <= 64): %s\n",
-	    maxrss / 1024, verdict(maxrss <= 65536)
+	if (maxrss > 0)
+		printf "- peak RSS of vmsync over every run above: %.1f MiB (target <= 64): %s\n",
+		    maxrss / 1024, verdict(maxrss <= 65536)
 	for (f in fmts) for (d = 1; d <= maxday; d++) {
 		v = t[f, d, "vmsync"]; b = t[f, d, "btrfs-send"]
 		r1 = t[f, d, "rsync-inplace"]; r2 = t[f, d, "rsync-inplace-sparse"]
