@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,21 +78,32 @@ remove_tree(int dfd, int depth)
 	closedir(d);
 }
 
+/* Is the directory at @path still the one open as @fd?  Another program
+ * that can write beside the archive may have put something else there. */
+static bool
+same_dir(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && lstat(path, &b) == 0 &&
+	    S_ISDIR(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 void
 vs_archive_fetched_free(struct vs_fetched *f)
 {
-	int dfd;
+	/* Emptied through the descriptor taken when it was made, never
+	 * through its name. */
+	if (f->dir_fd >= 0) {
+		bool same = same_dir(f->dir_fd, f->dir);
 
-	if (f->dir) {
-		dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
-		if (dfd >= 0)
-			remove_tree(dfd, 2);
-		rmdir(f->dir);
+		remove_tree(f->dir_fd, 2);	/* closes it */
+		if (same)
+			rmdir(f->dir);
 	}
 	free(f->dir);
 	free(f->path);
-	*f = (struct vs_fetched){ 0 };
+	*f = (struct vs_fetched){ .dir_fd = -1 };
 }
 
 int
@@ -100,7 +112,7 @@ vs_archive_fetch(const struct vs_cli *cli, const char *src,
 {
 	char *parent = scratch_parent(dest);
 
-	*f = (struct vs_fetched){ 0 };
+	*f = (struct vs_fetched){ .dir_fd = -1 };
 	if (!parent || !(f->dir = vs_path_join(parent,
 	    ".vmsync-fetch-XXXXXX"))) {
 		free(parent);
@@ -116,6 +128,15 @@ vs_archive_fetch(const struct vs_cli *cli, const char *src,
 		return -1;
 	}
 	free(parent);
+	f->dir_fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (f->dir_fd < 0) {
+		vs_errno(VS_EXIT_TARGET, f->dir, "open scratch directory");
+		rmdir(f->dir);
+		free(f->dir);
+		f->dir = NULL;
+		return -1;
+	}
 	if (vs_pull(cli, src, f->dir, true, &f->path, st) < 0) {
 		vs_archive_fetched_free(f);
 		return -1;

@@ -10,6 +10,7 @@ struct vs_stats;
 
 struct vs_fetched {
 	char *dir;		/* the scratch directory, or NULL */
+	int dir_fd;		/* it, opened when made, or -1 */
 	char *path;		/* the pulled file in it, or NULL */
 };
 
