@@ -30,6 +30,9 @@
  *   truncated archive.  A file DEST is never replaced: the archive is
  *   written to "DEST.tmp-XXXXXX" beside it and renamed over DEST once
  *   complete.
+ * - A file DEST is written back as it grows (every ARCHIVE_WRITEBACK
+ *   bytes, from the advisor's thread): the fsync before the rename then
+ *   waits for the last part only, not for the whole archive at once.
  * - The writer is also offered to other archives (archive.h): a text
  *   entry, a sparse entry of given data runs read from an image (delta.h
  *   writes incremental archives with them).
@@ -53,6 +56,7 @@
 #include "progress.h"
 #include "reader.h"
 #include "source.h"
+#include "transport/advisor.h"
 #include "transport/ssh.h"
 #include "util.h"
 
@@ -62,6 +66,7 @@
 #endif
 #define ARCHIVE_ZEROS (1u << 20)	/* hole bytes fed per call */
 #define ARCHIVE_WRITE_BLOCK (1 << 20)	/* bytes per write() of the archive */
+#define ARCHIVE_WRITEBACK (32u << 20)	/* start writeback after this much */
 #define ARCHIVE_ZSTD_THREADS "2"	/* zstd's compression threads */
 #define ARCHIVE_ZSTD_LEVEL 1		/* zstd's level unless one is given */
 
@@ -85,6 +90,9 @@ struct export {
 	struct archive *a;		/* the libarchive writer */
 	const char *name;		/* the archive, for messages */
 	int fd;				/* where it goes */
+	struct vs_advisor *advisor;	/* its writeback (a file DEST only) */
+	uint64_t out_off;		/* bytes written to fd */
+	uint64_t wb_off;		/* writeback started below this */
 	bool failed;			/* abandoned: write nothing more */
 	uint8_t *zeros;			/* ARCHIVE_ZEROS zero bytes */
 	uint8_t *isdata;		/* per block of a window */
@@ -367,7 +375,7 @@ stream_entry(struct entry *en, bool whole, struct vs_progress *p)
 	uint64_t size = en->img->size;
 	int ret = -1;
 
-	if (vs_reader_start(en->img, VS_CHUNK, 0, &rd) < 0)
+	if (vs_reader_start(en->img, VS_CHUNK, NULL, &rd) < 0)
 		return -1;
 	have = next_run(en, whole, &started, &r);
 	for (uint64_t w = 0; w < size && have; w += VS_WINDOW_BYTES) {
@@ -609,6 +617,12 @@ out_write(struct archive *a, void *arg, const void *buf, size_t len)
 		archive_set_error(a, errno, "%s", strerror(errno));
 		return -1;
 	}
+	x->out_off += (uint64_t)n;
+	if (x->advisor && x->out_off - x->wb_off >= ARCHIVE_WRITEBACK) {
+		vs_advise(x->advisor, VS_ADVISE_WRITEBACK, x->wb_off,
+		    x->out_off - x->wb_off);
+		x->wb_off = x->out_off;
+	}
 	return n;
 }
 
@@ -779,6 +793,7 @@ vs_archive_out_open(const struct vs_cli *cli, bool progress,
 			o->tmp = NULL;
 			return -1;
 		}
+		o->x.advisor = vs_advisor_new(o->x.fd);	/* NULL: none */
 	}
 	return open_writer(&o->x, cli->archive, cli->compress_level);
 }
@@ -827,6 +842,7 @@ vs_archive_out_close(struct vs_archive_out *o, bool ok)
 			archive_write_close(x->a);
 		archive_write_free(x->a);
 	}
+	vs_advisor_free(x->advisor);
 	if (x->fd > 1)
 		close(x->fd);
 	if (o->tmp) {

@@ -468,7 +468,7 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 		goto out;
 	}
 	if (start_changes(&s, view) < 0 ||
-	    vs_reader_start(src, VS_CHUNK, s.info.seed, &s.reader) < 0)
+	    vs_reader_start(src, VS_CHUNK, &s.info.seed, &s.reader) < 0)
 		goto out;
 	vs_progress_start(p, src->size);
 	for (uint64_t w = 0; w < src->size; w += VS_WINDOW_BYTES)

@@ -22,7 +22,8 @@
  * - Pages are dropped from the cache as soon as they are in a buffer.
  * - The threads hash the blocks they read (a zero block hashes as a hole):
  *   the engine's thread, which compares and writes, is the one all data
- *   passes through, and the readers mostly wait for the disk.
+ *   passes through, and the readers mostly wait for the disk.  A caller
+ *   that only passes the data on (an archive export) asks for no hashes.
  * - The threads block every signal: interrupts reach the main thread, and
  *   the threads only notice vs_interrupted between reads.
  * - A sequential format (an archive entry, a stream) gets one thread: it
@@ -67,7 +68,8 @@ struct worker {
 
 struct vs_reader {
 	struct vs_image *src;		/* what to read */
-	uint64_t seed;			/* of the block hashes */
+	uint64_t seed;			/* of the block hashes ... */
+	bool hashing;			/* ... if they are wanted */
 	size_t max_group;		/* blocks a slot can hash */
 	pthread_mutex_t fmt_mu;		/* held for every call into src */
 	struct worker worker[READER_THREADS];
@@ -176,7 +178,8 @@ read_group(struct worker *w, uint8_t *buf, struct vs_hash *hash, size_t g0,
 			    off) < 0)
 				return -1;
 			*bytes += end - off;
-			hash_blocks(r, buf, g0, b, e, hash);
+			if (r->hashing)
+				hash_blocks(r, buf, g0, b, e, hash);
 		}
 		b = e;
 	}
@@ -268,8 +271,8 @@ destroy(struct vs_reader *r)
 }
 
 int
-vs_reader_start(struct vs_image *src, size_t group_bytes, uint64_t seed,
-    struct vs_reader **out)
+vs_reader_start(struct vs_image *src, size_t group_bytes,
+    const uint64_t *seed, struct vs_reader **out)
 {
 	struct vs_reader *r = calloc(1, sizeof(*r));
 	sigset_t all, old;
@@ -281,7 +284,8 @@ vs_reader_start(struct vs_image *src, size_t group_bytes, uint64_t seed,
 		return -1;
 	}
 	r->src = src;
-	r->seed = seed;
+	r->hashing = seed != NULL;
+	r->seed = seed ? *seed : 0;
 	r->max_group = group_bytes / READER_MIN_BLOCK;
 	pthread_mutex_init(&r->fmt_mu, NULL);
 	pthread_mutex_init(&r->mu, NULL);

@@ -22,9 +22,10 @@
 struct vs_reader;
 
 /* Start the threads; groups hold at most @group_bytes, blocks are hashed
- * with @seed. */
-int vs_reader_start(struct vs_image *src, size_t group_bytes, uint64_t seed,
-    struct vs_reader **out);
+ * with *@seed (NULL: not hashed, nor checked for zeros: a reader that
+ * only passes the data on saves that work). */
+int vs_reader_start(struct vs_image *src, size_t group_bytes,
+    const uint64_t *seed, struct vs_reader **out);
 /* Read the data blocks of the window at @wstart: @nb blocks of @bs bytes
  * (the last one may be short), @isdata[i] nonzero for a block to read,
  * in groups of @group blocks (@isdata is copied). */
@@ -33,7 +34,8 @@ int vs_reader_window(struct vs_reader *r, uint64_t wstart,
 /* The buffer of the group starting at block @g0 once read (its data
  * blocks at their offset from the group's start), the bytes read, and
  * the group's block hashes (@hash[i] for block g0 + i, set for the
- * blocks read: vs_hash_hole where one is all zeros).  NULL on a read
+ * blocks read: vs_hash_hole where one is all zeros; unset without a
+ * seed).  NULL on a read
  * error (reported) or an interrupt (not reported). */
 uint8_t *vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes,
     const struct vs_hash **hash);

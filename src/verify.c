@@ -299,7 +299,7 @@ vs_verify_check(const char *path, const char *index,
 		goto out;
 	}
 	check_qcow2(&v);
-	if (vs_reader_start(v.img, VS_CHUNK, v.h.seed, &v.reader) < 0)
+	if (vs_reader_start(v.img, VS_CHUNK, &v.h.seed, &v.reader) < 0)
 		goto out;
 	for (uint64_t w = 0; w < v.img->size; w += VS_WINDOW_BYTES)
 		if (verify_window(&v, w) < 0)

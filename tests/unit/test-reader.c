@@ -6,7 +6,8 @@
  * group (as the engine does); each block read comes with its hash (a
  * hole's where it is all zeros); a format is never entered by two threads
  * at once, while the reads from where it locates the data are in flight
- * several at once and are the format's bytes.
+ * several at once and are the format's bytes.  A reader started without
+ * a seed hands the same bytes over and hashes nothing.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,15 +80,20 @@ group_has_data(const uint8_t *isdata, size_t g0)
 }
 
 /* Read every window of @src through a reader and check each group with
- * data against @want, the guest bytes. */
+ * data against @want, the guest bytes, and its hashes (none without
+ * @hashing: they stay as allocated, zero). */
 static void
-read_all(struct vs_image *src, const uint8_t *want, int rounds)
+read_all_hashing(struct vs_image *src, const uint8_t *want, int rounds,
+    bool hashing)
 {
+	static const uint64_t seed = SEED;
+	static const struct vs_hash unset;
 	uint8_t isdata[NB];
 	struct vs_reader *r;
 	uint32_t x = 1;
 
-	assert_int_equal(vs_reader_start(src, GROUP * BS, SEED, &r), 0);
+	assert_int_equal(vs_reader_start(src, GROUP * BS, hashing ? &seed :
+	    NULL, &r), 0);
 	for (int round = 0; round < rounds; round++)
 		for (uint64_t w = 0; w < WINDOWS; w++) {
 			uint64_t wstart = w * NB * BS;
@@ -111,7 +117,13 @@ read_all(struct vs_image *src, const uint8_t *want, int rounds)
 						continue;
 					assert_memory_equal(buf + (i - g0) * BS,
 					    want + b * BS, BS);
-					check_hash(want, b, &hash[i - g0]);
+					if (hashing)
+						check_hash(want, b,
+						    &hash[i - g0]);
+					else
+						assert_memory_equal(
+						    &hash[i - g0], &unset,
+						    sizeof(unset));
 				}
 				vs_reader_give(r, buf);
 			}
@@ -119,6 +131,12 @@ read_all(struct vs_image *src, const uint8_t *want, int rounds)
 			memset(isdata, 0xff, NB);
 		}
 	vs_reader_stop(r);
+}
+
+static void
+read_all(struct vs_image *src, const uint8_t *want, int rounds)
+{
+	read_all_hashing(src, want, rounds, true);
 }
 
 static void
@@ -136,6 +154,22 @@ test_windows_and_empty_groups(void **state)
 	free(img);
 }
 
+/* Without a seed: the same bytes, no hashes. */
+static void
+test_no_hashes_without_seed(void **state)
+{
+	uint8_t *img = make_image();
+	struct vs_image *src;
+	struct vs_io *io;
+
+	(void)state;
+	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
+	assert_int_equal(vs_image_open(io, "raw", &src), 0);
+	read_all_hashing(src, img, 3, false);
+	vs_image_close(src);
+	free(img);
+}
+
 /* A window whose groups are larger than the buffers is refused. */
 static void
 test_groups_too_large(void **state)
@@ -149,7 +183,7 @@ test_groups_too_large(void **state)
 	memset(isdata, 1, NB);
 	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
 	assert_int_equal(vs_image_open(io, "raw", &src), 0);
-	assert_int_equal(vs_reader_start(src, GROUP * BS, SEED, &r), 0);
+	assert_int_equal(vs_reader_start(src, GROUP * BS, NULL, &r), 0);
 	assert_int_equal(vs_reader_window(r, 0, isdata, NB / 2, 2 * BS,
 	    GROUP), -1);
 	assert_int_equal(vs_reader_window(r, 0, isdata, NB, BS, 2 * GROUP),
@@ -355,6 +389,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_windows_and_empty_groups),
+		cmocka_unit_test(test_no_hashes_without_seed),
 		cmocka_unit_test(test_groups_too_large),
 		cmocka_unit_test(test_located_reads_in_parallel),
 		cmocka_unit_test(test_format_reads_one_at_a_time),
