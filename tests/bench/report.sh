@@ -121,6 +121,9 @@ END {
 		    mib(c[8]), mib(c[10])
 		if (c[3] == "vmsync" && c[7] > maxrss) maxrss = c[7]
 	}
+	# Only the archive or foreign rows ran: their tables say it all.
+	if (length(fmts) == 0 && n == 0)
+		exit
 	print ""
 	print "## Targets"
 	print ""
