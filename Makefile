@@ -118,6 +118,7 @@ LIB_SRCS = \
 	src/transport/wire.c \
 	src/transport/proto.c \
 	src/transport/wirecomp.c \
+	src/transport/wirepool.c \
 	src/transport/remote.c \
 	src/transport/serve.c \
 	src/transport/ssh.c

@@ -9,6 +9,9 @@
  *   (compressed), punches, and the index entries that changed.
  * - WRITE, PUNCH and RECORD are not answered, so they stream; a failure on
  *   the other side arrives as ERROR in place of the next reply.
+ * - WRITE payloads are compressed ahead by a pool of threads (wirepool.c)
+ *   and sent in order; every other request first sends the WRITEs put
+ *   before it, except a PUNCH that overlaps none of them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +19,19 @@
 #include "proto.h"
 #include "remote.h"
 #include "wirecomp.h"
+#include "wirepool.h"
 #include "../util.h"
+
+/* Bytes per WRITE at most: large enough for the other side to write in
+ * large pieces, small enough that the compression pool's slots hold
+ * little (a 4 MiB chunk took 27 MiB more at peak for the same speed). */
+#define REMOTE_WRITE_BYTES (1u << 20)
 
 struct remote_target {
 	struct vs_target t;	/* base, first */
 	struct vs_wire *w;	/* the session */
 	uint32_t codec;		/* for WRITE */
-	int level;		/* compression level */
-	uint8_t *cbuf;		/* compressed block */
-	size_t ccap;		/* its size */
+	struct vs_wirepool *pool; /* compresses them, unless codec is none */
 	uint32_t block_size;	/* the target's, from BEGUN */
 };
 
@@ -83,6 +90,13 @@ sent(struct remote_target *rt, int rc)
 	if (rc < 0 && rt->w->wbroken)
 		vs_remote_broken(rt->w);
 	return rc < 0 ? -1 : 0;
+}
+
+/* Send the WRITEs still in the pool: whatever follows comes after them. */
+static int
+flushed(struct remote_target *rt)
+{
+	return rt->pool ? sent(rt, vs_wirepool_flush(rt->pool)) : 0;
 }
 
 static const char *
@@ -146,8 +160,8 @@ remote_digests(struct vs_target *t, uint64_t first, size_t n, size_t per,
 {
 	struct remote_target *rt = (struct remote_target *)t;
 
-	if (sent(rt, vs_send_digests(rt->w, first, (uint32_t)n,
-	    (uint32_t)per)) < 0)
+	if (flushed(rt) < 0 || sent(rt, vs_send_digests(rt->w, first,
+	    (uint32_t)n, (uint32_t)per)) < 0)
 		return -1;
 	return read_hashes(rt, VS_MSG_DIGESTS_R, (n + per - 1) / per, out);
 }
@@ -158,43 +172,41 @@ remote_summaries(struct vs_target *t, uint64_t first, size_t n,
 {
 	struct remote_target *rt = (struct remote_target *)t;
 
-	if (sent(rt, vs_send_summaries(rt->w, first, (uint32_t)n)) < 0)
+	if (flushed(rt) < 0 ||
+	    sent(rt, vs_send_summaries(rt->w, first, (uint32_t)n)) < 0)
 		return -1;
 	return read_hashes(rt, VS_MSG_SUMMARIES_R, n, out);
 }
 
-/* One WRITE message: at most a chunk, as the protocol has it. */
+/* One WRITE message, its payload encoded with @codec (the pool's). */
+static int
+send_write(void *arg, uint64_t off, uint32_t len, uint32_t codec,
+    const void *data, size_t dlen)
+{
+	struct remote_target *rt = arg;
+
+	return sent(rt, vs_send_write(rt->w, off, len, codec, data, dlen));
+}
+
+/* One WRITE of at most a chunk, as the protocol has it. */
 static int
 write_block(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 {
 	struct remote_target *rt = (struct remote_target *)t;
-	size_t need = vs_wirecomp_bound(len), clen = 0;
 
-	if (rt->codec != VS_WIRE_NONE && need > rt->ccap) {
-		uint8_t *n = realloc(rt->cbuf, need);
-
-		if (!n) {
-			vs_errno(VS_EXIT_INTERNAL, t->name, "compression");
-			return -1;
-		}
-		rt->cbuf = n;
-		rt->ccap = need;
-	}
-	if (rt->codec != VS_WIRE_NONE)
-		clen = vs_wirecomp(rt->codec, rt->level, buf, len, rt->cbuf,
-		    rt->ccap);
-	return sent(rt, vs_send_write(rt->w, off, (uint32_t)len,
-	    clen ? rt->codec : VS_WIRE_NONE, clen ? rt->cbuf : buf,
-	    clen ? clen : len));
+	if (!rt->pool)
+		return send_write(rt, off, (uint32_t)len, VS_WIRE_NONE, buf,
+		    len);
+	return vs_wirepool_put(rt->pool, buf, len, off) < 0 ? -1 : 0;
 }
 
-/* A run of blocks: WRITEs of up to a chunk each, so the other side
- * writes large pieces. */
+/* A run of blocks: WRITEs of up to REMOTE_WRITE_BYTES each, so the other
+ * side writes large pieces. */
 static int
 remote_write(struct vs_target *t, const void *buf, size_t len, uint64_t off)
 {
-	for (size_t done = 0; done < len; done += VS_PROTO_MAX_CHUNK) {
-		size_t n = (size_t)vs_min(VS_PROTO_MAX_CHUNK, len - done);
+	for (size_t done = 0; done < len; done += REMOTE_WRITE_BYTES) {
+		size_t n = (size_t)vs_min(REMOTE_WRITE_BYTES, len - done);
 
 		if (write_block(t, (const uint8_t *)buf + done, n,
 		    off + done) < 0)
@@ -217,6 +229,10 @@ remote_punch(struct vs_target *t, uint64_t off, uint64_t len)
 {
 	struct remote_target *rt = (struct remote_target *)t;
 
+	/* A punch and the WRITEs queued commute unless they overlap. */
+	if (rt->pool && vs_wirepool_pending(rt->pool, off, len) &&
+	    flushed(rt) < 0)
+		return -1;
 	return sent(rt, vs_send_punch(rt->w, off, len));
 }
 
@@ -226,6 +242,8 @@ remote_record(struct vs_target *t, uint64_t first, size_t n,
 {
 	struct remote_target *rt = (struct remote_target *)t;
 
+	if (flushed(rt) < 0)
+		return -1;
 	return sent(rt, vs_send_record(rt->w, first, (uint32_t)n, old, new));
 }
 
@@ -236,7 +254,7 @@ remote_commit(struct vs_target *t, const struct vs_hash *view)
 	struct vs_done d;
 	struct vs_msg m;
 
-	if (sent(rt, vs_send_commit(rt->w, view)) < 0 ||
+	if (flushed(rt) < 0 || sent(rt, vs_send_commit(rt->w, view)) < 0 ||
 	    vs_remote_expect(rt->w, VS_MSG_DONE, &m) < 0)
 		return -1;
 	if (vs_parse_done(&m, &d) < 0) {
@@ -255,7 +273,7 @@ remote_close(struct vs_target *t)
 {
 	struct remote_target *rt = (struct remote_target *)t;
 
-	free(rt->cbuf);
+	vs_wirepool_free(rt->pool);
 	free(rt);
 }
 
@@ -287,7 +305,12 @@ vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
 	rt->t.stats = stats;
 	rt->w = w;
 	rt->codec = codec;
-	rt->level = level;
+	if (codec != VS_WIRE_NONE && !(rt->pool = vs_wirepool_new(codec,
+	    level, REMOTE_WRITE_BYTES, send_write, rt))) {
+		vs_errno(VS_EXIT_INTERNAL, name, "compression");
+		free(rt);
+		return -1;
+	}
 	*out = &rt->t;
 	return 0;
 }

@@ -18,6 +18,10 @@
 #define HDR		8
 #define TRAILER		4
 #define OUT_CAP		(256u << 10)
+/* Pipe buffer asked for: a 2 GiB first push over ssh on two CPUs took
+ * 5.1 s with 64 KiB pipes, 4.7 s with 256 KiB, 4.3 s with 1 MiB and 5.5 s
+ * with 4 MiB (the hops then work in larger, later batches). */
+#define WIRE_PIPE_BYTES	(1 << 20)
 #define SUM_SEED	0x766d7379u	/* "vmsy" */
 
 void
@@ -30,6 +34,12 @@ vs_wire_init(struct vs_wire *w, int rfd, int wfd, const char *peer,
 	w->peer = peer;
 	w->cat = cat;
 	w->wflags = -1;
+	/* Larger pipes to and from ssh: with the default 64 KiB each hop
+	 * (vmsync, ssh, sshd, vmsync) waits on the next for every 64 KiB.
+	 * Only a hint: a socket, or a user over the pipe size limits, keeps
+	 * what it has. */
+	fcntl(rfd, F_SETPIPE_SZ, WIRE_PIPE_BYTES);
+	fcntl(wfd, F_SETPIPE_SZ, WIRE_PIPE_BYTES);
 }
 
 void

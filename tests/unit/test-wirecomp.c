@@ -104,11 +104,13 @@ test_compressible(void **state)
 
 /* Through the remote target: a run of two random blocks is one WRITE,
  * with codec none and the blocks themselves; that of a text block zstd
- * and fewer bytes. */
+ * and fewer bytes.  The WRITEs are compressed ahead, yet a RECORD sent
+ * after them still follows them on the wire. */
 static void
 test_write_codec(void **state)
 {
 	static uint8_t rnd[2 * BLK], txt[BLK], back[BLK];
+	static struct vs_hash old[4], new[4];
 	uint8_t buf[64];
 	struct vs_pack p = { .p = buf, .cap = sizeof(buf) };
 	struct vs_target_info info = { 0 };
@@ -142,6 +144,8 @@ test_write_codec(void **state)
 	assert_int_equal(t->ops->begin(t, 4 * BLK, &info), 0);
 	assert_int_equal(t->ops->write(t, rnd, sizeof(rnd), 0), 0);
 	assert_int_equal(t->ops->write(t, txt, sizeof(txt), 2 * BLK), 0);
+	memset(new, 1, sizeof(new));		/* entries that changed */
+	assert_int_equal(t->ops->record(t, 0, 4, old, new), 0);
 	assert_int_equal(vs_wire_flush(&a), 0);
 
 	assert_int_equal(vs_wire_recv(&b, &m), 0);
@@ -162,6 +166,8 @@ test_write_codec(void **state)
 	assert_int_equal(vs_wiredecomp(q.codec, q.data, q.data_len, back,
 	    sizeof(back)), 0);
 	assert_memory_equal(back, txt, BLK);
+	assert_int_equal(vs_wire_recv(&b, &m), 0);
+	assert_int_equal(m.type, VS_MSG_RECORD);
 
 	t->ops->close(t);
 	vs_wire_free(&a);
