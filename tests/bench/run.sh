@@ -25,13 +25,17 @@
 # vmsync -O raw against nbdcopy from qemu-nbd, into a raw file on the target
 # btrfs.  archive: the same guest exported by vmsync into a .tar.zst
 # (sparse pax), against vmsync's first sync of it into a raw file, both on
-# the target btrfs.
+# the target btrfs.  large: a sparse raw image of the first size of
+# BENCH_LARGE holding the second in 1 MiB pieces, of which the third is
+# then overwritten: vmsync's incremental run with change detection against
+# btrfs send -p | btrfs receive, both local.
 #
 # Knobs: BENCH_SIZE (8G), BENCH_SEED (1), BENCH_DAYS (2), BENCH_FORMATS
 # ("raw qcow2"), BENCH_SCALES ("1G 8G 64G 1T"; "" for none), BENCH_TOOLS
 # (a regex of tools to run), BENCH_FLEET (8: clients of the fleet row),
 # BENCH_FOREIGN ("vmdk vhdx"; "" for none; run when BENCH_TOOLS matches
-# "foreign"), BENCH_REPEAT (1: how many times each first sync and each
+# "foreign"), BENCH_LARGE ("1T 12G 1G": image size, data, change; "" for
+# none; run when BENCH_TOOLS matches "large"), BENCH_REPEAT (1: how many times each first sync and each
 # readalloc run, the row showing the run of median time), BENCH_DIR
 # (scratch directory, default under /var/tmp), BENCH_OUT (results
 # directory, default tests/bench/results).
@@ -54,6 +58,7 @@ TOOLS_RE=${BENCH_TOOLS:-.}
 REPEAT=${BENCH_REPEAT:-1}
 FLEET=${BENCH_FLEET:-8}
 FOREIGN=${BENCH_FOREIGN-vmdk vhdx}
+LARGE=${BENCH_LARGE-1T 12G 1G}
 OUT=${BENCH_OUT:-$ROOT/tests/bench/results}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -96,6 +101,8 @@ FOREIGN_ROWS=$W/foreign.tsv
 : > "$FOREIGN_ROWS"
 ARCHIVE_ROWS=$W/archive.tsv
 : > "$ARCHIVE_ROWS"
+LARGE_ROWS=$W/large.tsv
+: > "$LARGE_ROWS"
 : > "$ROWS"
 : > "$SCALE_ROWS"
 : > "$FLEET_ROWS"
@@ -125,9 +132,12 @@ mkfs_btrfs() {
 	loops+=("$dev")
 	mount -o noatime "$dev" "$2"
 }
-mkfs_btrfs "$W/src.img" "$S" $((VSIZE * 2 + (16 << 30)))
+# The large row's image and its changes, or nothing.
+LARGE_DATA=0
+[ -z "$LARGE" ] || LARGE_DATA=$(($(bytes "$(echo $LARGE | cut -d' ' -f2)") + $(bytes "$(echo $LARGE | cut -d' ' -f3)")))
+mkfs_btrfs "$W/src.img" "$S" $((VSIZE * 2 + (16 << 30) + LARGE_DATA))
 SRCDEV=$dev
-mkfs_btrfs "$W/dst.img" "$D" $((VSIZE * 8 + (64 << 30)))
+mkfs_btrfs "$W/dst.img" "$D" $((VSIZE * 8 + (64 << 30) + 2 * LARGE_DATA))
 DSTDEV=$dev
 btrfs subvolume create "$S/images" >/dev/null
 mkdir -p "$S/state"
@@ -611,6 +621,74 @@ run_scale() {
 	btrfs subvolume sync "$D" >/dev/null
 }
 
+# run_large SIZE DATA CHANGE: a sparse raw image of SIZE holding DATA in
+# 1 MiB pieces spread evenly, in a subvolume of its own; vmsync syncs it
+# and btrfs send sends a snapshot of it (not timed).  Then CHANGE of the
+# data is overwritten, in 1 MiB pieces spread evenly, and each tool's
+# incremental run is timed: vmsync with change detection against btrfs
+# send -p | btrfs receive, both local.  Rows "tool elapsed user sys
+# rss_kib source_read target_read target_written".
+run_large() {
+	local size data change pieces stride n img=$S/large/large.raw
+	size=$(bytes "$1")
+	data=$(bytes "$2")
+	change=$(bytes "$3")
+	pieces=$((data >> 20))
+	stride=$((size / pieces))
+	n=$((change >> 20))
+	log "large: $1 image, $2 of data, $3 changed"
+	btrfs subvolume create "$S/large" >/dev/null
+	btrfs subvolume create "$D/large" >/dev/null
+	truncate -s "$size" "$img"
+	spread "$img" "$stride" "$pieces" $((1 << 20)) 1
+	sync
+	btrfs subvolume snapshot -r "$S/large" "$S/large@0" >/dev/null
+	$VMSYNC -q --no-progress --state-dir="$S/state/large" "$img" \
+		"$D/large/large.raw"
+	btrfs send -q $SEND_PROTO "$S/large@0" | btrfs receive -q "$D/large"
+	spread "$img" $((stride * (pieces / n))) "$n" $((1 << 20)) 7
+	sync
+	btrfs subvolume snapshot -r "$S/large" "$S/large@1" >/dev/null
+	timed "vmsync (large)" "$VMSYNC -q --no-progress --state-dir=$S/state/large $img $D/large/large.raw"
+	echo "vmsync $tm $io" | tr ' ' '\t' >> "$LARGE_ROWS"
+	qemu-img compare -q -f raw -F raw "$img" "$D/large/large.raw" ||
+		die "large: vmsync's backup differs from the source"
+	timed "btrfs send -p (large)" "btrfs send -q $SEND_PROTO -p $S/large@0 $S/large@1 | btrfs receive -q $D/large"
+	echo "btrfs-send $tm $io" | tr ' ' '\t' >> "$LARGE_ROWS"
+	qemu-img compare -q -f raw -F raw "$img" "$D/large/large@1/large.raw" ||
+		die "large: btrfs receive's copy differs from the source"
+	log "large: vmsync $(awk '$1 == "vmsync" { print $2 }' "$LARGE_ROWS") s, btrfs send -p $(awk '$1 == "btrfs-send" { print $2 }' "$LARGE_ROWS") s"
+	btrfs subvolume delete "$D/large/large@0" "$D/large/large@1" >/dev/null
+	btrfs subvolume delete "$D/large" "$S/large@0" "$S/large@1" \
+		"$S/large" >/dev/null
+	rm -rf "$S/state/large"
+	btrfs subvolume sync "$D" >/dev/null
+	btrfs subvolume sync "$S" >/dev/null
+}
+
+# large_table SIZE DATA CHANGE ROWS: the markdown table of run_large's
+# rows, vmsync's time as a ratio to btrfs send -p | receive.
+large_table() {
+	awk -F '\t' -v size="$1" -v data="$2" -v change="$3" '
+	function mib(b) { return sprintf("%.0f", b / 1048576) }
+	NR == FNR { if ($1 == "btrfs-send") ref = $2; next }
+	FNR == 1 {
+		print ""
+		print "## A large change: " change " of a " size " sparse image holding " data
+		print ""
+		print "| tool | time s | CPU s | peak RSS MiB | source read | target read | target written | time / btrfs send -p |"
+		print "|---|---|---|---|---|---|---|---|"
+	}
+	{
+		r = ref > 0 ? sprintf("%.2f", $2 / ref) : "-"
+		print "| " $1 " | " $2 " | " $3 + $4 " | " sprintf("%.1f", $5 / 1024) \
+		    " | " mib($6) " | " mib($7) " | " mib($8) " | " r " |"
+		if ($1 == "vmsync") v = $2
+	}
+	END { if (ref > 0 && v > 0) printf "\n- vmsync with change detection %.2f s / btrfs send -p | receive %.2f s = %.2f (target <= 1.0): %s\n", \
+	    v, ref, v / ref, v <= ref ? "met" : "**not met**" }' "$4" "$4"
+}
+
 # ---- formats read through qemu ---------------------------------------
 
 # run_foreign FMT...: the guest of day 0 converted to each FMT, then a first
@@ -779,6 +857,9 @@ fi
 for s in $SCALES; do
 	run_scale "$s"
 done
+if [[ large =~ $TOOLS_RE ]] && [ -n "$LARGE" ]; then
+	run_large $LARGE
+fi
 
 name=$(date -u +%Y-%m-%d)-$SIZE
 {
@@ -792,5 +873,6 @@ sh tests/bench/report.sh "$W/meta.tsv" "$ROWS" "$SCALE_ROWS" \
 	"$OUT/$name.md" "$OUT/$name.json" "$FLEET_ROWS"
 [ ! -s "$FOREIGN_ROWS" ] || foreign_table "$FOREIGN_ROWS" >> "$OUT/$name.md"
 [ ! -s "$ARCHIVE_ROWS" ] || archive_table "$ARCHIVE_ROWS" >> "$OUT/$name.md"
+[ ! -s "$LARGE_ROWS" ] || large_table $LARGE "$LARGE_ROWS" >> "$OUT/$name.md"
 cat "$OUT/$name.md"
 echo "bench: results in $OUT/$name.md and $OUT/$name.json" >&2

@@ -139,35 +139,34 @@ read_all(struct vs_image *src, const uint8_t *want, int rounds)
 	read_all_hashing(src, want, rounds, true);
 }
 
+/* The test image in memory, read @rounds times, with or without hashes. */
 static void
-test_windows_and_empty_groups(void **state)
+read_mem_image(int rounds, bool hashing)
 {
 	uint8_t *img = make_image();
 	struct vs_image *src;
 	struct vs_io *io;
 
-	(void)state;
 	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
 	assert_int_equal(vs_image_open(io, "raw", &src), 0);
-	read_all(src, img, 20);
+	read_all_hashing(src, img, rounds, hashing);
 	vs_image_close(src);
 	free(img);
+}
+
+static void
+test_windows_and_empty_groups(void **state)
+{
+	(void)state;
+	read_mem_image(20, true);
 }
 
 /* Without a seed: the same bytes, no hashes. */
 static void
 test_no_hashes_without_seed(void **state)
 {
-	uint8_t *img = make_image();
-	struct vs_image *src;
-	struct vs_io *io;
-
 	(void)state;
-	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
-	assert_int_equal(vs_image_open(io, "raw", &src), 0);
-	read_all_hashing(src, img, 3, false);
-	vs_image_close(src);
-	free(img);
+	read_mem_image(3, false);
 }
 
 /* A window whose groups are larger than the buffers is refused. */
