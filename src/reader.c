@@ -31,7 +31,6 @@
  *   offset order.
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,7 +274,6 @@ vs_reader_start(struct vs_image *src, size_t group_bytes,
     const uint64_t *seed, struct vs_reader **out)
 {
 	struct vs_reader *r = calloc(1, sizeof(*r));
-	sigset_t all, old;
 	int rc = 0;
 
 	*out = NULL;
@@ -298,18 +296,15 @@ vs_reader_start(struct vs_image *src, size_t group_bytes,
 			destroy(r);
 			return -1;
 		}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
 	/* A stream is read by one thread, which takes the groups in order. */
 	for (int i = 0; i < (src->ops->sequential ? 1 : READER_THREADS) &&
 	    rc == 0; i++) {
 		r->worker[i].r = r;
-		rc = pthread_create(&r->worker[i].thread, NULL, reader_main,
+		rc = vs_thread_start(&r->worker[i].thread, reader_main,
 		    &r->worker[i]);
 		if (rc == 0)
 			r->nworkers++;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		destroy(r);
 		vs_err(VS_EXIT_INTERNAL, src->name, "cannot start the reader");

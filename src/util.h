@@ -4,6 +4,7 @@
 #ifndef VS_UTIL_H
 #define VS_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,5 +108,9 @@ int vs_timespec_cmp(const struct timespec *a, const struct timespec *b);
  * unlike st_dev, which btrfs gives its subvolumes in the order they are
  * first used after a mount; @st_dev where it has none. */
 uint64_t vs_fs_id(int fd, uint64_t st_dev);
+
+/* Start @fn(@arg) on a thread of its own that blocks every signal, so
+ * that interrupts reach the main thread; pthread_create()'s result. */
+int vs_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
 #endif

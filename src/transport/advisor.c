@@ -15,12 +15,12 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "advisor.h"
+#include "../util.h"
 
 #define ADVICE_QUEUE 256
 
@@ -108,14 +108,9 @@ vs_advisor_log(struct vs_advisor *a, FILE *log)
 static bool
 start(struct vs_advisor *a)
 {
-	sigset_t all, old;
-
 	if (a->started || a->failed)
 		return a->started;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	a->started = pthread_create(&a->thread, NULL, advisor_main, a) == 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	a->started = vs_thread_start(&a->thread, advisor_main, a) == 0;
 	a->failed = !a->started;
 	return a->started;
 }

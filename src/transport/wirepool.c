@@ -19,13 +19,13 @@
  * - The threads block every signal: interrupts reach the main thread.
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
 #include "wirecomp.h"
 #include "wirepool.h"
+#include "../util.h"
 
 #define WIREPOOL_THREADS 2
 #define WIREPOOL_SLOTS (2 * WIREPOOL_THREADS)
@@ -107,7 +107,6 @@ vs_wirepool_new(uint32_t codec, int level, size_t max_len,
     vs_wirepool_send_fn send, void *arg)
 {
 	struct vs_wirepool *p = calloc(1, sizeof(*p));
-	sigset_t all, old;
 
 	if (!p)
 		return NULL;
@@ -121,14 +120,9 @@ vs_wirepool_new(uint32_t codec, int level, size_t max_len,
 			vs_wirepool_free(p);
 			return NULL;
 		}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (int i = 0; i < WIREPOOL_THREADS; i++) {
-		if (pthread_create(&p->thread[i], NULL, worker_main, p) != 0)
-			break;
+	for (int i = 0; i < WIREPOOL_THREADS &&
+	    vs_thread_start(&p->thread[i], worker_main, p) == 0; i++)
 		p->nthreads++;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return p;
 }
 
