@@ -273,9 +273,11 @@ parse_lines(struct desc *d)
 	return 0;
 }
 
-/* The descriptor at [@off, @off + @len) in memory, checked to be text;
- * qemu-img pads it with NUL bytes to a sector, qemu reads up to the
- * first. */
+/* The descriptor at [@off, @off + @len) in memory, up to its first NUL
+ * byte.  qemu-img pads it with NUL bytes to a sector, and qemu reads it
+ * as a string, up to the first: when qemu rewrites a descriptor whose
+ * CID got shorter in hex, the old text's last bytes stay after the NUL.
+ * What follows it is ignored here as there. */
 static int
 read_text(struct desc *d, struct vs_io *io, uint64_t off, uint64_t len)
 {
@@ -291,13 +293,6 @@ read_text(struct desc *d, struct vs_io *io, uint64_t off, uint64_t len)
 	if (io->ops->pread(io, d->text, (size_t)len, off) < 0)
 		return -1;
 	d->text[len] = 0;
-	for (size_t i = strlen(d->text); i < len; i++)
-		if (d->text[i]) {
-			vs_err(VS_EXIT_SOURCE, io->name, "vmdk descriptor: "
-			    "text after a NUL byte at offset %llu",
-			    (unsigned long long)(off + i));
-			return -1;
-		}
 	return 0;
 }
 

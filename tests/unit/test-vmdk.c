@@ -118,8 +118,10 @@ test_refused_descriptors(void **state)
 	expect("# Disk DescriptorFile\ncreateType=\"monolithicSparse\"\n"
 	    "RW 2048 FLAT \"x\" 0\n", "createType 'monolithicSparse'");
 	expect(HEAD, "names no extent");
+	/* Text after a NUL byte is not read, as qemu does not (qemu leaves
+	 * the tail of a longer CID there): this names no extent. */
 	assert_non_null(strstr(prepare(HEAD "\0RW 2048 FLAT \"x\" 0\n",
-	    sizeof(HEAD) + 19), "text after a NUL byte"));
+	    sizeof(HEAD) + 19), "names no extent"));
 	/* Larger than qemu reads: refused before it is parsed. */
 	big = calloc(1, (1 << 20) + 2);
 	assert_non_null(big);
