@@ -28,7 +28,7 @@ BEGIN {
 	print "vmsync: " m["vmsync"] "; machine: " m["machine"] "; seed " \
 	    m["seed"] ". Caches dropped before each run; each time includes a syncfs of the target filesystem."
 	if (m["repeat"] > 1)
-		print "First syncs (day 0) and readalloc ran " m["repeat"] " times each; their rows show the run of median time. Incremental runs ran once."
+		print "First syncs (day 0) ran " m["repeat"] " times each, the tools taking turns, and readalloc " m["repeat"] " times a day; their rows show the run of median time. Incremental runs ran once."
 	print "Sizes in MiB. *new data*: `btrfs filesystem du` exclusive bytes of the target after the run, against a read-only snapshot taken after the run before; *changed*: 4 KiB sectors of the guest disk that hold new non-zero data (what a perfect incremental backup writes); *stale*: bytes the target holds where the source has a hole."
 }
 {

@@ -35,9 +35,10 @@
 # (a regex of tools to run), BENCH_FLEET (8: clients of the fleet row),
 # BENCH_FOREIGN ("vmdk vhdx"; "" for none; run when BENCH_TOOLS matches
 # "foreign"), BENCH_LARGE ("1T 12G 1G": image size, data, change; "" for
-# none; run when BENCH_TOOLS matches "large"), BENCH_REPEAT (1: how many times each first sync and each
-# readalloc run, the row showing the run of median time), BENCH_DIR
-# (scratch directory, default under /var/tmp), BENCH_OUT (results
+# none; run when BENCH_TOOLS matches "large"), BENCH_REPEAT (1: how many
+# times each first sync, the tools taking turns, and each readalloc run,
+# the row showing the run of median time), BENCH_DIR (scratch directory,
+# default under /var/tmp), BENCH_OUT (results
 # directory, default tests/bench/results).
 # Timings include a syncfs of the target: every tool's data is on disk.
 # Only runs that start from nothing repeat: an incremental run cannot be
@@ -391,24 +392,45 @@ fresh_start() {
 	btrfs subvolume sync "$D" >/dev/null
 }
 
-# timed_repeat TOOL FMT DAY CMD: timed, BENCH_REPEAT times where the run
-# can start again from the same state (a first sync, readalloc); $tm and
-# $io are those of the run of median time.
+# first_syncs FMT: the first sync (day 0) of every tool that makes its own
+# day-0 backup, BENCH_REPEAT rounds of each tool in turn, so that a slow
+# spell of the machine, or the guest's writes still settling on the disk
+# under the first tool, weighs on every tool alike.  Each run's "$tm $io"
+# goes to $W/reps.TOOL, for measure.
+first_syncs() {
+	local fmt=$1 t r dst day=0	# tool_target reads $day
+	for ((r = 1; r <= REPEAT; r++)); do
+		for t in $TOOLS; do
+			tool_applies "$t" "$fmt" && [ -z "$(tool_base "$t")" ] ||
+				continue
+			# readalloc changes nothing; anything else starts again.
+			if [ "$r" -gt 1 ] && [ "$t" != readalloc ]; then
+				fresh_start "$t"
+			fi
+			[ "$r" -gt 1 ] || : > "$W/reps.$t"
+			dst=$(tool_target "$t" "$fmt")
+			timed "$t on $fmt day 0" \
+				"$(tool_cmd "$t" "$fmt" 0 "$S/images/vm.$fmt" "$dst")"
+			echo "$tm $io" >> "$W/reps.$t"
+		done
+	done
+}
+
+# timed_repeat TOOL FMT DAY CMD: timed, or on day 0 the runs first_syncs
+# made; readalloc, which changes nothing, BENCH_REPEAT times on any day.
+# $tm and $io are those of the run of median time.
 timed_repeat() {
 	local n=1 r median
-	if [ "$3" -eq 0 ] || [ "$1" = readalloc ]; then
-		n=$REPEAT
+	if [ "$3" -ne 0 ] || [ ! -s "$W/reps.$1" ]; then
+		[ "$1" != readalloc ] || n=$REPEAT
+		: > "$W/reps.$1"
+		for ((r = 1; r <= n; r++)); do
+			timed "$1 on $2 day $3" "$4"
+			echo "$tm $io" >> "$W/reps.$1"
+		done
 	fi
-	: > "$W/reps"
-	for ((r = 1; r <= n; r++)); do
-		# readalloc changes nothing; anything else starts again.
-		if [ "$r" -gt 1 ] && [ "$1" != readalloc ]; then
-			fresh_start "$1"
-		fi
-		timed "$1 on $2 day $3" "$4"
-		echo "$tm $io" >> "$W/reps"
-	done
-	median=$(sort -n -k1,1 "$W/reps" | sed -n "$(((n + 1) / 2))p")
+	median=$(sort -n -k1,1 "$W/reps.$1" | sed -n "$((($(wc -l < "$W/reps.$1") + 1) / 2))p")
+	rm -f "$W/reps.$1"
 	tm=$(echo "$median" | cut -d' ' -f1-4)
 	io=$(echo "$median" | cut -d' ' -f5-7)
 }
@@ -528,6 +550,10 @@ run_format() {
 	for t in $TOOLS; do
 		tool_applies "$t" "$fmt" || continue
 		btrfs subvolume create "$D/$t" >/dev/null
+	done
+	first_syncs "$fmt"
+	for t in $TOOLS; do
+		tool_applies "$t" "$fmt" || continue
 		if [ -z "$(tool_base "$t")" ]; then
 			measure "$fmt" 0 "$t" -
 		fi
