@@ -28,7 +28,7 @@ BEGIN {
 	print "vmsync: " m["vmsync"] "; machine: " m["machine"] "; seed " \
 	    m["seed"] ". Caches dropped before each run; each time includes a syncfs of the target filesystem."
 	if (m["repeat"] > 1)
-		print "First syncs (day 0) ran " m["repeat"] " times each, the tools taking turns, and readalloc " m["repeat"] " times a day; their rows show the run of median time. Incremental runs ran once."
+		print "First syncs (day 0) ran " m["repeat"] " times each, the tools taking turns, and readalloc " m["repeat"] " times a day; their rows show the run of median time. Incremental runs ran once, but for the large change (as many times as the first syncs, taking turns)."
 	print "Sizes in MiB. *new data*: `btrfs filesystem du` exclusive bytes of the target after the run, against a read-only snapshot taken after the run before; *changed*: 4 KiB sectors of the guest disk that hold new non-zero data (what a perfect incremental backup writes); *stale*: bytes the target holds where the source has a hole."
 }
 {
@@ -154,6 +154,11 @@ END {
 		if (v != "" && best != "")
 			printf "- %s first sync: vmsync %.2f s / fastest of qemu-img convert, nbdcopy, cp (%s) %.2f s = %s (target <= 1.0): %s\n",
 			    f, v, bt, best, ratio(v, best), verdict(v <= best)
+		q = t[f, 0, "qemu-img-convert"]; n = t[f, 0, "vmsync-full"]
+		if (v != "" && q != "")
+			printf "- %s first sync: vmsync %.2f s / qemu-img convert %.2f s = %s (target <= 1.0): %s%s\n",
+			    f, v, q, ratio(v, q), verdict(v <= q),
+			    n != "" ? sprintf("; --source-snapshot=never %.2f s = %s", n, ratio(n, q)) : ""
 	}
 	if (maxrss > 0)
 		printf "- peak RSS of vmsync over every run above: %.1f MiB (target <= 64): %s\n",

@@ -652,10 +652,12 @@ run_scale() {
 # and btrfs send sends a snapshot of it (not timed).  Then CHANGE of the
 # data is overwritten, in 1 MiB pieces spread evenly, and each tool's
 # incremental run is timed: vmsync with change detection against btrfs
-# send -p | btrfs receive, both local.  Rows "tool elapsed user sys
-# rss_kib source_read target_read target_written".
+# send -p | btrfs receive, both local, BENCH_REPEAT times taking turns
+# (between runs, vmsync's backup is synced back to day 0, untimed).  Rows
+# "tool elapsed user sys rss_kib source_read target_read target_written"
+# of the run of median time.
 run_large() {
-	local size data change pieces stride n img=$S/large/large.raw
+	local size data change pieces stride n r t img=$S/large/large.raw
 	size=$(bytes "$1")
 	data=$(bytes "$2")
 	change=$(bytes "$3")
@@ -675,12 +677,30 @@ run_large() {
 	spread "$img" $((stride * (pieces / n))) "$n" $((1 << 20)) 7
 	sync
 	btrfs subvolume snapshot -r "$S/large" "$S/large@1" >/dev/null
-	timed "vmsync (large)" "$VMSYNC -q --no-progress --state-dir=$S/state/large $img $D/large/large.raw"
-	echo "vmsync $tm $io" | tr ' ' '\t' >> "$LARGE_ROWS"
+	: > "$W/reps.vmsync"
+	: > "$W/reps.btrfs-send"
+	for ((r = 1; r <= REPEAT; r++)); do
+		if [ "$r" -gt 1 ]; then
+			# Back to day 0, untimed: the source, then vmsync's
+			# backup by a sync back (its index stays trusted and its
+			# base is day 0 again); then the source of day 1.
+			cp --reflink=always "$S/large@0/large.raw" "$img"
+			$VMSYNC -q --no-progress --state-dir="$S/state/large" \
+				"$img" "$D/large/large.raw"
+			cp --reflink=always "$S/large@1/large.raw" "$img"
+			btrfs subvolume delete "$D/large/large@1" >/dev/null
+			btrfs subvolume sync "$D" >/dev/null
+		fi
+		timed "vmsync (large)" "$VMSYNC -q --no-progress --state-dir=$S/state/large $img $D/large/large.raw"
+		echo "$tm $io" >> "$W/reps.vmsync"
+		timed "btrfs send -p (large)" "btrfs send -q $SEND_PROTO -p $S/large@0 $S/large@1 | btrfs receive -q $D/large"
+		echo "$tm $io" >> "$W/reps.btrfs-send"
+	done
+	for t in vmsync btrfs-send; do
+		echo "$t $(median_row "$W/reps.$t")" | tr ' ' '\t' >> "$LARGE_ROWS"
+	done
 	qemu-img compare -q -f raw -F raw "$img" "$D/large/large.raw" ||
 		die "large: vmsync's backup differs from the source"
-	timed "btrfs send -p (large)" "btrfs send -q $SEND_PROTO -p $S/large@0 $S/large@1 | btrfs receive -q $D/large"
-	echo "btrfs-send $tm $io" | tr ' ' '\t' >> "$LARGE_ROWS"
 	qemu-img compare -q -f raw -F raw "$img" "$D/large/large@1/large.raw" ||
 		die "large: btrfs receive's copy differs from the source"
 	log "large: vmsync $(awk '$1 == "vmsync" { print $2 }' "$LARGE_ROWS") s, btrfs send -p $(awk '$1 == "btrfs-send" { print $2 }' "$LARGE_ROWS") s"
