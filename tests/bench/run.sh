@@ -36,9 +36,9 @@
 # BENCH_FOREIGN ("vmdk vhdx"; "" for none; run when BENCH_TOOLS matches
 # "foreign"), BENCH_LARGE ("1T 12G 1G": image size, data, change; "" for
 # none; run when BENCH_TOOLS matches "large"), BENCH_REPEAT (1: how many
-# times each first sync, the tools taking turns, and each readalloc run,
-# the row showing the run of median time), BENCH_DIR (scratch directory,
-# default under /var/tmp), BENCH_OUT (results
+# times each first sync, each readalloc and the large change run, the
+# tools taking turns, the row showing the run of median time), BENCH_DIR
+# (scratch directory, default under /var/tmp), BENCH_OUT (results
 # directory, default tests/bench/results).
 # Timings include a syncfs of the target: every tool's data is on disk.
 # Only runs that start from nothing repeat: an incremental run cannot be
@@ -429,7 +429,7 @@ timed_repeat() {
 			echo "$tm $io" >> "$W/reps.$1"
 		done
 	fi
-	median=$(sort -n -k1,1 "$W/reps.$1" | sed -n "$((($(wc -l < "$W/reps.$1") + 1) / 2))p")
+	median=$(median_row "$W/reps.$1")
 	rm -f "$W/reps.$1"
 	tm=$(echo "$median" | cut -d' ' -f1-4)
 	io=$(echo "$median" | cut -d' ' -f5-7)
@@ -782,9 +782,9 @@ run_foreign() {
 }
 
 # median_row FILE: the line of FILE whose first field (a time) is the
-# median, of BENCH_REPEAT lines.
+# median.
 median_row() {
-	sort -n -k1,1 "$1" | sed -n "$(((REPEAT + 1) / 2))p"
+	sort -n -k1,1 "$1" | sed -n "$((($(wc -l < "$1") + 1) / 2))p"
 }
 
 # foreign_table ROWS: the markdown table of run_foreign's rows, each
