@@ -338,7 +338,7 @@ stream_window(struct entry *en, struct vs_reader *rd, uint64_t w,
 
 		if (!vs_group_has_data(x->isdata, g0, g1))
 			continue;
-		if (!(buf = vs_reader_take(rd, g0, &bytes, &hash))) {
+		if (!(buf = vs_reader_take(rd, w, g0, &bytes, &hash))) {
 			if (vs_interrupted)
 				vs_err(VS_EXIT_PARTIAL, en->img->name,
 				    "interrupted");

@@ -5,7 +5,8 @@
  * - The image is handled one window of VS_WINDOW_BYTES at a
  *   time: map the window (no data read), fetch its index entries, read the
  *   DATA blocks in VS_CHUNK pieces, then record the new entries.  Memory is
- *   one chunk plus two windows of entries, whatever the image size.
+ *   the readers' chunks, two windows of entries and the block maps of the
+ *   windows planned ahead (below), whatever the image size.
  * - A block is DATA if any byte of it is mapped as data.  A DATA block that
  *   reads as all zeros is treated as a hole.  Holes are punched on the
  *   target only where the index says the target may hold data.
@@ -15,7 +16,12 @@
  *   its own blocks instead (info.hashes_target) is asked for digests and
  *   entries as if trusted, so only the blocks that differ cross the wire.
  * - Reader threads (reader.c) read and hash the next groups while this
- *   one is compared and written.
+ *   one is compared and written.  The next windows are mapped and posted
+ *   to them before this one is written, as many as it takes to give them
+ *   a group to read in each of their buffers (at most VS_READER_WINDOWS
+ *   in all), so they go on into them without waiting: on a large sparse
+ *   image whose windows hold a changed piece or two, reading would
+ *   otherwise stop at every window.
  * - Neighbouring blocks to write go to the target as one write() of up to
  *   a group, so it can compare and write in large pieces.
  * - With change detection (changes.h), blocks the base shares with the
@@ -40,7 +46,19 @@ struct group {
 	int same;			/* 1: nothing to compare, unchanged */
 };
 
-/* What change detection says of a block (sync_state.keep). */
+/* A window mapped and posted to the readers, ahead of its turn. */
+struct plan {
+	uint64_t wstart, wlen;		/* where it starts, its bytes */
+	size_t nb;			/* its blocks */
+	uint8_t *isdata;		/* per block: to read */
+	uint8_t *keep;			/* per block: unchanged since the base */
+	struct vs_extent_vec map;	/* its extents */
+	size_t groups;			/* its groups with a block to read */
+};
+
+#define PLANS VS_READER_WINDOWS		/* this window and those ahead */
+
+/* What change detection says of a block (plan.keep). */
 enum {
 	KEEP_NO = 0,		/* may have changed: read and compare */
 	KEEP_HOLE = 1,		/* unchanged, a hole in the source */
@@ -55,14 +73,16 @@ struct sync_state {
 	double bw_start;		/* when the sync began */
 	struct vs_target_info info;	/* block size, seed, trust */
 	struct vs_reader *reader;	/* reads the groups ahead */
-	uint8_t *isdata;		/* per block of the window */
-	uint8_t *keep;			/* per block: unchanged since the base */
+	struct plan plan[PLANS];	/* this window and those ahead,
+					 * see plan_of() */
+	uint64_t wstart;		/* this window's start ... */
+	const uint8_t *isdata;		/* ... its plan's isdata */
+	const uint8_t *keep;		/* ... and keep */
 	struct vs_changes *changes;	/* change detection, or NULL */
 	uint64_t base_size;		/* the base's size, with changes */
 	struct vs_hash *old, *new;	/* entries of the window */
 	struct vs_hash *digests;	/* per group, or NULL: no digests */
 	size_t group;			/* blocks per group (one chunk) */
-	struct vs_extent_vec map;	/* the window's extents */
 	uint64_t punch_off, punch_len;	/* pending punch, coalesced */
 };
 
@@ -127,7 +147,8 @@ take_group(struct sync_state *s, struct group *g)
 				s->new[i] = vs_hash_hole;
 		return 0;
 	}
-	if (!(g->buf = vs_reader_take(s->reader, g0, &bytes, &hash))) {
+	if (!(g->buf = vs_reader_take(s->reader, s->wstart, g0, &bytes,
+	    &hash))) {
 		if (vs_interrupted)
 			check_interrupt(s);
 		return -1;
@@ -271,16 +292,17 @@ release_group(struct sync_state *s, struct group *g)
 
 /* Blocks of the window that change detection finds unchanged: not read. */
 static int
-mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
+mark_kept(struct sync_state *s, struct plan *pl)
 {
-	uint64_t bs = s->info.block_size;
+	uint64_t bs = s->info.block_size, wstart = pl->wstart;
+	size_t nb = pl->nb;
 
 	if (!s->changes) {
-		memset(s->keep, 0, nb);
+		memset(pl->keep, 0, nb);
 		return 0;
 	}
-	if (vs_changes_window(s->changes, wstart, wlen, (uint32_t)bs,
-	    &s->map, s->keep) < 0)
+	if (vs_changes_window(s->changes, wstart, pl->wlen, (uint32_t)bs,
+	    &pl->map, pl->keep) < 0)
 		return -1;
 	/* Where the size changed, the block at the old or new end changed
 	 * length: the target's entry for it no longer holds. */
@@ -288,15 +310,15 @@ mark_kept(struct sync_state *s, uint64_t wstart, uint64_t wlen, size_t nb)
 		uint64_t edge = vs_min(s->base_size, s->src->size) / bs;
 
 		if (edge >= wstart / bs && edge < wstart / bs + nb)
-			s->keep[edge - wstart / bs] = 0;
+			pl->keep[edge - wstart / bs] = 0;
 	}
 	/* A kept hole was a hole in the base too (the maps agree): keeping
 	 * its entry spares a far target the question. */
 	for (size_t i = 0; i < nb; i++)
-		if (s->keep[i] && s->isdata[i]) {
-			s->isdata[i] = 0;
-			s->keep[i] = KEEP_DATA;
-			s->st->skipped_bytes += vs_min(bs, wlen - i * bs);
+		if (pl->keep[i] && pl->isdata[i]) {
+			pl->isdata[i] = 0;
+			pl->keep[i] = KEEP_DATA;
+			s->st->skipped_bytes += vs_min(bs, pl->wlen - i * bs);
 		}
 	return 0;
 }
@@ -335,48 +357,166 @@ start_changes(struct sync_state *s, const struct vs_sync_view *v)
 	return vs_changes_open(s->src, v->base, &s->changes);
 }
 
-static int
-sync_window(struct sync_state *s, uint64_t wstart, struct vs_progress *p)
+/* Whether every block of [g0, g1) of a window is kept. */
+static bool
+all_kept(const uint8_t *keep, size_t g0, size_t g1)
 {
-	uint64_t bs = s->info.block_size, size = s->src->size;
-	uint64_t wlen = vs_min(VS_WINDOW_BYTES, size - wstart);
-	uint64_t first = wstart / bs;
-	size_t nb = (size_t)((wlen + bs - 1) / bs);
+	for (size_t i = g0; i < g1; i++)
+		if (!keep[i])
+			return false;
+	return true;
+}
+
+/* The end of the run of groups from @g0 of a window of @nb blocks that
+ * are all kept or all not (*@kept: which). */
+static size_t
+group_run(const struct sync_state *s, const uint8_t *keep, size_t nb,
+    size_t g0, bool *kept)
+{
+	size_t g1;
+
+	*kept = all_kept(keep, g0, vs_min(g0 + s->group, nb));
+	for (g1 = g0; g1 < nb; g1 += s->group)
+		if (all_kept(keep, g1, vs_min(g1 + s->group, nb)) != *kept)
+			break;
+	return vs_min(g1, nb);
+}
+
+/* The target's entries of the window's @nb blocks.  A target that can
+ * digest its entries (trusted, or hashing its blocks) is asked for one
+ * digest per group; otherwise for the entries.  With change detection,
+ * only those of the groups with a block that may have changed: a kept
+ * block keeps its entry whatever it is, and on a large sparse image most
+ * windows have nothing to read, so reading all their entries would read
+ * most of the index. */
+static int
+window_entries(struct sync_state *s, uint64_t first, size_t nb)
+{
+
+	if (s->digests)
+		return s->t->ops->digests(s->t, first, nb, s->group,
+		    s->digests);
+	if (!s->info.trusted && can(s, VS_CAP_DIGESTS)) {
+		/* A far target that knows nothing: do not ask it, every block
+		 * is compared on its side. */
+		for (size_t i = 0; i < nb; i++)
+			s->old[i] = vs_hash_unknown;
+		return 0;
+	}
+	if (!s->changes)
+		return s->t->ops->summaries(s->t, first, nb, s->old);
+	for (size_t g0 = 0, g1; g0 < nb; g0 = g1) {
+		bool kept;
+
+		g1 = group_run(s, s->keep, nb, g0, &kept);
+		if (!kept && s->t->ops->summaries(s->t, first + g0, g1 - g0,
+		    s->old + g0) < 0)
+			return -1;
+		for (size_t i = g0; kept && i < g1; i++)
+			s->old[i] = vs_hash_unknown;
+	}
+	return 0;
+}
+
+/* Map the window at @wstart into @pl and post it to the readers: which
+ * blocks hold data, and which change detection finds unchanged.  The
+ * readers may still be reading the window before it, so the calls into
+ * the source's format hold the readers' format lock. */
+static int
+plan_window(struct sync_state *s, struct plan *pl, uint64_t wstart)
+{
+	uint64_t bs = s->info.block_size;
+	int rc;
+
+	pl->wstart = wstart;
+	pl->wlen = vs_min(VS_WINDOW_BYTES, s->src->size - wstart);
+	pl->nb = (size_t)((pl->wlen + bs - 1) / bs);
+	vs_reader_lock_format(s->reader);
+	rc = vs_image_map(s->src, wstart, pl->wlen, &pl->map);
+	if (rc == 0) {
+		s->st->data_bytes += vs_mark_data(&pl->map, wstart, bs,
+		    pl->nb, pl->isdata);
+		rc = mark_kept(s, pl);
+	}
+	vs_reader_unlock_format(s->reader);
+	if (rc < 0)
+		return -1;
+	pl->groups = 0;
+	for (size_t g0 = 0; g0 < pl->nb; g0 += s->group)
+		pl->groups += vs_group_has_data(pl->isdata, g0,
+		    vs_min(g0 + s->group, pl->nb));
+	if (vs_reader_window(s->reader, wstart, pl->isdata, pl->nb, bs,
+	    s->group) < 0)
+		return -1;
+	/* The entries window_entries() will ask for, and the sector records
+	 * of the blocks to compare: the target may fetch them meanwhile. */
+	for (size_t g0 = 0, g1; s->changes && can(s, VS_CAP_EXPECT) &&
+	    g0 < pl->nb; g0 = g1) {
+		bool kept;
+
+		g1 = group_run(s, pl->keep, pl->nb, g0, &kept);
+		if (!kept)
+			s->t->ops->expect(s->t, wstart / bs + g0, g1 - g0);
+	}
+	return 0;
+}
+
+/* The plan of the window at @wstart. */
+static struct plan *
+plan_of(struct sync_state *s, uint64_t wstart)
+{
+	return &s->plan[wstart / VS_WINDOW_BYTES % PLANS];
+}
+
+/* Plan the windows from *@next on, before the window at @w is written:
+ * that one, then (@ahead) those after it while the readers would not
+ * have a group for each buffer and fewer than PLANS are planned. */
+static int
+plan_ahead(struct sync_state *s, uint64_t w, uint64_t *next, bool ahead)
+{
+	size_t groups = 0;
+
+	for (uint64_t a = w + VS_WINDOW_BYTES; a < *next;
+	    a += VS_WINDOW_BYTES)
+		groups += plan_of(s, a)->groups;
+	while (*next < s->src->size && (*next == w || (ahead &&
+	    *next - w < (uint64_t)PLANS * VS_WINDOW_BYTES &&
+	    groups < VS_READER_SLOTS))) {
+		if (plan_window(s, plan_of(s, *next), *next) < 0)
+			return -1;
+		if (*next != w)
+			groups += plan_of(s, *next)->groups;
+		*next += VS_WINDOW_BYTES;
+	}
+	return 0;
+}
+
+/* Compare, write and record the window planned in @pl. */
+static int
+sync_window(struct sync_state *s, const struct plan *pl,
+    struct vs_progress *p)
+{
+	uint64_t bs = s->info.block_size, wstart = pl->wstart;
+	uint64_t wlen = pl->wlen, first = wstart / bs;
+	size_t nb = pl->nb;
 	struct group prev = { 0 };	/* decided, not yet applied */
 	bool per_group = can(s, VS_CAP_PREFETCH) && !s->changes;
 
 	if (check_interrupt(s) < 0)
 		return -1;
-	if (vs_image_map(s->src, wstart, wlen, &s->map) < 0)
-		return -1;
-	/* A target that can digest its entries (trusted, or hashing its
-	 * blocks) is asked for one digest per group; otherwise for every
-	 * entry of the window. */
-	if (s->digests) {
-		if (s->t->ops->digests(s->t, first, nb, s->group,
-		    s->digests) < 0)
-			return -1;
-	} else if (!s->info.trusted && can(s, VS_CAP_DIGESTS)) {
-		/* A far target that knows nothing: do not ask it, every block
-		 * is compared on its side. */
-		for (size_t i = 0; i < nb; i++)
-			s->old[i] = vs_hash_unknown;
-	} else if (s->t->ops->summaries(s->t, first, nb, s->old) < 0) {
-		return -1;
-	}
-	s->st->data_bytes += vs_mark_data(&s->map, wstart, s->info.block_size,
-	    nb, s->isdata);
-	if (mark_kept(s, wstart, wlen, nb) < 0)
-		return -1;
-	if (vs_reader_window(s->reader, wstart, s->isdata, nb, bs,
-	    s->group) < 0)
-		return -1;
+	s->wstart = wstart;
+	s->isdata = pl->isdata;
+	s->keep = pl->keep;
 	/* The target compares each write with its old bytes: it is asked to
 	 * fetch them ahead.  With change detection nearly every block left
 	 * to read changed, so the whole window's are asked for now; else
 	 * each group's blocks to write, once it is decided. */
 	if (can(s, VS_CAP_PREFETCH) && s->changes)
 		prefetch_runs(s, wstart, 0, nb, to_read, NULL);
+	/* The readers started before the entries are fetched, which may
+	 * wait for the index's disk or a far target. */
+	if (window_entries(s, first, nb) < 0)
+		return -1;
 	/* Each group is written once the next one is decided, so that the
 	 * target fetches the old bytes of the next while this is written. */
 	for (size_t g0 = 0; g0 < nb + s->group; g0 += s->group) {
@@ -444,6 +584,7 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 	struct sync_state s = { .src = src, .t = t, .st = t->stats,
 	    .bwlimit = view ? view->bwlimit : 0 };
 	double start = vs_now();
+	bool ahead, bufs = true;
 	int ret = -1;
 
 	s.bw_start = start;
@@ -455,14 +596,18 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 	vs_info(2, "%s: %s, %llu bytes, block size %u, index %s", src->name,
 	    src->ops->name, (unsigned long long)src->size, s.info.block_size,
 	    s.st->index_state);
-	s.isdata = malloc(VS_WINDOW_BYTES / s.info.block_size);
-	s.keep = malloc(VS_WINDOW_BYTES / s.info.block_size);
+	for (int i = 0; i < PLANS; i++) {
+		s.plan[i].isdata = malloc(VS_WINDOW_BYTES / s.info.block_size);
+		s.plan[i].keep = malloc(VS_WINDOW_BYTES / s.info.block_size);
+		if (!s.plan[i].isdata || !s.plan[i].keep)
+			bufs = false;
+	}
 	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
 	s.new = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.new));
 	s.group = VS_CHUNK / s.info.block_size;
 	if (digested(&s))
 		s.digests = calloc(VS_WINDOW_BYTES / VS_CHUNK, sizeof(*s.digests));
-	if (!s.isdata || !s.keep || !s.old || !s.new ||
+	if (!bufs || !s.old || !s.new ||
 	    (digested(&s) && !s.digests)) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		goto out;
@@ -471,8 +616,13 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 	    vs_reader_start(src, VS_CHUNK, &s.info.seed, &s.reader) < 0)
 		goto out;
 	vs_progress_start(p, src->size);
-	for (uint64_t w = 0; w < src->size; w += VS_WINDOW_BYTES)
-		if (sync_window(&s, w, p) < 0)
+	/* Windows are planned ahead of their turn (see the design notes).
+	 * A sequential source's format may not map ahead of its reads: its
+	 * windows are planned in turn. */
+	ahead = !src->ops->sequential;
+	for (uint64_t w = 0, next = 0; w < src->size; w += VS_WINDOW_BYTES)
+		if (plan_ahead(&s, w, &next, ahead) < 0 ||
+		    sync_window(&s, plan_of(&s, w), p) < 0)
 			goto out;
 	if (t->ops->commit(t, view ? &view->id : NULL) < 0)
 		goto out;
@@ -480,11 +630,13 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 out:
 	s.st->elapsed = vs_now() - start;
 	vs_progress_end(p, ret == 0 ? src->size : 0, s.st);
-	vs_extent_vec_free(&s.map);
+	for (int i = 0; i < PLANS; i++) {
+		vs_extent_vec_free(&s.plan[i].map);
+		free(s.plan[i].isdata);
+		free(s.plan[i].keep);
+	}
 	vs_reader_stop(s.reader);
 	vs_changes_close(s.changes);
-	free(s.isdata);
-	free(s.keep);
 	free(s.old);
 	free(s.new);
 	free(s.digests);

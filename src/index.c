@@ -641,6 +641,27 @@ idx_write(struct vs_index *ix, uint64_t first, size_t n,
 	return 0;
 }
 
+int
+idx_fd(const struct vs_index *ix)
+{
+	return ix->fd;
+}
+
+void
+idx_where(const struct vs_index *ix, uint64_t first, size_t n,
+    uint64_t off[2], uint64_t len[2])
+{
+	uint64_t have = first < ix->nblocks ? vs_min(n, ix->nblocks - first) :
+	    0;
+	bool records = ix->has_header && ix->hdr.sector_off;
+
+	off[0] = IDX_HEADER_SIZE + first * VS_HASH_LEN;
+	len[0] = have * VS_HASH_LEN;
+	off[1] = records ? ix->hdr.sector_off + first *
+	    record_len(ix->hdr.block_size) : 0;
+	len[1] = records ? have * record_len(ix->hdr.block_size) : 0;
+}
+
 /* Scratch for @n records of the index's block size. */
 static uint8_t *
 rec_buf(struct vs_index *ix, size_t n)

@@ -145,6 +145,13 @@ int idx_read_sectors(struct vs_index *ix, uint64_t first, size_t n,
  * have[i], for their entries blk[i] and hashes sec[i * per ...]. */
 int idx_write_sectors(struct vs_index *ix, uint64_t first, size_t n,
     const struct vs_hash *blk, const uint64_t *sec, const bool *have);
+/* The index file's descriptor, for advice about its pages. */
+int idx_fd(const struct vs_index *ix);
+/* Where entries [first, first + n) and their sector records lie in the
+ * file: two byte ranges, of length 0 where there is none (for
+ * read-ahead). */
+void idx_where(const struct vs_index *ix, uint64_t first, size_t n,
+    uint64_t off[2], uint64_t len[2]);
 /* From now on, hold the writes of entries and sector records in memory
  * (reads see them) until idx_release(): a run's entries must not reach
  * the disk before the data they describe. */

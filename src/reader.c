@@ -16,9 +16,14 @@
  *   container reads themselves run in parallel.
  * - A group without data is neither read nor handed over: an unchanged or
  *   sparse image costs no thread switch per empty group.
- * - The threads work on their own copy of the window's block map: the
- *   engine rewrites its map for the next window as soon as it took the
- *   last group of this one.
+ * - The threads work on their own copy of each window's block map, and
+ *   up to READER_WINDOWS windows are posted at once: the engine may post
+ *   the next windows while it still takes the groups of this one, and the
+ *   threads go on into them as soon as this one's groups are handed out.
+ *   On a sparse image with scattered changes, where a window holds a
+ *   group or two, the disk then never waits for the engine to map the
+ *   next window.  A window is done with once its groups are handed out
+ *   and none is being read; its place then takes a new one.
  * - Pages are dropped from the cache as soon as they are in a buffer.
  * - The threads hash the blocks they read (a zero block hashes as a hole):
  *   the engine's thread, which compares and writes, is the one all data
@@ -40,7 +45,10 @@
 #include "util.h"
 
 #define READER_THREADS 4
-#define READER_SLOTS (READER_THREADS + 2)
+#define READER_SLOTS VS_READER_SLOTS
+#define READER_WINDOWS VS_READER_WINDOWS
+_Static_assert(READER_SLOTS >= READER_THREADS + 2,
+    "a buffer for each thread, one for the engine and one ready");
 #define READER_MIN_BLOCK 4096	/* the smallest block size hashed */
 
 enum slot_state {
@@ -53,10 +61,24 @@ enum slot_state {
 
 struct slot {
 	uint8_t *buf;			/* group_bytes */
-	size_t g0;			/* first block of its group */
+	uint64_t wstart;		/* its window ... */
+	size_t g0;			/* ... and first block of its group */
 	uint64_t bytes;			/* bytes read into it */
 	struct vs_hash *hash;		/* its blocks' hashes */
 	enum slot_state state;		/* see above */
+};
+
+/* A posted window: what its groups are. */
+struct window {
+	uint64_t seq;			/* order posted, from 1; 0: unused */
+	uint64_t wstart;		/* where it starts */
+	uint8_t *isdata;		/* its blocks to read (a copy) */
+	size_t cap;			/* bytes allocated for isdata */
+	size_t nb;			/* its block count */
+	uint64_t bs;			/* block size */
+	size_t group;			/* blocks per group */
+	size_t next;			/* next group to hand out (block index) */
+	int reading;			/* its groups being read */
 };
 
 struct worker {
@@ -76,13 +98,9 @@ struct vs_reader {
 	pthread_mutex_t mu;		/* guards everything below */
 	pthread_cond_t cv;		/* any change of state */
 	struct slot slot[READER_SLOTS];	/* the buffers */
-	uint64_t wstart;		/* the posted window ... */
-	uint8_t *isdata;		/* ... its blocks to read (a copy) */
-	size_t cap;			/* bytes allocated for isdata */
-	size_t nb;			/* ... its block count */
-	uint64_t bs;			/* ... block size */
-	size_t group;			/* ... blocks per group */
-	size_t next;			/* next group to read (block index) */
+	struct window win[READER_WINDOWS]; /* posted windows */
+	uint64_t posted;		/* windows posted so far */
+	bool failed;			/* a read failed: read nothing more */
 	bool stop;			/* the threads must end */
 };
 
@@ -139,13 +157,13 @@ read_range(struct worker *w, uint8_t *buf, uint64_t len, uint64_t off)
 /* Hash blocks [b, e) of the window, read into @buf (the group's buffer,
  * which starts at block @g0), into @hash. */
 static void
-hash_blocks(const struct vs_reader *r, const uint8_t *buf, size_t g0,
-    size_t b, size_t e, struct vs_hash *hash)
+hash_blocks(const struct vs_reader *r, const struct window *w,
+    const uint8_t *buf, size_t g0, size_t b, size_t e, struct vs_hash *hash)
 {
 	for (size_t i = b; i < e; i++) {
-		uint64_t off = r->wstart + i * r->bs;
-		size_t len = (size_t)vs_min(r->bs, r->src->size - off);
-		const uint8_t *blk = buf + (i - g0) * r->bs;
+		uint64_t off = w->wstart + i * w->bs;
+		size_t len = (size_t)vs_min(w->bs, r->src->size - off);
+		const uint8_t *blk = buf + (i - g0) * w->bs;
 
 		if (vs_is_zero(blk, len))
 			hash[i - g0] = vs_hash_hole;
@@ -154,31 +172,31 @@ hash_blocks(const struct vs_reader *r, const uint8_t *buf, size_t g0,
 	}
 }
 
-/* Read the data blocks of [g0, g1) into @buf and hash them into @hash;
- * unlocked. */
+/* Read the data blocks of [g0, g1) of window @win into @buf and hash
+ * them into @hash; unlocked. */
 static int
-read_group(struct worker *w, uint8_t *buf, struct vs_hash *hash, size_t g0,
-    size_t g1, uint64_t *bytes)
+read_group(struct worker *w, const struct window *win, uint8_t *buf,
+    struct vs_hash *hash, size_t g0, size_t g1, uint64_t *bytes)
 {
 	struct vs_reader *r = w->r;
 
 	*bytes = 0;
 	for (size_t b = g0; b < g1;) {
 		size_t e = b;
-		uint64_t off = r->wstart + b * r->bs, end;
+		uint64_t off = win->wstart + b * win->bs, end;
 
-		while (e < g1 && !r->isdata[e] == !r->isdata[b])
+		while (e < g1 && !win->isdata[e] == !win->isdata[b])
 			e++;
-		end = vs_min(r->wstart + e * r->bs, r->src->size);
-		if (r->isdata[b]) {
+		end = vs_min(win->wstart + e * win->bs, r->src->size);
+		if (win->isdata[b]) {
 			if (vs_interrupted)
 				return -1;
-			if (read_range(w, buf + (b - g0) * r->bs, end - off,
+			if (read_range(w, buf + (b - g0) * win->bs, end - off,
 			    off) < 0)
 				return -1;
 			*bytes += end - off;
 			if (r->hashing)
-				hash_blocks(r, buf, g0, b, e, hash);
+				hash_blocks(r, win, buf, g0, b, e, hash);
 		}
 		b = e;
 	}
@@ -192,6 +210,34 @@ vs_group_has_data(const uint8_t *isdata, size_t g0, size_t g1)
 		if (isdata[i])
 			return true;
 	return false;
+}
+
+/* Move @w's next group past groups without data; true if one is left. */
+static bool
+groups_left(struct window *w)
+{
+	while (w->next < w->nb && !vs_group_has_data(w->isdata, w->next,
+	    vs_min(w->next + w->group, w->nb)))
+		w->next += w->group;
+	return w->next < w->nb;
+}
+
+/* The window whose groups are handed out next: the first posted with a
+ * group left, or NULL. */
+static struct window *
+window_to_read(struct vs_reader *r)
+{
+	struct window *best = NULL;
+
+	if (r->failed)
+		return NULL;
+	for (int i = 0; i < READER_WINDOWS; i++) {
+		struct window *w = &r->win[i];
+
+		if (w->seq && groups_left(w) && (!best || w->seq < best->seq))
+			best = w;
+	}
+	return best;
 }
 
 static struct slot *
@@ -212,34 +258,36 @@ reader_main(void *arg)
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
+		struct window *win;
 		size_t g0, g1;
 		int rc;
 
-		/* Wait for a group with data (of this window, or of a new
-		 * one) and a free buffer. */
+		/* Wait for a group with data (of a posted window) and a free
+		 * buffer. */
 		for (;;) {
-			while (r->next < r->nb && !vs_group_has_data(r->isdata,
-			    r->next, vs_min(r->next + r->group, r->nb)))
-				r->next += r->group;
-			if (r->stop || (r->next < r->nb && (s = free_slot(r))))
+			win = window_to_read(r);
+			if (r->stop || (win && (s = free_slot(r))))
 				break;
 			pthread_cond_wait(&r->cv, &r->mu);
 		}
 		if (r->stop)
 			break;
-		g0 = r->next;
-		g1 = vs_min(g0 + r->group, r->nb);
-		r->next = g1;
+		g0 = win->next;
+		g1 = vs_min(g0 + win->group, win->nb);
+		win->next = g1;
+		win->reading++;
+		s->wstart = win->wstart;
 		s->g0 = g0;
 		s->state = SLOT_FILLING;
 		pthread_mutex_unlock(&r->mu);
-		/* The window stays posted until the engine took this group,
-		 * so its map and start do not change under us. */
-		rc = read_group(w, s->buf, s->hash, g0, g1, &s->bytes);
+		/* A window being read is not replaced, so its map and start
+		 * do not change under us. */
+		rc = read_group(w, win, s->buf, s->hash, g0, g1, &s->bytes);
 		pthread_mutex_lock(&r->mu);
+		win->reading--;
 		s->state = rc < 0 ? SLOT_FAILED : SLOT_READY;
 		if (rc < 0)
-			r->next = r->nb;	/* read nothing more */
+			r->failed = true;	/* read nothing more */
 		pthread_cond_broadcast(&r->cv);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -265,7 +313,8 @@ destroy(struct vs_reader *r)
 	pthread_mutex_destroy(&r->fmt_mu);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
-	free(r->isdata);
+	for (int i = 0; i < READER_WINDOWS; i++)
+		free(r->win[i].isdata);
 	free(r);
 }
 
@@ -318,6 +367,8 @@ int
 vs_reader_window(struct vs_reader *r, uint64_t wstart, const uint8_t *isdata,
     size_t nb, uint64_t bs, size_t group)
 {
+	struct window *w = NULL;
+
 	if (group > r->max_group || group * bs > r->max_group *
 	    READER_MIN_BLOCK) {
 		vs_err(VS_EXIT_INTERNAL, r->src->name, "groups of %zu blocks "
@@ -326,38 +377,55 @@ vs_reader_window(struct vs_reader *r, uint64_t wstart, const uint8_t *isdata,
 		return -1;
 	}
 	pthread_mutex_lock(&r->mu);
-	if (nb > r->cap) {
-		uint8_t *n = realloc(r->isdata, nb);
+	/* The place of a window done with: all of it handed out, none of it
+	 * being read. */
+	for (int i = 0; i < READER_WINDOWS && !w; i++)
+		if (!r->win[i].seq || (!groups_left(&r->win[i]) &&
+		    !r->win[i].reading))
+			w = &r->win[i];
+	if (!w) {
+		pthread_mutex_unlock(&r->mu);
+		vs_err(VS_EXIT_INTERNAL, r->src->name, "more than %d windows "
+		    "posted to the reader", READER_WINDOWS);
+		return -1;
+	}
+	if (nb > w->cap) {
+		uint8_t *n = realloc(w->isdata, nb);
 
 		if (!n) {
 			pthread_mutex_unlock(&r->mu);
 			vs_errno(VS_EXIT_INTERNAL, r->src->name, "buffers");
 			return -1;
 		}
-		r->isdata = n;
-		r->cap = nb;
+		w->isdata = n;
+		w->cap = nb;
 	}
-	memcpy(r->isdata, isdata, nb);
-	r->wstart = wstart;
-	r->nb = nb;
-	r->bs = bs;
-	r->group = group;
-	r->next = 0;
-	pthread_cond_broadcast(&r->cv);
+	memcpy(w->isdata, isdata, nb);
+	w->seq = ++r->posted;
+	w->wstart = wstart;
+	w->nb = nb;
+	w->bs = bs;
+	w->group = group;
+	w->next = 0;
+	/* A window with nothing to read (most of a sparse image, or of one
+	 * that barely changed) wakes no thread. */
+	if (vs_group_has_data(isdata, 0, nb))
+		pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 
 uint8_t *
-vs_reader_take(struct vs_reader *r, size_t g0, uint64_t *bytes,
-    const struct vs_hash **hash)
+vs_reader_take(struct vs_reader *r, uint64_t wstart, size_t g0,
+    uint64_t *bytes, const struct vs_hash **hash)
 {
 	struct slot *s = NULL;
 
 	pthread_mutex_lock(&r->mu);
 	for (;;) {
 		for (int i = 0; i < READER_SLOTS; i++)
-			if (r->slot[i].g0 == g0 &&
+			if (r->slot[i].wstart == wstart &&
+			    r->slot[i].g0 == g0 &&
 			    (r->slot[i].state == SLOT_READY ||
 			    r->slot[i].state == SLOT_FAILED))
 				s = &r->slot[i];
@@ -386,6 +454,18 @@ vs_reader_give(struct vs_reader *r, uint8_t *buf)
 			r->slot[i].state = SLOT_FREE;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
+}
+
+void
+vs_reader_lock_format(struct vs_reader *r)
+{
+	pthread_mutex_lock(&r->fmt_mu);
+}
+
+void
+vs_reader_unlock_format(struct vs_reader *r)
+{
+	pthread_mutex_unlock(&r->fmt_mu);
 }
 
 void

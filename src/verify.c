@@ -146,7 +146,8 @@ verify_window(struct verify *v, uint64_t wstart)
 		uint64_t bytes = 0;
 
 		if (vs_group_has_data(v->isdata, g0, g1) &&
-		    !(buf = vs_reader_take(v->reader, g0, &bytes, &hash))) {
+		    !(buf = vs_reader_take(v->reader, wstart, g0, &bytes,
+		    &hash))) {
 			if (vs_interrupted)
 				vs_err(VS_EXIT_PARTIAL, v->path, "interrupted");
 			return -1;

@@ -112,6 +112,7 @@ struct local_target {
 	FILE *ops_log;		/* VMSYNC_DEBUG_OPS, or NULL */
 	FILE *hints_log;	/* VMSYNC_DEBUG_HINTS (the advisor's), or NULL */
 	struct vs_advisor *advisor; /* read-ahead and writeback starts */
+	struct vs_advisor *ix_advisor; /* read-ahead of the index, or NULL */
 };
 
 #define VS_WRITE_PIECE (4u << 20)	/* compare and write at most this */
@@ -586,6 +587,10 @@ local_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
 		return -1;
 	}
 	info->caps = VS_CAP_PREFETCH;
+	/* Only a trusted index's entries are read. */
+	if (lt->ix && lt->trusted && !lt->ix_advisor &&
+	    (lt->ix_advisor = vs_advisor_new(idx_fd(lt->ix))))
+		info->caps |= VS_CAP_EXPECT;
 	info->block_size = lt->hdr.block_size;
 	info->seed = lt->hdr.seed;
 	info->trusted = lt->trusted;
@@ -870,6 +875,25 @@ local_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
 		vs_advise(lt->advisor, VS_ADVISE_READ_AHEAD, from, end - from);
 }
 
+/* Read ahead the index's entries and sector records of blocks [first,
+ * first + n), from the index's own advisor: the engine says so a window
+ * or more ahead, so it then finds them in the page cache instead of
+ * waiting for each at its turn. */
+static void
+local_expect(struct vs_target *t, uint64_t first, size_t n)
+{
+	struct local_target *lt = (struct local_target *)t;
+	uint64_t off[2], len[2];
+
+	if (!lt->ix_advisor)
+		return;
+	idx_where(lt->ix, first, n, off, len);
+	for (int i = 0; i < 2; i++)
+		if (len[i])
+			vs_advise(lt->ix_advisor, VS_ADVISE_READ_AHEAD, off[i],
+			    len[i]);
+}
+
 /* Zero the parts of [off, off + len) that hold data. */
 static int
 local_punch(struct vs_target *t, uint64_t off, uint64_t len)
@@ -1144,6 +1168,7 @@ local_close(struct vs_target *t)
 		remove_created(lt->dir_fd, lt->base, &lt->tgt_st);
 	if (!lt->began && lt->index_created)
 		remove_created(lt->idx_dir_fd, lt->idx_base, &lt->idx_st);
+	vs_advisor_free(lt->ix_advisor);	/* before its fd is closed */
 	idx_close(lt->ix);
 	vs_advisor_free(lt->advisor);	/* before its fd is closed */
 	if (lt->fd >= 0)
@@ -1174,6 +1199,7 @@ static const struct vs_target_ops local_ops = {
 	.summaries = local_summaries,
 	.write = local_write,
 	.prefetch = local_prefetch,
+	.expect = local_expect,
 	.punch = local_punch,
 	.record = local_record,
 	.commit = local_commit,

@@ -34,6 +34,7 @@ enum vs_target_cap {
 	VS_CAP_DIGESTS = 1u << 0,	/* digests(): a far target, asked
 					 * one digest per group first */
 	VS_CAP_PREFETCH = 1u << 1,	/* prefetch() hints are worth giving */
+	VS_CAP_EXPECT = 1u << 2,	/* expect() hints are worth giving */
 };
 
 struct vs_target_info {
@@ -70,6 +71,10 @@ struct vs_target_ops {
 	/* With VS_CAP_PREFETCH, a hint: [off, off + len) is about to be
 	 * written, so its old bytes will be compared; start fetching them. */
 	void (*prefetch)(struct vs_target *, uint64_t off, uint64_t len);
+	/* With VS_CAP_EXPECT, a hint: entries [first, first + n) will be
+	 * asked for, and their blocks compared, a window or more from now;
+	 * start fetching what that needs from the index. */
+	void (*expect)(struct vs_target *, uint64_t first, size_t n);
 	/* Make [off, off + len) read as zeros, deallocated where possible. */
 	int (*punch)(struct vs_target *, uint64_t off, uint64_t len);
 	/* Store entries that changed from @old to @new (after the data). */

@@ -3,11 +3,13 @@
  * with the bytes of its own window and blocks, whatever the pattern of
  * empty groups and the order in which reads finish, while the caller
  * rewrites its block map for the next window as soon as it took the last
- * group (as the engine does); each block read comes with its hash (a
+ * group, or posts the next window before it takes the groups of this one
+ * (as the engine does); each block read comes with its hash (a
  * hole's where it is all zeros); a format is never entered by two threads
  * at once, while the reads from where it locates the data are in flight
  * several at once and are the format's bytes.  A reader started without
- * a seed hands the same bytes over and hashes nothing.
+ * a seed hands the same bytes over and hashes nothing.  A window posted
+ * while VS_READER_WINDOWS others have groups to hand out is refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,14 +83,15 @@ group_has_data(const uint8_t *isdata, size_t g0)
 
 /* Read every window of @src through a reader and check each group with
  * data against @want, the guest bytes, and its hashes (none without
- * @hashing: they stay as allocated, zero). */
+ * @hashing: they stay as allocated, zero).  @ahead: each window is posted
+ * before the groups of the one before it are taken. */
 static void
 read_all_hashing(struct vs_image *src, const uint8_t *want, int rounds,
-    bool hashing)
+    bool hashing, bool ahead)
 {
 	static const uint64_t seed = SEED;
 	static const struct vs_hash unset;
-	uint8_t isdata[NB];
+	uint8_t maps[2][NB];
 	struct vs_reader *r;
 	uint32_t x = 1;
 
@@ -97,10 +100,18 @@ read_all_hashing(struct vs_image *src, const uint8_t *want, int rounds,
 	for (int round = 0; round < rounds; round++)
 		for (uint64_t w = 0; w < WINDOWS; w++) {
 			uint64_t wstart = w * NB * BS;
+			uint8_t *isdata = maps[w % 2], *next = maps[(w + 1) % 2];
 
-			pattern(isdata, &x);
-			assert_int_equal(vs_reader_window(r, wstart, isdata, NB,
-			    BS, GROUP), 0);
+			if (!ahead || w == 0) {
+				pattern(isdata, &x);
+				assert_int_equal(vs_reader_window(r, wstart,
+				    isdata, NB, BS, GROUP), 0);
+			}
+			if (ahead && w + 1 < WINDOWS) {
+				pattern(next, &x);
+				assert_int_equal(vs_reader_window(r, wstart +
+				    NB * BS, next, NB, BS, GROUP), 0);
+			}
 			for (size_t g0 = 0; g0 < NB; g0 += GROUP) {
 				const struct vs_hash *hash;
 				uint64_t bytes = 0;
@@ -108,7 +119,8 @@ read_all_hashing(struct vs_image *src, const uint8_t *want, int rounds,
 
 				if (!group_has_data(isdata, g0))
 					continue;
-				buf = vs_reader_take(r, g0, &bytes, &hash);
+				buf = vs_reader_take(r, wstart, g0, &bytes,
+				    &hash);
 				assert_non_null(buf);
 				for (size_t i = g0; i < g0 + GROUP; i++) {
 					uint64_t b = wstart / BS + i;
@@ -136,7 +148,8 @@ read_all_hashing(struct vs_image *src, const uint8_t *want, int rounds,
 static void
 read_all(struct vs_image *src, const uint8_t *want, int rounds)
 {
-	read_all_hashing(src, want, rounds, true);
+	read_all_hashing(src, want, rounds, true, false);
+	read_all_hashing(src, want, rounds, true, true);
 }
 
 /* The test image in memory, read @rounds times, with or without hashes. */
@@ -149,7 +162,8 @@ read_mem_image(int rounds, bool hashing)
 
 	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
 	assert_int_equal(vs_image_open(io, "raw", &src), 0);
-	read_all_hashing(src, img, rounds, hashing);
+	read_all_hashing(src, img, rounds, hashing, false);
+	read_all_hashing(src, img, rounds, hashing, true);
 	vs_image_close(src);
 	free(img);
 }
@@ -187,6 +201,32 @@ test_groups_too_large(void **state)
 	    GROUP), -1);
 	assert_int_equal(vs_reader_window(r, 0, isdata, NB, BS, 2 * GROUP),
 	    -1);
+	vs_reader_stop(r);
+	vs_image_close(src);
+	free(img);
+}
+
+/* VS_READER_WINDOWS windows posted and none taken: one more is refused
+ * (the buffers hold fewer groups than the first has, so it still has
+ * groups to hand out), and stopping the reader then frees everything. */
+static void
+test_third_window_refused(void **state)
+{
+	uint8_t *img = make_image(), isdata[NB];
+	struct vs_reader *r;
+	struct vs_image *src;
+	struct vs_io *io;
+
+	(void)state;
+	memset(isdata, 1, NB);
+	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
+	assert_int_equal(vs_image_open(io, "raw", &src), 0);
+	assert_int_equal(vs_reader_start(src, GROUP * BS, NULL, &r), 0);
+	for (uint64_t w = 0; w < VS_READER_WINDOWS; w++)
+		assert_int_equal(vs_reader_window(r, w * NB * BS, isdata, NB,
+		    BS, GROUP), 0);
+	assert_int_equal(vs_reader_window(r, VS_READER_WINDOWS * NB * BS,
+	    isdata, NB, BS, GROUP), -1);
 	vs_reader_stop(r);
 	vs_image_close(src);
 	free(img);
@@ -390,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_windows_and_empty_groups),
 		cmocka_unit_test(test_no_hashes_without_seed),
 		cmocka_unit_test(test_groups_too_large),
+		cmocka_unit_test(test_third_window_refused),
 		cmocka_unit_test(test_located_reads_in_parallel),
 		cmocka_unit_test(test_format_reads_one_at_a_time),
 	};
