@@ -183,53 +183,67 @@ test_no_hashes_without_seed(void **state)
 	read_mem_image(3, false);
 }
 
+/* A reader without a seed over the test image in memory, for cases that
+ * post windows and take nothing; every block is data (*@isdata). */
+struct idle_reader {
+	uint8_t *img;
+	struct vs_image *src;
+	struct vs_reader *r;
+	uint8_t isdata[NB];
+};
+
+static void
+idle_reader_start(struct idle_reader *ir)
+{
+	struct vs_io *io;
+
+	ir->img = make_image();
+	memset(ir->isdata, 1, NB);
+	assert_int_equal(vs_io_open_mem(ir->img, SIZE, "mem.img", &io), 0);
+	assert_int_equal(vs_image_open(io, "raw", &ir->src), 0);
+	assert_int_equal(vs_reader_start(ir->src, GROUP * BS, NULL, &ir->r),
+	    0);
+}
+
+static void
+idle_reader_stop(struct idle_reader *ir)
+{
+	vs_reader_stop(ir->r);
+	vs_image_close(ir->src);
+	free(ir->img);
+}
+
 /* A window whose groups are larger than the buffers is refused. */
 static void
 test_groups_too_large(void **state)
 {
-	uint8_t *img = make_image(), isdata[NB];
-	struct vs_reader *r;
-	struct vs_image *src;
-	struct vs_io *io;
+	struct idle_reader ir;
 
 	(void)state;
-	memset(isdata, 1, NB);
-	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
-	assert_int_equal(vs_image_open(io, "raw", &src), 0);
-	assert_int_equal(vs_reader_start(src, GROUP * BS, NULL, &r), 0);
-	assert_int_equal(vs_reader_window(r, 0, isdata, NB / 2, 2 * BS,
+	idle_reader_start(&ir);
+	assert_int_equal(vs_reader_window(ir.r, 0, ir.isdata, NB / 2, 2 * BS,
 	    GROUP), -1);
-	assert_int_equal(vs_reader_window(r, 0, isdata, NB, BS, 2 * GROUP),
-	    -1);
-	vs_reader_stop(r);
-	vs_image_close(src);
-	free(img);
+	assert_int_equal(vs_reader_window(ir.r, 0, ir.isdata, NB, BS,
+	    2 * GROUP), -1);
+	idle_reader_stop(&ir);
 }
 
 /* VS_READER_WINDOWS windows posted and none taken: one more is refused
  * (the buffers hold fewer groups than the first has, so it still has
  * groups to hand out), and stopping the reader then frees everything. */
 static void
-test_third_window_refused(void **state)
+test_window_too_many_refused(void **state)
 {
-	uint8_t *img = make_image(), isdata[NB];
-	struct vs_reader *r;
-	struct vs_image *src;
-	struct vs_io *io;
+	struct idle_reader ir;
 
 	(void)state;
-	memset(isdata, 1, NB);
-	assert_int_equal(vs_io_open_mem(img, SIZE, "mem.img", &io), 0);
-	assert_int_equal(vs_image_open(io, "raw", &src), 0);
-	assert_int_equal(vs_reader_start(src, GROUP * BS, NULL, &r), 0);
+	idle_reader_start(&ir);
 	for (uint64_t w = 0; w < VS_READER_WINDOWS; w++)
-		assert_int_equal(vs_reader_window(r, w * NB * BS, isdata, NB,
-		    BS, GROUP), 0);
-	assert_int_equal(vs_reader_window(r, VS_READER_WINDOWS * NB * BS,
-	    isdata, NB, BS, GROUP), -1);
-	vs_reader_stop(r);
-	vs_image_close(src);
-	free(img);
+		assert_int_equal(vs_reader_window(ir.r, w * NB * BS, ir.isdata,
+		    NB, BS, GROUP), 0);
+	assert_int_equal(vs_reader_window(ir.r, VS_READER_WINDOWS * NB * BS,
+	    ir.isdata, NB, BS, GROUP), -1);
+	idle_reader_stop(&ir);
 }
 
 /*
@@ -430,7 +444,7 @@ main(void)
 		cmocka_unit_test(test_windows_and_empty_groups),
 		cmocka_unit_test(test_no_hashes_without_seed),
 		cmocka_unit_test(test_groups_too_large),
-		cmocka_unit_test(test_third_window_refused),
+		cmocka_unit_test(test_window_too_many_refused),
 		cmocka_unit_test(test_located_reads_in_parallel),
 		cmocka_unit_test(test_format_reads_one_at_a_time),
 	};
