@@ -131,6 +131,19 @@ record_len(uint32_t block_size)
 	return 8 * (1 + idx_sectors_per_block(block_size));
 }
 
+/* The file offsets of entry @b and of its sector record. */
+static uint64_t
+entry_at(uint64_t b)
+{
+	return IDX_HEADER_SIZE + b * VS_HASH_LEN;
+}
+
+static uint64_t
+record_at(const struct vs_index *ix, uint64_t b)
+{
+	return ix->hdr.sector_off + b * record_len(ix->hdr.block_size);
+}
+
 /* Do sector records at @off for @n blocks fit after their entries, and
  * below the largest file offset?  *end: the end of the last record. */
 static bool
@@ -597,8 +610,7 @@ idx_read(struct vs_index *ix, uint64_t first, size_t n, struct vs_hash *out)
 	    (size_t)vs_min(n, ix->nblocks - first) : 0;
 	ssize_t r;
 
-	r = vs_pread_full(ix->fd, out, have * VS_HASH_LEN,
-	    IDX_HEADER_SIZE + first * VS_HASH_LEN);
+	r = vs_pread_full(ix->fd, out, have * VS_HASH_LEN, entry_at(first));
 	if (r < 0) {
 		vs_errno(VS_EXIT_TARGET, ix->path, "read index at entry %llu",
 		    (unsigned long long)first);
@@ -607,8 +619,7 @@ idx_read(struct vs_index *ix, uint64_t first, size_t n, struct vs_hash *out)
 	/* A file cut short reads as holes: callers only trust it when the
 	 * header matched, and the header checks the length. */
 	memset((char *)out + r, 0, n * VS_HASH_LEN - (size_t)r);
-	overlay_held(ix, out, n * VS_HASH_LEN, IDX_HEADER_SIZE +
-	    first * VS_HASH_LEN);
+	overlay_held(ix, out, n * VS_HASH_LEN, entry_at(first));
 	return 0;
 }
 
@@ -629,7 +640,7 @@ idx_write(struct vs_index *ix, uint64_t first, size_t n,
 		for (j = i + 1; j < n && !vs_hash_eq(OLD(j), &new[j]); j++)
 			;
 		if (put_bytes(ix, &new[i], (j - i) * VS_HASH_LEN,
-		    IDX_HEADER_SIZE + (first + i) * VS_HASH_LEN) < 0) {
+		    entry_at(first + i)) < 0) {
 			vs_errno(VS_EXIT_TARGET, ix->path,
 			    "write index at entry %llu",
 			    (unsigned long long)(first + i));
@@ -655,10 +666,9 @@ idx_where(const struct vs_index *ix, uint64_t first, size_t n,
 	    0;
 	bool records = ix->has_header && ix->hdr.sector_off;
 
-	off[0] = IDX_HEADER_SIZE + first * VS_HASH_LEN;
+	off[0] = entry_at(first);
 	len[0] = have * VS_HASH_LEN;
-	off[1] = records ? ix->hdr.sector_off + first *
-	    record_len(ix->hdr.block_size) : 0;
+	off[1] = records ? record_at(ix, first) : 0;
 	len[1] = records ? have * record_len(ix->hdr.block_size) : 0;
 }
 
@@ -698,8 +708,7 @@ idx_read_sectors(struct vs_index *ix, uint64_t first, size_t n,
 		return 0;
 	if (!(rec = rec_buf(ix, have)))
 		return -1;
-	r = vs_pread_full(ix->fd, rec, have * rl, ix->hdr.sector_off +
-	    first * rl);
+	r = vs_pread_full(ix->fd, rec, have * rl, record_at(ix, first));
 	if (r < 0) {
 		vs_errno(VS_EXIT_TARGET, ix->path,
 		    "read sector records at entry %llu",
@@ -708,7 +717,7 @@ idx_read_sectors(struct vs_index *ix, uint64_t first, size_t n,
 	}
 	/* Past the end: zeros, whose check fails. */
 	memset(rec + r, 0, have * rl - (size_t)r);
-	overlay_held(ix, rec, have * rl, ix->hdr.sector_off + first * rl);
+	overlay_held(ix, rec, have * rl, record_at(ix, first));
 	for (size_t i = 0; i < have; i++) {
 		const uint8_t *p = rec + i * rl;
 
@@ -754,8 +763,8 @@ idx_write_sectors(struct vs_index *ix, uint64_t first, size_t n,
 			put64(p, record_check(ix->hdr.seed, first + b, &blk[b],
 			    p + 8, rl - 8));
 		}
-		if (put_bytes(ix, rec, (j - i) * rl,
-		    ix->hdr.sector_off + (first + i) * rl) < 0) {
+		if (put_bytes(ix, rec, (j - i) * rl, record_at(ix, first + i)) <
+		    0) {
 			vs_errno(VS_EXIT_TARGET, ix->path,
 			    "write sector records at entry %llu",
 			    (unsigned long long)(first + i));
@@ -892,9 +901,9 @@ idx_begin_dirty(struct vs_index *ix, struct idx_header *h, uint64_t size,
 	/* Entries past the ones kept read as holes: cut off with the old
 	 * records when these move, else cleared in place.  The bytes past
 	 * the entries up to the records are always zero. */
-	if (move ? set_length(ix, IDX_HEADER_SIZE + keep_n * VS_HASH_LEN) < 0 :
-	    keep_n < old_n && zero_bytes(ix, IDX_HEADER_SIZE +
-	    keep_n * VS_HASH_LEN, (old_n - keep_n) * VS_HASH_LEN) < 0)
+	if (move ? set_length(ix, entry_at(keep_n)) < 0 :
+	    keep_n < old_n && zero_bytes(ix, entry_at(keep_n),
+	    (old_n - keep_n) * VS_HASH_LEN) < 0)
 		return -1;
 	if (set_length(ix, end) < 0)
 		return -1;
