@@ -46,9 +46,14 @@ struct vs_advisor {
 static void
 give(struct vs_advisor *a, const struct advice *adv)
 {
-	if (adv->what != VS_ADVISE_READ_AHEAD) {
+	if (adv->what == VS_ADVISE_WRITEBACK) {
 		sync_file_range(a->fd, (off_t)adv->off, (off_t)adv->len,
 		    SYNC_FILE_RANGE_WRITE);
+		return;
+	}
+	if (adv->what == VS_ADVISE_DROP) {
+		posix_fadvise(a->fd, (off_t)adv->off, (off_t)adv->len,
+		    POSIX_FADV_DONTNEED);
 		return;
 	}
 	if (posix_fadvise(a->fd, (off_t)adv->off, (off_t)adv->len,

@@ -18,6 +18,7 @@
 enum vs_advice {
 	VS_ADVISE_READ_AHEAD,	/* POSIX_FADV_WILLNEED */
 	VS_ADVISE_WRITEBACK,	/* sync_file_range(SYNC_FILE_RANGE_WRITE) */
+	VS_ADVISE_DROP,		/* POSIX_FADV_DONTNEED: clean pages leave */
 };
 
 struct vs_advisor;

@@ -69,6 +69,10 @@
 #include "../util.h"
 #include "../confine.h"
 
+/* Writeback spans between the start of one's writeback and the drop of
+ * its pages from the cache: by then they are mostly written, so clean. */
+#define VS_DROP_LAG 2
+
 struct local_target {
 	struct vs_target t;	/* base, first */
 	char *path;		/* target path */
@@ -105,6 +109,9 @@ struct local_target {
 	uint64_t wb_lo;		/* span of the writes since writeback started */
 	uint64_t wb_hi;
 	uint64_t wb_bytes;	/* bytes written in it */
+	uint64_t drop_lo[VS_DROP_LAG]; /* spans whose writeback started */
+	uint64_t drop_hi[VS_DROP_LAG]; /* last, oldest at drop_next */
+	unsigned drop_next;
 	struct vs_zeroer zeroer; /* the zeroing methods that still work */
 	struct vs_sectors *sectors; /* the index's sector records, or NULL */
 	uint8_t *buf;		/* old bytes of a write or punch scan */
@@ -137,9 +144,20 @@ span_add(uint64_t *lo, uint64_t *hi, uint64_t off, uint64_t len)
 static void
 start_writeback(struct local_target *lt)
 {
+	unsigned k = lt->drop_next;
+
 	if (lt->wb_hi > lt->wb_lo)
 		vs_advise(lt->advisor, VS_ADVISE_WRITEBACK, lt->wb_lo,
 		    lt->wb_hi - lt->wb_lo);
+	/* A backup leaves nothing in the cache: the span whose writeback
+	 * started VS_DROP_LAG spans ago leaves it now, on the advisor's
+	 * thread, rather than all at once after the last fdatasync. */
+	if (lt->drop_hi[k] > lt->drop_lo[k])
+		vs_advise(lt->advisor, VS_ADVISE_DROP, lt->drop_lo[k],
+		    lt->drop_hi[k] - lt->drop_lo[k]);
+	lt->drop_lo[k] = lt->wb_lo;
+	lt->drop_hi[k] = lt->wb_hi;
+	lt->drop_next = (k + 1) % VS_DROP_LAG;
 	lt->wb_lo = lt->wb_hi = lt->wb_bytes = 0;
 }
 
@@ -977,6 +995,8 @@ sync_data(struct local_target *lt)
 		    (off_t)(lt->dirty_hi - lt->dirty_lo), POSIX_FADV_DONTNEED);
 	lt->dirty_lo = lt->dirty_hi = 0;
 	lt->wb_lo = lt->wb_hi = lt->wb_bytes = 0;
+	memset(lt->drop_lo, 0, sizeof(lt->drop_lo));
+	memset(lt->drop_hi, 0, sizeof(lt->drop_hi));
 	return 0;
 }
 
