@@ -93,6 +93,7 @@ LIB_SRCS = \
 	src/progress.c \
 	src/archive.c \
 	src/archive_fetch.c \
+	src/archive_zstd.c \
 	src/delta.c \
 	src/delta_base.c \
 	src/delta_text.c \

@@ -33,6 +33,9 @@
  * - A file DEST is written back as it grows (every ARCHIVE_WRITEBACK
  *   bytes, from the advisor's thread): the fsync before the rename then
  *   waits for the last part only, not for the whole archive at once.
+ * - A .tar.zst is compressed by archive_zstd.c rather than libarchive's
+ *   zstd filter, whose frames have no checksum: libarchive writes the
+ *   pax stream uncompressed into out_write(), which compresses it.
  * - The writer is also offered to other archives (archive.h): a text
  *   entry, a sparse entry of given data runs read from an image (delta.h
  *   writes incremental archives with them).
@@ -51,6 +54,7 @@
 
 #include "archive.h"
 #include "archive_fetch.h"
+#include "archive_zstd.h"
 #include "cli.h"
 #include "engine.h"
 #include "progress.h"
@@ -67,7 +71,7 @@
 #define ARCHIVE_ZEROS (1u << 20)	/* hole bytes fed per call */
 #define ARCHIVE_WRITE_BLOCK (1 << 20)	/* bytes per write() of the archive */
 #define ARCHIVE_WRITEBACK (32u << 20)	/* start writeback after this much */
-#define ARCHIVE_ZSTD_THREADS "2"	/* zstd's compression threads */
+#define ARCHIVE_ZSTD_THREADS 2		/* zstd's compression threads */
 #define ARCHIVE_ZSTD_LEVEL 1		/* zstd's level unless one is given */
 
 enum archive_filter { FILTER_NONE, FILTER_GZIP, FILTER_ZSTD, FILTER_XZ };
@@ -91,6 +95,7 @@ struct export {
 	const char *name;		/* the archive, for messages */
 	int fd;				/* where it goes */
 	struct vs_advisor *advisor;	/* its writeback (a file DEST only) */
+	struct vs_zstd_out *zstd;	/* a .tar.zst's compressor, or NULL */
 	uint64_t out_off;		/* bytes written to fd */
 	uint64_t wb_off;		/* writeback started below this */
 	bool failed;			/* abandoned: write nothing more */
@@ -599,62 +604,121 @@ vs_archive_out_text(struct vs_archive_out *o, const char *name,
 	return ret;
 }
 
-/* libarchive's output: x->fd, unless the archive was abandoned. */
-static la_ssize_t
-out_write(struct archive *a, void *arg, const void *buf, size_t len)
+/* Write all @len bytes of @buf to the archive's fd, starting the
+ * writeback of what it holds every ARCHIVE_WRITEBACK bytes. */
+static int
+put(void *arg, const void *buf, size_t len)
 {
 	struct export *x = arg;
-	ssize_t n;
+	const uint8_t *p = buf;
 
-	if (x->failed) {
-		archive_set_error(a, ECANCELED, "the archive was abandoned");
-		return -1;
+	while (len > 0) {
+		ssize_t n = write(x->fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+		x->out_off += (uint64_t)n;
 	}
-	do
-		n = write(x->fd, buf, len);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		archive_set_error(a, errno, "%s", strerror(errno));
-		return -1;
-	}
-	x->out_off += (uint64_t)n;
 	if (x->advisor && x->out_off - x->wb_off >= ARCHIVE_WRITEBACK) {
 		vs_advise(x->advisor, VS_ADVISE_WRITEBACK, x->wb_off,
 		    x->out_off - x->wb_off);
 		x->wb_off = x->out_off;
 	}
-	return n;
+	return 0;
 }
 
-/* --compress-level @level (0: the default) for the filter @f, whose
- * libarchive module is @module. */
+/* zstd's failure @why (NULL: the write's, in errno) as libarchive's. */
+static void
+set_error(struct archive *a, const char *why)
+{
+	if (why)
+		archive_set_error(a, EIO, "zstd: %s", why);
+	else
+		archive_set_error(a, errno, "%s", strerror(errno));
+}
+
+/* libarchive's output: compressed (a .tar.zst) or not, to x->fd, unless
+ * the archive was abandoned. */
+static la_ssize_t
+out_write(struct archive *a, void *arg, const void *buf, size_t len)
+{
+	struct export *x = arg;
+	const char *why = NULL;
+
+	if (x->failed) {
+		archive_set_error(a, ECANCELED, "the archive was abandoned");
+		return -1;
+	}
+	if (x->zstd ? vs_zstd_out_write(x->zstd, buf, len, &why) < 0 :
+	    put(x, buf, len) < 0) {
+		set_error(a, why);
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+/* libarchive's close: the end of a .tar.zst's frame, its checksum. */
+static int
+out_close(struct archive *a, void *arg)
+{
+	struct export *x = arg;
+	const char *why = NULL;
+
+	if (x->failed || !x->zstd)
+		return ARCHIVE_OK;
+	if (vs_zstd_out_end(x->zstd, &why) < 0) {
+		set_error(a, why);
+		return ARCHIVE_FATAL;
+	}
+	return ARCHIVE_OK;
+}
+
+/* --compress-level @level (0: the default) for the libarchive filter
+ * @f, whose module is @module. */
 static int
 set_level(struct export *x, enum archive_filter f, const char *module,
     int level)
 {
 	char v[16];
 
-	if (f == FILTER_NONE) {
-		if (!level)
-			return 0;
+	if (f == FILTER_NONE && level) {
 		vs_err(VS_EXIT_USAGE, x->name, "--compress-level: an "
 		    "uncompressed archive has no level");
 		return -1;
 	}
-	/* zstd's level 1 with its threads: level 3, its own default,
-	 * measured twice as slow for 8 % less (the fast level -1 gained
-	 * little more in make bench, for 10 % more). */
-	if (!level && f != FILTER_ZSTD)
+	if (f == FILTER_NONE || !level)
 		return 0;
-	if (f != FILTER_ZSTD && level > 9) {
+	if (level > 9) {
 		vs_err(VS_EXIT_USAGE, x->name, "--compress-level %d: %s takes "
 		    "1 to 9", level, module);
 		return -1;
 	}
-	snprintf(v, sizeof(v), "%d", level ? level : ARCHIVE_ZSTD_LEVEL);
+	snprintf(v, sizeof(v), "%d", level);
 	if (archive_write_set_filter_option(x->a, module, "compression-level",
 	    v) != ARCHIVE_OK) {
 		archive_fail(x, module);
+		return -1;
+	}
+	return 0;
+}
+
+/* A .tar.zst's compressor, at @level (0: ARCHIVE_ZSTD_LEVEL).  zstd's
+ * level 1 with its threads: level 3, its own default, measured twice as
+ * slow for 8 % less (the fast level -1 gained little more in make bench,
+ * for 10 % more). */
+static int
+open_zstd(struct export *x, int level)
+{
+	const char *why;
+
+	x->zstd = vs_zstd_out_new(level ? level : ARCHIVE_ZSTD_LEVEL,
+	    ARCHIVE_ZSTD_THREADS, put, x, &why);
+	if (!x->zstd) {
+		vs_err(VS_EXIT_INTERNAL, x->name, "zstd: %s", why);
 		return -1;
 	}
 	return 0;
@@ -689,13 +753,10 @@ open_writer(struct export *x, const char *format, int level)
 	case FILTER_GZIP:
 		rc = archive_write_add_filter_gzip(x->a);
 		break;
-	case FILTER_ZSTD:
-		rc = archive_write_add_filter_zstd(x->a);
-		/* zstd compresses in threads of its own; where libarchive
-		 * cannot ask it to, one thread compresses. */
-		if (rc == ARCHIVE_OK)
-			archive_write_set_filter_option(x->a, "zstd",
-			    "threads", ARCHIVE_ZSTD_THREADS);
+	case FILTER_ZSTD:		/* compressed by out_write() */
+		rc = open_zstd(x, level) < 0 ? ARCHIVE_FATAL : ARCHIVE_OK;
+		if (rc != ARCHIVE_OK)
+			return -1;
 		break;
 	case FILTER_XZ:
 		rc = archive_write_add_filter_xz(x->a);
@@ -706,14 +767,16 @@ open_writer(struct export *x, const char *format, int level)
 		archive_fail(x, format);
 		return -1;
 	}
-	if (set_level(x, f, module[f], level) < 0)
+	if (f != FILTER_ZSTD && set_level(x, f, module[f], level) < 0)
 		return -1;
 	/* Large writes; and never pad the last block, not even on a pipe:
 	 * zeros after a compressed stream make zstd -d fail.  The archive's
-	 * bytes are the same whatever the block size. */
-	archive_write_set_bytes_per_block(x->a, ARCHIVE_WRITE_BLOCK);
+	 * bytes are the same whatever the block size.  What zstd compresses
+	 * here goes to it unblocked: it writes in large pieces itself. */
+	archive_write_set_bytes_per_block(x->a, x->zstd ? 0 :
+	    ARCHIVE_WRITE_BLOCK);
 	archive_write_set_bytes_in_last_block(x->a, 1);
-	if (archive_write_open2(x->a, x, NULL, out_write, NULL, NULL) !=
+	if (archive_write_open2(x->a, x, NULL, out_write, out_close, NULL) !=
 	    ARCHIVE_OK) {
 		archive_fail(x, "open");
 		return -1;
@@ -842,6 +905,7 @@ vs_archive_out_close(struct vs_archive_out *o, bool ok)
 			archive_write_close(x->a);
 		archive_write_free(x->a);
 	}
+	vs_zstd_out_free(x->zstd);
 	vs_advisor_free(x->advisor);
 	if (x->fd > 1)
 		close(x->fd);

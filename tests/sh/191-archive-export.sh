@@ -7,6 +7,8 @@
 # under 5 MiB.
 #  - The entry keeps the image's permissions and mtime; the archive is
 #    0600, and gzip/zstd/xz test their compressed streams as valid.
+#  - A .tar.zst carries zstd's checksum: a byte flipped in data zstd
+#    stored as it is fails zstd -t, bsdtar and an import (exit 2).
 #  - A qcow2 image is exported as the file (its qemu-img check passes and
 #    it compares equal), or with -O raw as its guest disk NAME.raw
 #    (byte-identical to qemu-img convert -O raw, and sparse).
@@ -83,6 +85,25 @@ gzip -t l9.tar.gz && zstd -q -t l19.tar.zst || fail "leveled archives"
 check l9.tar.gz disk.img "$src"
 check l19.tar.zst disk.img "$src"
 rm -f l9.tar.gz l19.tar.zst
+# A .tar.zst carries zstd's checksum.  Random data is stored by zstd as it
+# is, so a byte flipped there decodes without error unless the frame's
+# checksum is checked: zstd -t, bsdtar and an import all find it.
+head -c $((4 << 20)) /dev/urandom > rnd.img
+truncate -s 8M rnd.img
+vs rnd.img rnd.tar.zst
+zstd -lv rnd.tar.zst 2>&1 | grep -q "Check: XXH64" ||
+	fail "rnd.tar.zst has no checksum: $(zstd -lv rnd.tar.zst 2>&1)"
+printf '\125' | dd of=rnd.tar.zst bs=1 conv=notrunc \
+    seek=$(($(stat -c %s rnd.tar.zst) / 2)) 2>/dev/null
+zstd -q -t rnd.tar.zst 2>/dev/null && fail "zstd -t took a damaged archive"
+mkdir flipped
+bsdtar -xf rnd.tar.zst -C flipped 2>/dev/null &&
+	fail "bsdtar took a damaged archive"
+rm -rf flipped
+must_fail 2 "^vmsync: rnd.tar.zst: entry 'rnd.img' at offset [0-9]+: .*checksum" \
+    vs rnd.tar.zst flipped/
+[ ! -e flipped/rnd.img ] || fail "a damaged archive was imported"
+rm -rf rnd.img rnd.tar.zst flipped
 # --archive names the format whatever the file is called.
 vs --archive=tar.zst disk.img out.bin
 zstd -q -t out.bin || fail "--archive=tar.zst did not write zstd"
