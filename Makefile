@@ -120,6 +120,7 @@ LIB_SRCS = \
 	src/transport/proto.c \
 	src/transport/wirecomp.c \
 	src/transport/wirepool.c \
+	src/transport/wireadapt.c \
 	src/transport/remote.c \
 	src/transport/serve.c \
 	src/transport/ssh.c

@@ -224,8 +224,8 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 	if (!(shown = malloc(sizeof(r->name) * 4)) ||
 	    !(*dstp = remote_name(s.host, vs_escape(r->name, shown,
 	    sizeof(r->name) * 4))) ||
-	    vs_remote_target(&s.w, *dstp, s.codec, cli->compress_level, st,
-	    &t) < 0 ||
+	    vs_remote_target(&s.w, *dstp, s.codec, cli->compress_level,
+	    cli->compress < 0, st, &t) < 0 ||
 	    vs_source_confirm(&so, src, &sopts, &topts, r->format, *dstp) < 0)
 		goto out;
 	t->src_format = so.choice.format;

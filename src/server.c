@@ -249,7 +249,7 @@ serve_pull(struct vs_wire *w, const struct vs_open *o,
 	if (so.choice.unconfirmed)	/* the client says it */
 		snprintf(r.format, sizeof(r.format), "%s", so.choice.probed);
 	if (vs_send_opened(w, &r) < 0 || vs_wire_flush(w) < 0 ||
-	    vs_remote_target(w, path, o->codec, o->level, &st, &t) < 0)
+	    vs_remote_target(w, path, o->codec, o->level, false, &st, &t) < 0)
 		goto out;
 	t->src_format = so.choice.format;
 	view = vs_source_sync_view(&so);

@@ -19,6 +19,7 @@
 #include "proto.h"
 #include "remote.h"
 #include "wirecomp.h"
+#include "wireadapt.h"
 #include "wirepool.h"
 #include "../util.h"
 
@@ -292,7 +293,7 @@ static const struct vs_target_ops remote_ops = {
 
 int
 vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
-    int level, struct vs_stats *stats, struct vs_target **out)
+    int level, bool adaptive, struct vs_stats *stats, struct vs_target **out)
 {
 	struct remote_target *rt = calloc(1, sizeof(*rt));
 
@@ -306,7 +307,8 @@ vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
 	rt->w = w;
 	rt->codec = codec;
 	if (codec != VS_WIRE_NONE && !(rt->pool = vs_wirepool_new(codec,
-	    level, REMOTE_WRITE_BYTES, send_write, rt))) {
+	    level, REMOTE_WRITE_BYTES, adaptive ? VS_WIREADAPT_UNIT : 0,
+	    send_write, rt))) {
 		vs_errno(VS_EXIT_INTERNAL, name, "compression");
 		free(rt);
 		return -1;

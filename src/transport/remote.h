@@ -11,9 +11,12 @@
 #include "transport.h"
 #include "wire.h"
 
-/* A target whose operations are requests on @w. */
+/* A target whose operations are requests on @w; its WRITEs compressed
+ * with @codec at @level, with @adaptive only where that is not slower
+ * (wireadapt.h). */
 int vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
-    int level, struct vs_stats *stats, struct vs_target **out);
+    int level, bool adaptive, struct vs_stats *stats,
+    struct vs_target **out);
 /* Answer requests on @w with @t until COMMIT is done (0) or something
  * fails (-1; the peer is sent an ERROR). */
 int vs_serve_target(struct vs_wire *w, struct vs_target *t);

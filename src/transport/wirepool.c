@@ -15,6 +15,9 @@
  * - Whatever else the caller sends must follow the blocks put before it
  *   (a RECORD must never reach the other side before the data it
  *   describes): it flushes first.
+ * - Unless a codec was asked for, whether a block is compressed at all is
+ *   chosen by timing the caller's puts both ways (wireadapt.h): a block
+ *   put to go as it is is ready to send at once, in its turn.
  * - Memory: WIREPOOL_SLOTS slots, each a block and its compressed bound.
  * - The threads block every signal: interrupts reach the main thread.
  */
@@ -23,6 +26,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "wireadapt.h"
 #include "wirecomp.h"
 #include "wirepool.h"
 #include "../util.h"
@@ -53,6 +57,7 @@ struct vs_wirepool {
 	vs_wirepool_send_fn send;
 	void *arg;
 	bool failed;			/* a send failed: send nothing more */
+	struct vs_wireadapt adapt;	/* compress or not (the caller's) */
 	pthread_t thread[WIREPOOL_THREADS];
 	int nthreads;			/* started; 0: compress inline */
 	pthread_mutex_t mu;		/* guards what follows */
@@ -104,7 +109,7 @@ worker_main(void *arg)
 
 struct vs_wirepool *
 vs_wirepool_new(uint32_t codec, int level, size_t max_len,
-    vs_wirepool_send_fn send, void *arg)
+    uint64_t adapt_unit, vs_wirepool_send_fn send, void *arg)
 {
 	struct vs_wirepool *p = calloc(1, sizeof(*p));
 
@@ -112,6 +117,7 @@ vs_wirepool_new(uint32_t codec, int level, size_t max_len,
 		return NULL;
 	*p = (struct vs_wirepool){ .codec = codec, .level = level,
 	    .cap = vs_wirecomp_bound(max_len), .send = send, .arg = arg };
+	vs_wireadapt_init(&p->adapt, adapt_unit);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	for (int i = 0; i < WIREPOOL_SLOTS; i++)
@@ -169,6 +175,8 @@ int
 vs_wirepool_put(struct vs_wirepool *p, const void *buf, size_t len,
     uint64_t off)
 {
+	/* Timed when the caller comes, before any wait. */
+	bool zip = vs_wireadapt_zip(&p->adapt, len, vs_now());
 	struct slot *s;
 	int rc;
 
@@ -190,7 +198,11 @@ vs_wirepool_put(struct vs_wirepool *p, const void *buf, size_t len,
 	s->off = off;
 	s->state = SLOT_QUEUED;
 	p->count++;
-	if (p->nthreads == 0) {
+	if (!zip) {
+		/* As it is: ready to send in its turn. */
+		s->clen = 0;
+		s->state = SLOT_DONE;
+	} else if (p->nthreads == 0) {
 		/* No threads: compress here, as if put and taken at once. */
 		compress_slot(p, s);
 		s->state = SLOT_DONE;

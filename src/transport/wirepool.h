@@ -18,10 +18,13 @@ struct vs_wirepool;
 
 /* A pool compressing blocks of at most @max_len bytes with @codec at
  * @level (0: its default), sending them through @send(@arg, ...) from the
- * caller's thread only.  NULL if out of memory; without threads it
- * compresses on the caller's thread. */
+ * caller's thread only.  With @adapt_unit, blocks are compressed only
+ * where that is not slower, timed in runs of that many bytes
+ * (wireadapt.h); with 0, every block worth it is.  NULL if out of memory;
+ * without threads it compresses on the caller's thread. */
 struct vs_wirepool *vs_wirepool_new(uint32_t codec, int level,
-    size_t max_len, vs_wirepool_send_fn send, void *arg);
+    size_t max_len, uint64_t adapt_unit, vs_wirepool_send_fn send,
+    void *arg);
 /* Queue a copy of @len bytes of @buf (at @off): sends the blocks ahead
  * that are ready, and waits for the oldest when every slot is taken.
  * -1 once a send failed. */

@@ -165,7 +165,7 @@ drive_remote(int rfd, int wfd)
 	struct vs_wire w;
 
 	vs_wire_init(&w, rfd, wfd, "fuzz", VS_EXIT_SOURCE);
-	if (vs_remote_target(&w, "fuzz", VS_WIRE_NONE, 0, &st, &t) < 0)
+	if (vs_remote_target(&w, "fuzz", VS_WIRE_NONE, 0, false, &st, &t) < 0)
 		abort();
 	memset(new, 1, sizeof(new));
 	if (t->ops->begin(t, 16 * BS, &info) == 0 &&

@@ -140,7 +140,7 @@ test_write_codec(void **state)
 	assert_int_equal(vs_wire_flush(&b), 0);
 
 	assert_int_equal(vs_remote_target(&a, "remote", VS_WIRE_ZSTD, 0,
-	    &stats, &t), 0);
+	    false, &stats, &t), 0);
 	assert_int_equal(t->ops->begin(t, 4 * BLK, &info), 0);
 	assert_int_equal(t->ops->write(t, rnd, sizeof(rnd), 0), 0);
 	assert_int_equal(t->ops->write(t, txt, sizeof(txt), 2 * BLK), 0);

@@ -99,7 +99,7 @@ run_order(uint32_t codec)
 	s.back = malloc(MAXLEN);
 	assert_non_null(buf);
 	assert_non_null(s.back);
-	p = vs_wirepool_new(codec, 0, MAXLEN, check_send, &s);
+	p = vs_wirepool_new(codec, 0, MAXLEN, 0, check_send, &s);
 	assert_non_null(p);
 	for (unsigned i = 0; i < NBLOCKS; i++) {
 		block_bytes(i, buf);
@@ -146,7 +146,7 @@ test_pending(void **state)
 
 	(void)state;
 	s.back = malloc(MAXLEN);
-	p = vs_wirepool_new(VS_WIRE_ZSTD, 0, MAXLEN, check_send, &s);
+	p = vs_wirepool_new(VS_WIRE_ZSTD, 0, MAXLEN, 0, check_send, &s);
 	assert_non_null(p);
 	block_bytes(0, buf);
 	assert_int_equal(vs_wirepool_put(p, buf, block_len(0),
@@ -179,7 +179,7 @@ test_send_failure(void **state)
 
 	(void)state;
 	s.back = malloc(MAXLEN);
-	p = vs_wirepool_new(VS_WIRE_ZSTD, 0, MAXLEN, check_send, &s);
+	p = vs_wirepool_new(VS_WIRE_ZSTD, 0, MAXLEN, 0, check_send, &s);
 	assert_non_null(p);
 	for (i = 0; i < 40 && rc == 0; i++) {
 		block_bytes(i, buf);
