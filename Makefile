@@ -61,9 +61,11 @@ else
 Q = @
 endif
 
-PKGS      = popt libxxhash zlib libzstd libarchive libnbd
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd -larchive -lnbd) -lbtrfsutil
+# libnbd is loaded when an image needs it (src/formats/nbd_lib.h): its
+# header only.
+PKGS      = popt libxxhash zlib libzstd libarchive
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) libnbd 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd -larchive) -lbtrfsutil -ldl
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 CFLAGS  ?= -O2 -g
@@ -110,6 +112,7 @@ LIB_SRCS = \
 	src/formats/fileview.c \
 	src/formats/refs.c \
 	src/formats/nbd.c \
+	src/formats/nbd_lib.c \
 	src/formats/vmdk.c \
 	src/formats/tar.c \
 	src/transport/local.c \

@@ -65,8 +65,26 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "nbd_lib.h"
 #include "vmdk.h"
 #include "../util.h"
+
+/* libnbd's functions (nbd_lib.h), set by load_libnbd() before any use. */
+static const struct vs_libnbd *lib;
+
+/* Load libnbd for the image @name, or say it is missing. */
+static int
+load_libnbd(const char *name, const char *what)
+{
+	const char *why;
+
+	if (!(lib = vs_libnbd(&why))) {
+		vs_err(VS_EXIT_SOURCE, name, "reading %s needs libnbd "
+		    "(Debian package libnbd0): %s", what, why);
+		return -1;
+	}
+	return 0;
+}
 
 #define NBD_HANDLES 4			/* one per reader thread */
 /* Bytes per NBD read.  qemu's NBD server takes a fresh buffer for each
@@ -640,25 +658,25 @@ connect_one(struct nbd_image *ni, struct nbd_handle *h, const char *path)
 	snprintf(what, sizeof(what), "cannot connect to %s", ni->peer);
 	snprintf(cannot_open, sizeof(cannot_open), "%s cannot open it",
 	    ni->peer);
-	if (ni->uri && (nbd_set_uri_allow_transports(h,
+	if (ni->uri && (lib->set_uri_allow_transports(h,
 	    LIBNBD_ALLOW_TRANSPORT_TCP | LIBNBD_ALLOW_TRANSPORT_UNIX) < 0 ||
-	    nbd_set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 ||
-	    nbd_set_uri_allow_local_file(h, false) < 0)) {
+	    lib->set_uri_allow_tls(h, LIBNBD_TLS_DISABLE) < 0 ||
+	    lib->set_uri_allow_local_file(h, false) < 0)) {
 		vs_err(VS_EXIT_INTERNAL, ni->img.name, "libnbd: %s",
-		    nbd_get_error());
+		    lib->get_error());
 		return -1;
 	}
-	if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-	    (ni->uri ? nbd_aio_connect_uri(h, ni->uri) :
-	    nbd_aio_connect_unix(h, path)) < 0) {
-		report_daemon(ni, what, nbd_get_error());
+	if (lib->add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+	    (ni->uri ? lib->aio_connect_uri(h, ni->uri) :
+	    lib->aio_connect_unix(h, path)) < 0) {
+		report_daemon(ni, what, lib->get_error());
 		return -1;
 	}
-	while (!nbd_aio_is_ready(h)) {
-		if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) ||
-		    nbd_poll(h, 200) < 0) {
+	while (!lib->aio_is_ready(h)) {
+		if (lib->aio_is_dead(h) || lib->aio_is_closed(h) ||
+		    lib->poll(h, 200) < 0) {
 			report_daemon(ni, ni->uri ? what : cannot_open,
-			    nbd_get_error());
+			    lib->get_error());
 			return -1;
 		}
 		if (vs_interrupted) {
@@ -677,9 +695,9 @@ connect_all(struct nbd_image *ni, const char *path, int want)
 	for (ni->nconn = 0; ni->nconn < want; ni->nconn++) {
 		struct conn *c = &ni->conn[ni->nconn];
 
-		if (!(c->h = nbd_create())) {
+		if (!(c->h = lib->create())) {
 			vs_err(VS_EXIT_INTERNAL, ni->img.name, "libnbd: %s",
-			    nbd_get_error());
+			    lib->get_error());
 			return -1;
 		}
 		pthread_mutex_init(&c->mu, NULL);
@@ -688,7 +706,7 @@ connect_all(struct nbd_image *ni, const char *path, int want)
 			return -1;
 		}
 		if (ni->uri && ni->nconn == 0 &&
-		    nbd_can_multi_conn(c->h) != 1)
+		    lib->can_multi_conn(c->h) != 1)
 			want = 1;
 	}
 	return 0;
@@ -899,14 +917,14 @@ export_pread(struct vs_io *io, void *buf, size_t len, uint64_t off)
 	while (len > 0 && rc == 0) {
 		size_t n = len < NBD_MAX_READ ? len : NBD_MAX_READ;
 
-		if (nbd_pread(c->h, p, n, off, 0) < 0) {
+		if (lib->pread(c->h, p, n, off, 0) < 0) {
 			if (!atomic_exchange(&ni->failed, true)) {
 				char what[96];
 
 				snprintf(what, sizeof(what), "offset %llu: "
 				    "read from %s", (unsigned long long)off,
 				    ni->peer);
-				report_daemon(ni, what, nbd_get_error());
+				report_daemon(ni, what, lib->get_error());
 			}
 			rc = -1;
 		}
@@ -971,13 +989,13 @@ export_map(struct vs_io *io, uint64_t off, uint64_t len,
 
 		if (n > NBD_MAX_STATUS)
 			n = NBD_MAX_STATUS;
-		if (nbd_block_status(c->h, n, s.pos, (nbd_extent_callback){
+		if (lib->block_status(c->h, n, s.pos, (nbd_extent_callback){
 		    .callback = status_cb, .user_data = &s }, 0) < 0) {
 			char what[64];
 
 			snprintf(what, sizeof(what), "offset %llu: block "
 			    "status", (unsigned long long)s.pos);
-			report_daemon(ni, what, nbd_get_error());
+			report_daemon(ni, what, lib->get_error());
 			rc = -1;
 		} else if (s.bad || s.pos == before) {
 			vs_err(VS_EXIT_SOURCE, io->name, "offset %llu: bad "
@@ -1022,7 +1040,7 @@ nbd_image_close(struct vs_image *img)
 	struct nbd_image *ni = (struct nbd_image *)img;
 
 	for (int i = 0; i < ni->nconn; i++) {
-		nbd_close(ni->conn[i].h);
+		lib->close(ni->conn[i].h);
 		pthread_mutex_destroy(&ni->conn[i].mu);
 	}
 	if (ni->pid > 0)
@@ -1054,6 +1072,8 @@ nbd_open_as(const char *format, const struct vs_format_ops *ops,
 		    "through qemu, from a file", format);
 		return -1;
 	}
+	if (load_libnbd(file->name, format) < 0)
+		return -1;
 	if (!(ni = calloc(1, sizeof(*ni))) || !(x = calloc(1, sizeof(*x)))) {
 		free(ni);
 		vs_errno(VS_EXIT_INTERNAL, file->name, "open");
@@ -1084,8 +1104,8 @@ nbd_open_as(const char *format, const struct vs_format_ops *ops,
 	view_free(v);
 	if (rc < 0)
 		goto fail_owned;
-	if ((size = nbd_get_size(ni->conn[0].h)) < 0) {
-		report_daemon(ni, "export size", nbd_get_error());
+	if ((size = lib->get_size(ni->conn[0].h)) < 0) {
+		report_daemon(ni, "export size", lib->get_error());
 		goto fail_owned;
 	}
 	ni->img.size = x->io.size = (uint64_t)size;
@@ -1181,6 +1201,7 @@ vs_nbd_open_uri(const char *uri, struct vs_image **out)
 {
 	struct nbd_image *ni = calloc(1, sizeof(*ni));
 	struct nbd_io *x = calloc(1, sizeof(*x));
+	bool scheme_ok;
 	int64_t size;
 
 	if (!ni || !x || !(x->io.name = strdup(uri))) {
@@ -1189,10 +1210,12 @@ vs_nbd_open_uri(const char *uri, struct vs_image **out)
 		vs_errno(VS_EXIT_INTERNAL, uri, "open");
 		return -1;
 	}
-	if (strncmp(uri, "nbd://", 6) != 0 &&
-	    strncmp(uri, "nbd+unix://", 11) != 0) {
+	scheme_ok = strncmp(uri, "nbd://", 6) == 0 ||
+	    strncmp(uri, "nbd+unix://", 11) == 0;
+	if (!scheme_ok)
 		vs_err(VS_EXIT_SOURCE, uri, "only nbd:// and nbd+unix:// "
 		    "URIs are read (no TLS, no vsock)");
+	if (!scheme_ok || load_libnbd(uri, "an NBD export") < 0) {
 		free(x->io.name);
 		free(x);
 		free(ni);
@@ -1209,8 +1232,8 @@ vs_nbd_open_uri(const char *uri, struct vs_image **out)
 	x->ni = ni;
 	if (connect_all(ni, NULL, NBD_HANDLES) < 0)
 		goto fail;
-	if ((size = nbd_get_size(ni->conn[0].h)) < 0) {
-		report_daemon(ni, "export size", nbd_get_error());
+	if ((size = lib->get_size(ni->conn[0].h)) < 0) {
+		report_daemon(ni, "export size", lib->get_error());
 		goto fail;
 	}
 	ni->img.size = x->io.size = (uint64_t)size;
