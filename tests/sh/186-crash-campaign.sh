@@ -28,6 +28,7 @@ rerun() {	# CMD...: until it is not refused for a lock the killed run
 	done
 	[ $rc -eq 0 ] || fail "rerun after kill $i ($mode): exit $rc: $(cat "$TMP/err")"
 }
+declare -A took		# ms a run of each mode took, its last rerun
 kills=0 i=0
 while [ "$kills" -lt 50 ] && [ "$i" -lt 150 ]; do
 	i=$((i + 1))
@@ -42,7 +43,9 @@ while [ "$kills" -lt 50 ] && [ "$i" -lt 150 ]; do
 	esac
 	"${cmd[@]}" 2> /dev/null &
 	pid=$!
-	sleep "0.$(printf '%03d' $((RANDOM % 150)))"
+	# A random instant of the run: up to as long as its mode took last.
+	delay=$((RANDOM % (${took[$mode]:-150} + 1)))
+	sleep "$((delay / 1000)).$(printf '%03d' $((delay % 1000)))"
 	if [ "$mode" = push-server ]; then
 		# The oldest: a sanitizer's leak check forks a tracer that
 		# looks the same, and killing it would hang the server.
@@ -58,7 +61,9 @@ while [ "$kills" -lt 50 ] && [ "$i" -lt 150 ]; do
 	wait "$pid" 2> /dev/null || :
 	[ "$(md5sum < "$snap/vm.img")$(md5sum < "$snap/.vm.img.vmsync-index")" = "$before" ] ||
 		fail "kill $i ($mode): the snapshot changed"
+	t0=${EPOCHREALTIME/./}
 	rerun "${cmd[@]}"
+	took[$mode]=$(( (${EPOCHREALTIME/./} - t0) / 1000 ))
 	cmp "$from" "$tgt" || fail "kill $i ($mode): the rerun's target differs"
 	"$VMSYNC" -q --verify "$tgt" || fail "kill $i ($mode): --verify after the rerun: exit $?"
 done
