@@ -61,11 +61,11 @@ else
 Q = @
 endif
 
-# libnbd is loaded when an image needs it (src/formats/nbd_lib.h): its
-# header only.
-PKGS      = popt libxxhash zlib libzstd libarchive
-PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) libnbd 2>/dev/null)
-PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd -larchive) -lbtrfsutil -ldl
+# libnbd and libarchive are loaded when needed (src/formats/nbd_lib.h,
+# src/archive_lib.c): their headers only.
+PKGS      = popt libxxhash zlib libzstd
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) libarchive libnbd 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd) -lbtrfsutil -ldl
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 CFLAGS  ?= -O2 -g
@@ -94,6 +94,7 @@ LIB_SRCS = \
 	src/list.c \
 	src/progress.c \
 	src/archive.c \
+	src/archive_lib.c \
 	src/archive_fetch.c \
 	src/archive_zstd.c \
 	src/delta.c \

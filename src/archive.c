@@ -54,6 +54,7 @@
 
 #include "archive.h"
 #include "archive_fetch.h"
+#include "archive_lib.h"
 #include "archive_zstd.h"
 #include "cli.h"
 #include "engine.h"
@@ -442,7 +443,7 @@ new_entry(const char *src, const char *name, uint32_t mode, int64_t sec,
 	struct archive_entry *e = archive_entry_new();
 
 	if (!e) {
-		vs_errno(VS_EXIT_INTERNAL, src, "archive entry");
+		vs_libarchive_failed(VS_EXIT_INTERNAL, src);
 		return NULL;
 	}
 	archive_entry_set_pathname(e, name);
@@ -740,7 +741,7 @@ open_writer(struct export *x, const char *format, int level)
 		if (strcmp(format, formats[i].name) == 0)
 			f = formats[i].filter;
 	if (!(x->a = archive_write_new())) {
-		vs_errno(VS_EXIT_INTERNAL, x->name, "archive");
+		vs_libarchive_failed(VS_EXIT_INTERNAL, x->name);
 		return -1;
 	}
 	if (archive_write_set_format_pax(x->a) != ARCHIVE_OK) {

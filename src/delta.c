@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "archive_lib.h"
 #include "cli.h"
 #include "delta.h"
 #include "delta_text.h"
@@ -92,7 +93,7 @@ static int
 open_archive(struct apply *ap, const char *archive)
 {
 	if (!(ap->a = archive_read_new())) {
-		vs_errno(VS_EXIT_INTERNAL, archive, "archive");
+		vs_libarchive_failed(VS_EXIT_SOURCE, archive);
 		return -1;
 	}
 	archive_read_support_filter_all(ap->a);

@@ -43,6 +43,7 @@
 #include <zlib.h>
 
 #include "tar.h"
+#include "../archive_lib.h"
 #include "../util.h"
 
 #define FEED_BLOCK (1u << 20)	/* bytes of the archive per read */
@@ -255,8 +256,12 @@ rd_open(struct rd *r, struct vs_io *io)
 	memset(r, 0, sizeof(*r));
 	r->name = io->name;
 	r->f.io = io;
-	if (!(r->f.buf = malloc(FEED_BLOCK)) || !(r->a = archive_read_new())) {
+	if (!(r->f.buf = malloc(FEED_BLOCK))) {
 		vs_errno(VS_EXIT_INTERNAL, io->name, "archive");
+		return -1;
+	}
+	if (!(r->a = archive_read_new())) {
+		vs_libarchive_failed(VS_EXIT_SOURCE, io->name);
 		return -1;
 	}
 	if (gz_start(r) < 0)

@@ -37,7 +37,7 @@ pkg=$deb/vmsync_${version}_$(dpkg --print-architecture).deb
 [ -f "$pkg" ] || { ls -l "$deb"; fail "no $pkg (debian/changelog and vmsync --version differ?)"; }
 
 dpkg-deb -f "$pkg" Depends > "$TMP/depends"
-for lib in libxxhash0 libpopt0 libzstd1 zlib1g libbtrfsutil1 libarchive13; do
+for lib in libxxhash0 libpopt0 libzstd1 zlib1g libbtrfsutil1 libarchive13 libnbd0; do
 	grep -q "\b$lib\b" "$TMP/depends" || fail "Depends lacks $lib: $(cat "$TMP/depends")"
 done
 [ "$(dpkg-deb -f "$pkg" Recommends)" = "qemu-utils, openssh-client" ] || fail "Recommends"
