@@ -838,7 +838,10 @@ run_archive() {
 			tar-zstd) dst=$D/archive/tar.tar.zst
 				cmd="tar --sparse -C $S/images -cf - vm.raw | zstd -q -1 -T2 > $dst" ;;
 			esac
+			# The last run's file is freed before this one is
+			# timed, as a fresh subvolume is for the day-0 rows.
 			rm -rf "$dst" "$S/state/archive"
+			sync -f "$D"
 			timed "$t (archive)" "$cmd"
 			echo "$tm $io $(stat -c %s "$dst")" >> "$W/reps.$t"
 		done
