@@ -545,10 +545,15 @@ sync_window(struct sync_state *s, const struct plan *pl,
 }
 
 /* Does the target digest its entries: a far one whose entries mean
- * something, from a trusted index or from hashing its blocks? */
+ * something, from a trusted index or from hashing its blocks?  Not with
+ * change detection where the target takes expect(): the entries of every
+ * group that may have changed are asked for ahead, without waiting for
+ * a digest first. */
 static bool
 digested(const struct sync_state *s)
 {
+	if (s->changes && can(s, VS_CAP_EXPECT))
+		return false;
 	return can(s, VS_CAP_DIGESTS) && (s->info.trusted ||
 	    s->info.hashes_target);
 }
@@ -605,15 +610,19 @@ vs_sync(struct vs_image *src, struct vs_target *t, struct vs_progress *p,
 	s.old = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.old));
 	s.new = calloc(VS_WINDOW_BYTES / s.info.block_size, sizeof(*s.new));
 	s.group = VS_CHUNK / s.info.block_size;
-	if (digested(&s))
-		s.digests = calloc(VS_WINDOW_BYTES / VS_CHUNK, sizeof(*s.digests));
-	if (!bufs || !s.old || !s.new ||
-	    (digested(&s) && !s.digests)) {
+	if (!bufs || !s.old || !s.new) {
 		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
 		goto out;
 	}
-	if (start_changes(&s, view) < 0 ||
-	    vs_reader_start(src, VS_CHUNK, &s.info.seed, &s.reader) < 0)
+	if (start_changes(&s, view) < 0)
+		goto out;
+	/* Whether digests are asked depends on change detection. */
+	if (digested(&s) && !(s.digests = calloc(VS_WINDOW_BYTES / VS_CHUNK,
+	    sizeof(*s.digests)))) {
+		vs_errno(VS_EXIT_INTERNAL, src->name, "buffers");
+		goto out;
+	}
+	if (vs_reader_start(src, VS_CHUNK, &s.info.seed, &s.reader) < 0)
 		goto out;
 	vs_progress_start(p, src->size);
 	/* Windows are planned ahead of their turn (see the design notes).

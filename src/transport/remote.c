@@ -12,7 +12,19 @@
  * - WRITE payloads are compressed ahead by a pool of threads (wirepool.c)
  *   and sent in order; every other request first sends the WRITEs put
  *   before it, except a PUNCH that overlaps none of them.
+ * - Entries the engine will ask for (expect()) are asked for at once, so
+ *   the replies are there when it gets to them: a SUMMARIES that waited
+ *   for its reply after the WRITEs before it waited for the other side to
+ *   write them all, once per changed group.  Asked ahead, the replies
+ *   are read in turn, whatever reply is waited for; their entries are
+ *   those of blocks not written yet, so they hold whenever they are read.
+ * - Replies not read yet wait in the pipe from the other side; while the
+ *   engine sends WRITEs it reads nothing, so they must fit there, or the
+ *   other side would stop reading, blocked on a reply, and so stop the
+ *   WRITEs: at most half the pipe's size (AHEAD_UNKNOWN_BYTES if it is no
+ *   pipe) is asked ahead, entries held until taken included.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +39,19 @@
  * large pieces, small enough that the compression pool's slots hold
  * little (a 4 MiB chunk took 27 MiB more at peak for the same speed). */
 #define REMOTE_WRITE_BYTES (1u << 20)
+/* Reply bytes asked ahead when the pipe's size is not known (a socket
+ * buffers more). */
+#define AHEAD_UNKNOWN_BYTES (32u << 10)
+/* A SUMMARIES_R's frame: type, length, entries, checksum. */
+#define AHEAD_REPLY_BYTES(n) (12 + (size_t)(n) * VS_PROTO_HASH_LEN)
+
+/* A SUMMARIES asked ahead (expect()): its reply, once read. */
+struct ahead {
+	uint64_t first;		/* entries [first, first + n) */
+	size_t n;
+	bool arrived;		/* h holds the reply */
+	struct vs_hash *h;	/* n entries */
+};
 
 struct remote_target {
 	struct vs_target t;	/* base, first */
@@ -34,6 +59,10 @@ struct remote_target {
 	uint32_t codec;		/* for WRITE */
 	struct vs_wirepool *pool; /* compresses them, unless codec is none */
 	uint32_t block_size;	/* the target's, from BEGUN */
+	struct ahead *ahead;	/* asked ahead, oldest first */
+	size_t nahead, ahead_cap;
+	size_t ahead_bytes;	/* their reply bytes, until taken */
+	size_t ahead_max;	/* at most this many */
 };
 
 /* Read the reply of type @type; an ERROR from the peer is reported as it
@@ -112,36 +141,9 @@ index_state(const char *s)
 	return "-";
 }
 
+/* The next reply, of @type: a hash reply of @count hashes into @out. */
 static int
-remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
-{
-	struct remote_target *rt = (struct remote_target *)t;
-	struct vs_begun b;
-	struct vs_msg m;
-
-	if (sent(rt, vs_send_begin(rt->w, size, t->src_format,
-	    info->src_data_bytes)) < 0 ||
-	    vs_remote_expect(rt->w, VS_MSG_BEGUN, &m) < 0)
-		return -1;
-	if (vs_parse_begun(&m, &b) < 0) {
-		vs_err(rt->w->cat, rt->w->peer, "malformed BEGUN message");
-		return -1;
-	}
-	/* Far: digests first; the other side reads ahead when told. */
-	info->caps = VS_CAP_DIGESTS | VS_CAP_PREFETCH;
-	info->block_size = b.block_size;
-	info->seed = b.seed;
-	info->trusted = b.trusted;
-	info->hashes_target = b.hashes_target;
-	info->view = b.view;
-	t->stats->index_state = index_state(b.state);
-	rt->block_size = info->block_size;
-	return 0;
-}
-
-/* The reply to DIGESTS or SUMMARIES: @count hashes of @type into @out. */
-static int
-read_hashes(struct remote_target *rt, uint32_t type, size_t count,
+next_hashes(struct remote_target *rt, uint32_t type, size_t count,
     struct vs_hash *out)
 {
 	struct vs_msg m;
@@ -152,6 +154,104 @@ read_hashes(struct remote_target *rt, uint32_t type, size_t count,
 		vs_err(rt->w->cat, rt->w->peer, "malformed hash reply");
 		return -1;
 	}
+	return 0;
+}
+
+/* Read the replies asked ahead up to and including @upto's. */
+static int
+read_ahead(struct remote_target *rt, const struct ahead *upto)
+{
+	for (struct ahead *a = rt->ahead; a < rt->ahead + rt->nahead; a++) {
+		if (!a->arrived) {
+			if (next_hashes(rt, VS_MSG_SUMMARIES_R, a->n,
+			    a->h) < 0)
+				return -1;
+			a->arrived = true;
+		}
+		if (a == upto)
+			break;
+	}
+	return 0;
+}
+
+/* The reply to the request just sent, after those asked ahead. */
+static int
+read_reply(struct remote_target *rt, uint32_t type, struct vs_msg *m)
+{
+	if (read_ahead(rt, NULL) < 0)
+		return -1;
+	return vs_remote_expect(rt->w, type, m);
+}
+
+/* The reply to DIGESTS or SUMMARIES: @count hashes of @type into @out. */
+static int
+read_hashes(struct remote_target *rt, uint32_t type, size_t count,
+    struct vs_hash *out)
+{
+	if (read_ahead(rt, NULL) < 0)
+		return -1;
+	return next_hashes(rt, type, count, out);
+}
+
+/* Forget the oldest @k asked ahead (read). */
+static void
+drop_ahead(struct remote_target *rt, size_t k)
+{
+	for (size_t i = 0; i < k; i++) {
+		rt->ahead_bytes -= AHEAD_REPLY_BYTES(rt->ahead[i].n);
+		free(rt->ahead[i].h);
+	}
+	memmove(rt->ahead, rt->ahead + k, (rt->nahead - k) *
+	    sizeof(*rt->ahead));
+	rt->nahead -= k;
+}
+
+/* Entries [first, first + n) from a reply asked ahead: 1 if one holds
+ * them (then it and those before it are forgotten), 0 if none does. */
+static int
+take_ahead(struct remote_target *rt, uint64_t first, size_t n,
+    struct vs_hash *out)
+{
+	for (size_t i = 0; i < rt->nahead; i++) {
+		struct ahead *a = &rt->ahead[i];
+
+		if (first < a->first || first + n > a->first + a->n)
+			continue;
+		if (read_ahead(rt, a) < 0)
+			return -1;
+		memcpy(out, a->h + (first - a->first), n * sizeof(*out));
+		/* The engine asks in order: those before are not wanted. */
+		drop_ahead(rt, i + (first + n == a->first + a->n));
+		return 1;
+	}
+	return 0;
+}
+
+static int
+remote_begin(struct vs_target *t, uint64_t size, struct vs_target_info *info)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+	struct vs_begun b;
+	struct vs_msg m;
+
+	if (sent(rt, vs_send_begin(rt->w, size, t->src_format,
+	    info->src_data_bytes)) < 0 ||
+	    read_reply(rt, VS_MSG_BEGUN, &m) < 0)
+		return -1;
+	if (vs_parse_begun(&m, &b) < 0) {
+		vs_err(rt->w->cat, rt->w->peer, "malformed BEGUN message");
+		return -1;
+	}
+	/* Far: digests first; the other side reads ahead when told, and
+	 * entries are asked ahead. */
+	info->caps = VS_CAP_DIGESTS | VS_CAP_PREFETCH | VS_CAP_EXPECT;
+	info->block_size = b.block_size;
+	info->seed = b.seed;
+	info->trusted = b.trusted;
+	info->hashes_target = b.hashes_target;
+	info->view = b.view;
+	t->stats->index_state = index_state(b.state);
+	rt->block_size = info->block_size;
 	return 0;
 }
 
@@ -172,7 +272,10 @@ remote_summaries(struct vs_target *t, uint64_t first, size_t n,
     struct vs_hash *out)
 {
 	struct remote_target *rt = (struct remote_target *)t;
+	int rc = take_ahead(rt, first, n, out);
 
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
 	if (flushed(rt) < 0 ||
 	    sent(rt, vs_send_summaries(rt->w, first, (uint32_t)n)) < 0)
 		return -1;
@@ -225,6 +328,40 @@ remote_prefetch(struct vs_target *t, uint64_t off, uint64_t len)
 	(void)sent(rt, vs_send_prefetch(rt->w, off, len));
 }
 
+/* Ask for entries [first, first + n) now, if their reply fits in what
+ * may wait unread (see the design notes). */
+static void
+remote_expect(struct vs_target *t, uint64_t first, size_t n)
+{
+	struct remote_target *rt = (struct remote_target *)t;
+	size_t bytes = AHEAD_REPLY_BYTES(n);
+	struct ahead a = { .first = first, .n = n };
+
+	if (rt->w->failed || n == 0 || n > VS_PROTO_MAX_ENTRIES ||
+	    rt->ahead_bytes + bytes > rt->ahead_max)
+		return;
+	if (rt->nahead == rt->ahead_cap) {
+		size_t cap = rt->ahead_cap ? 2 * rt->ahead_cap : 16;
+		struct ahead *v = realloc(rt->ahead, cap * sizeof(*v));
+
+		if (!v)
+			return;		/* a hint: asked when needed */
+		rt->ahead = v;
+		rt->ahead_cap = cap;
+	}
+	if (!(a.h = malloc(n * sizeof(*a.h))))
+		return;
+	/* Ahead of the WRITEs queued: they are of other blocks.  Sent now,
+	 * so the other side answers while they are compressed and sent. */
+	if (sent(rt, vs_send_summaries(rt->w, first, (uint32_t)n)) < 0 ||
+	    sent(rt, vs_wire_flush(rt->w)) < 0) {
+		free(a.h);
+		return;		/* a failure shows at the next request */
+	}
+	rt->ahead[rt->nahead++] = a;
+	rt->ahead_bytes += bytes;
+}
+
 static int
 remote_punch(struct vs_target *t, uint64_t off, uint64_t len)
 {
@@ -256,7 +393,7 @@ remote_commit(struct vs_target *t, const struct vs_hash *view)
 	struct vs_msg m;
 
 	if (flushed(rt) < 0 || sent(rt, vs_send_commit(rt->w, view)) < 0 ||
-	    vs_remote_expect(rt->w, VS_MSG_DONE, &m) < 0)
+	    read_reply(rt, VS_MSG_DONE, &m) < 0)
 		return -1;
 	if (vs_parse_done(&m, &d) < 0) {
 		vs_err(rt->w->cat, rt->w->peer, "malformed DONE message");
@@ -275,6 +412,9 @@ remote_close(struct vs_target *t)
 	struct remote_target *rt = (struct remote_target *)t;
 
 	vs_wirepool_free(rt->pool);
+	for (size_t i = 0; i < rt->nahead; i++)
+		free(rt->ahead[i].h);
+	free(rt->ahead);
 	free(rt);
 }
 
@@ -284,12 +424,24 @@ static const struct vs_target_ops remote_ops = {
 	.summaries = remote_summaries,
 	.digests = remote_digests,
 	.prefetch = remote_prefetch,
+	.expect = remote_expect,
 	.write = remote_write,
 	.punch = remote_punch,
 	.record = remote_record,
 	.commit = remote_commit,
 	.close = remote_close,
 };
+
+/* Reply bytes that may wait unread in the pipe read from @fd: half of
+ * it, even where it is small (a user over the pipe size limits gets two
+ * pages). */
+static size_t
+ahead_max(int fd)
+{
+	int size = fcntl(fd, F_GETPIPE_SZ);
+
+	return size > 0 ? (size_t)size / 2 : AHEAD_UNKNOWN_BYTES;
+}
 
 int
 vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
@@ -306,6 +458,7 @@ vs_remote_target(struct vs_wire *w, const char *name, uint32_t codec,
 	rt->t.stats = stats;
 	rt->w = w;
 	rt->codec = codec;
+	rt->ahead_max = ahead_max(w->rfd);
 	if (codec != VS_WIRE_NONE && !(rt->pool = vs_wirepool_new(codec,
 	    level, REMOTE_WRITE_BYTES, adaptive ? VS_WIREADAPT_UNIT : 0,
 	    send_write, rt))) {
