@@ -34,6 +34,7 @@
 #include "wireadapt.h"
 #include "wirepool.h"
 #include "../util.h"
+#include "../vec.h"
 
 /* Bytes per WRITE at most: large enough for the other side to write in
  * large pieces, small enough that the compression pool's slots hold
@@ -52,6 +53,7 @@ struct ahead {
 	bool arrived;		/* h holds the reply */
 	struct vs_hash *h;	/* n entries */
 };
+VS_VECTOR(ahead_vec, struct ahead)
 
 struct remote_target {
 	struct vs_target t;	/* base, first */
@@ -59,8 +61,7 @@ struct remote_target {
 	uint32_t codec;		/* for WRITE */
 	struct vs_wirepool *pool; /* compresses them, unless codec is none */
 	uint32_t block_size;	/* the target's, from BEGUN */
-	struct ahead *ahead;	/* asked ahead, oldest first */
-	size_t nahead, ahead_cap;
+	struct ahead_vec ahead;	/* asked ahead, oldest first */
 	size_t ahead_bytes;	/* their reply bytes, until taken */
 	size_t ahead_max;	/* at most this many */
 };
@@ -161,7 +162,8 @@ next_hashes(struct remote_target *rt, uint32_t type, size_t count,
 static int
 read_ahead(struct remote_target *rt, const struct ahead *upto)
 {
-	for (struct ahead *a = rt->ahead; a < rt->ahead + rt->nahead; a++) {
+	for (struct ahead *a = rt->ahead.v; a < rt->ahead.v + rt->ahead.n;
+	    a++) {
 		if (!a->arrived) {
 			if (next_hashes(rt, VS_MSG_SUMMARIES_R, a->n,
 			    a->h) < 0)
@@ -197,13 +199,14 @@ read_hashes(struct remote_target *rt, uint32_t type, size_t count,
 static void
 drop_ahead(struct remote_target *rt, size_t k)
 {
+	struct ahead_vec *v = &rt->ahead;
+
 	for (size_t i = 0; i < k; i++) {
-		rt->ahead_bytes -= AHEAD_REPLY_BYTES(rt->ahead[i].n);
-		free(rt->ahead[i].h);
+		rt->ahead_bytes -= AHEAD_REPLY_BYTES(v->v[i].n);
+		free(v->v[i].h);
 	}
-	memmove(rt->ahead, rt->ahead + k, (rt->nahead - k) *
-	    sizeof(*rt->ahead));
-	rt->nahead -= k;
+	memmove(v->v, v->v + k, (v->n - k) * sizeof(*v->v));
+	v->n -= k;
 }
 
 /* Entries [first, first + n) from a reply asked ahead: 1 if one holds
@@ -212,8 +215,8 @@ static int
 take_ahead(struct remote_target *rt, uint64_t first, size_t n,
     struct vs_hash *out)
 {
-	for (size_t i = 0; i < rt->nahead; i++) {
-		struct ahead *a = &rt->ahead[i];
+	for (size_t i = 0; i < rt->ahead.n; i++) {
+		struct ahead *a = &rt->ahead.v[i];
 
 		if (first < a->first || first + n > a->first + a->n)
 			continue;
@@ -340,25 +343,21 @@ remote_expect(struct vs_target *t, uint64_t first, size_t n)
 	if (rt->w->failed || n == 0 || n > VS_PROTO_MAX_ENTRIES ||
 	    rt->ahead_bytes + bytes > rt->ahead_max)
 		return;
-	if (rt->nahead == rt->ahead_cap) {
-		size_t cap = rt->ahead_cap ? 2 * rt->ahead_cap : 16;
-		struct ahead *v = realloc(rt->ahead, cap * sizeof(*v));
-
-		if (!v)
-			return;		/* a hint: asked when needed */
-		rt->ahead = v;
-		rt->ahead_cap = cap;
-	}
-	if (!(a.h = malloc(n * sizeof(*a.h))))
+	/* A hint: where memory runs out, the entries are asked when
+	 * needed. */
+	if (!(a.h = malloc(n * sizeof(*a.h))) ||
+	    ahead_vec_push(&rt->ahead, a) < 0) {
+		free(a.h);
 		return;
+	}
 	/* Ahead of the WRITEs queued: they are of other blocks.  Sent now,
 	 * so the other side answers while they are compressed and sent. */
 	if (sent(rt, vs_send_summaries(rt->w, first, (uint32_t)n)) < 0 ||
 	    sent(rt, vs_wire_flush(rt->w)) < 0) {
+		rt->ahead.n--;
 		free(a.h);
 		return;		/* a failure shows at the next request */
 	}
-	rt->ahead[rt->nahead++] = a;
 	rt->ahead_bytes += bytes;
 }
 
@@ -412,9 +411,9 @@ remote_close(struct vs_target *t)
 	struct remote_target *rt = (struct remote_target *)t;
 
 	vs_wirepool_free(rt->pool);
-	for (size_t i = 0; i < rt->nahead; i++)
-		free(rt->ahead[i].h);
-	free(rt->ahead);
+	for (size_t i = 0; i < rt->ahead.n; i++)
+		free(rt->ahead.v[i].h);
+	ahead_vec_free(&rt->ahead);
 	free(rt);
 }
 
