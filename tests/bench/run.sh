@@ -25,7 +25,8 @@
 # vmsync -O raw against nbdcopy from qemu-nbd, into a raw file on the target
 # btrfs.  archive: the same guest exported by vmsync into a .tar.zst
 # (sparse pax), against vmsync's first sync of it into a raw file, both on
-# the target btrfs.  large: a sparse raw image of the first size of
+# the target btrfs, and zstd alone compressing the same pax stream from
+# memory into /dev/null (the compressor's own cost on this machine).  large: a sparse raw image of the first size of
 # BENCH_LARGE holding the second in 1 MiB pieces, of which the third is
 # then overwritten: vmsync's incremental run with change detection against
 # btrfs send -p | btrfs receive, both local.
@@ -858,10 +859,33 @@ run_archive() {
 		echo "$t $(median_row "$W/reps.$t")" | tr ' ' '\t' >> "$ARCHIVE_ROWS"
 		log "archive $t: $(median_row "$W/reps.$t" | awk '{ print $1 }') s"
 	done
+	zstd_alone "$img"
 	btrfs subvolume delete "$D/archive" >/dev/null
 	btrfs subvolume delete "$S/images@day0" >/dev/null
 	rm -rf "$img" "$S/state/archive"
 	btrfs subvolume sync "$D" >/dev/null
+}
+
+# zstd_alone IMG: the export's pax stream of IMG compressed by zstd alone,
+# at the export's level and threads, from memory into /dev/null: what
+# compressing these bytes costs on this machine, whatever writes the
+# archive (row "zstd-alone"; skipped when memory cannot hold the stream).
+zstd_alone() {
+	local tar=/dev/shm/vmsync-bench-alone.$$.tar r avail
+	avail=$(awk '$1 == "MemAvailable:" { print $2 * 1024 }' /proc/meminfo)
+	if [ ! -d /dev/shm ] || [ "$avail" -lt $((VSIZE * 2)) ]; then
+		log "archive zstd-alone: skipped, too little memory to hold the stream"
+		return
+	fi
+	"$VMSYNC" -q --no-progress --archive=tar "$1" - > "$tar"
+	: > "$W/reps.zstd-alone"
+	for ((r = 1; r <= REPEAT; r++)); do
+		timed "zstd-alone (archive)" "zstd -q -1 -T2 --check < $tar > /dev/null"
+		echo "$tm $io $(zstd -q -1 -T2 --check < "$tar" | wc -c)" >> "$W/reps.zstd-alone"
+	done
+	rm -f "$tar"
+	echo "zstd-alone $(median_row "$W/reps.zstd-alone")" | tr ' ' '\t' >> "$ARCHIVE_ROWS"
+	log "archive zstd-alone: $(median_row "$W/reps.zstd-alone" | awk '{ print $1 }') s"
 }
 
 # archive_table ROWS: the markdown table of run_archive's rows, the export's
@@ -884,13 +908,17 @@ archive_table() {
 	}
 	$1 == "vmsync-archive" { ex = $2 }
 	$1 == "tar-zstd" { tz = $2 }
+	$1 == "zstd-alone" { fl = $2; flcpu = $3 + $4 }
 	END {
 		if (ref > 0 && ex > 0)
 			printf "\n- export %.2f s / sync %.2f s = %.2f (target <= 1.2): %s\n", \
 			    ex, ref, ex / ref, ex <= 1.2 * ref ? "met" : "**not met**"
 		if (tz > 0 && ex > 0)
 			printf "- export %.2f s / tar --sparse | zstd %.2f s = %.2f\n", ex, tz, ex / tz
-	}' "$1" "$1"
+		if (fl > 0 && ref > 0)
+			printf "- zstd alone on the same pax stream, from memory into /dev/null: %.2f s (%.2f s of CPU on %d CPUs) = %.2f x sync\n", \
+			    fl, flcpu, ncpu, fl / ref
+	}' ncpu="$(nproc)" "$1" "$1"
 }
 
 for fmt in $FORMATS; do
