@@ -18,9 +18,12 @@
  *   detection makes holes of its zero blocks.  The map is checked first:
  *   runs in order, not overlapping, inside the declared size.  libarchive
  *   keeps only the runs it finds sane in the entry's map, but hands out
- *   data blocks by its own copy: so vs_tar_scan() also reads a sparse
- *   entry's blocks through, and every block (then and when read) must lie
- *   in a run of the checked map, after the one before.
+ *   data blocks by its own copy (an entry whose runs all went past its
+ *   size looks unsparse): so vs_tar_scan() also reads every entry's
+ *   blocks through, before anything is written, and every block (then
+ *   and when read) must lie inside the size and in a run of the checked
+ *   map, after the one before.  A sparse map holds at most
+ *   VS_TAR_MAX_RUNS runs.
  * - Names and sizes come from the archive and are not trusted: an entry is
  *   one regular file with a plain name (no "/", not starting with ".", so
  *   never an index, a state directory or a name outside the target
@@ -349,6 +352,11 @@ entry_map(struct rd *r, struct archive_entry *e, uint64_t size,
 			return -1;
 		}
 		end = (uint64_t)off + (uint64_t)len;
+		if (len && runs->n >= VS_TAR_MAX_RUNS) {
+			bad_entry(r, e, "sparse map: more than %u runs",
+			    VS_TAR_MAX_RUNS);
+			return -1;
+		}
 		if (len && vs_extent_add(runs, (uint64_t)off, (uint64_t)len,
 		    VS_EXT_DATA) < 0) {
 			vs_errno(VS_EXIT_INTERNAL, r->name, "sparse map");
@@ -413,7 +421,8 @@ block_check(struct blocks *b, la_int64_t off, size_t n)
 	return NULL;
 }
 
-/* Read the data blocks of a sparse entry through, checking each. */
+/* Read the data blocks of an entry through, checking each against its
+ * sparse map @runs (NULL: none) and its size. */
 static int
 check_blocks(struct rd *r, struct archive_entry *e,
     const struct vs_extent_vec *runs)
@@ -486,6 +495,26 @@ add_entry(struct vs_tar_entry **v, size_t *n, struct rd *r,
 	return 0;
 }
 
+/* Inflate a gzip container to its end after the archive's last block,
+ * which libarchive does not read: its CRC and length trailer are checked
+ * too, and a cut one is a truncated archive. */
+static int
+drain_gzip(struct rd *r)
+{
+	la_ssize_t n;
+
+	while (r->f.gz && (n = feed_gunzip(r->a, &r->f)) != 0)
+		if (n < 0) {
+			if (!r->f.failed)
+				vs_err(VS_EXIT_SOURCE, r->name, "offset %llu "
+				    "of the gzip stream, after the last "
+				    "entry: %s", (unsigned long long)r->f.pos,
+				    r->f.why);
+			return -1;
+		}
+	return 0;
+}
+
 /* Does the entry name @name mark an incremental archive? */
 static bool
 is_delta(const char *name)
@@ -517,11 +546,11 @@ vs_tar_scan(struct vs_io *io, struct vs_tar_entry **out, size_t *n,
 		if (check_entry(&r, e, &runs) < 0 ||
 		    add_entry(out, n, &r, e) < 0)
 			goto fail;
-		if (archive_entry_sparse_count(e) > 0 &&
-		    check_blocks(&r, e, &runs) < 0)
+		if (check_blocks(&r, e, archive_entry_sparse_count(e) > 0 ?
+		    &runs : NULL) < 0)
 			goto fail;
 	}
-	if (rc < 0)
+	if (rc < 0 || (rc == 0 && drain_gzip(&r) < 0))
 		goto fail;
 	if (!*delta && *n == 0) {
 		vs_err(VS_EXIT_SOURCE, io->name, "the archive holds no file");

@@ -16,6 +16,9 @@
 #define VS_TAR_MAX_ENTRIES 1024
 /* The largest entry accepted, as the largest qcow2 virtual size. */
 #define VS_TAR_MAX_SIZE (1ull << 62)
+/* Runs an entry's sparse map may hold: vmsync writes at most 2^18, GNU
+ * tar one per data extent. */
+#define VS_TAR_MAX_RUNS (1u << 20)
 
 /* One entry, as vs_tar_scan() found it. */
 struct vs_tar_entry {

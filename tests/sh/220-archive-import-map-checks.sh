@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Proves: the checks of an archive's headers and maps run before anything
+# is written, for every entry: (1) a pax 1.0 sparse entry whose only run
+# goes past its size (libarchive drops that run from the entry's map, so
+# the entry looks unsparse) is refused with one line, exit 2, and the
+# existing target and its index unchanged; (2) a sparse map of more runs
+# than vmsync holds is refused the same way; (3) a .tar.gz whose gzip
+# trailer (CRC and length) is cut off is refused although the tar inside
+# is whole; (4) a plain entry cut short is named in the error.
+. "$VMSYNC_TOP/tests/functions.sh"
+requires python3 gzip
+
+cd "$TMP" || fail "cd $TMP"
+# mksparse OUT NAME REALSIZE RUNS...: one pax 1.0 sparse entry, each run
+# OFF:LEN filled with 'A'.
+mksparse() {
+	python3 - "$@" <<'EOF'
+import sys
+out, name, realsize = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3])
+runs = [tuple(int(x) for x in r.split(":")) for r in sys.argv[4:]]
+if runs and runs[0][0] < 0:		# -N: N runs of 1 byte, 8 apart
+    runs = [(i * 8, 1) for i in range(-runs[0][0])]
+def hdr(n, size, t):
+    h = bytearray(512)
+    h[0:len(n)] = n; h[100:108] = b'0000644\0'; h[108:116] = b'0000000\0'
+    h[116:124] = b'0000000\0'; h[124:136] = b'%011o\0' % size
+    h[136:148] = b'%011o\0' % 1700000000; h[148:156] = b' ' * 8
+    h[156:157] = t; h[257:263] = b'ustar\0'; h[263:265] = b'00'
+    h[148:156] = b'%06o\0 ' % sum(h); return bytes(h)
+pad = lambda b: b + b'\0' * (-len(b) % 512)
+def rec(k, v):
+    body = b' %s=%s\n' % (k, v); n = len(body) + 2
+    while len(str(n)) + len(body) != n: n += 1
+    return b'%d' % n + body
+pax = b''.join(rec(k, v) for k, v in [(b'GNU.sparse.major', b'1'),
+    (b'GNU.sparse.minor', b'0'), (b'GNU.sparse.name', name),
+    (b'GNU.sparse.realsize', b'%d' % realsize)])
+m = b'%d\n' % len(runs) + b''.join(b'%d\n%d\n' % r for r in runs)
+data = pad(m) + b''.join(b'A' * r[1] for r in runs)
+open(out, 'wb').write(hdr(b'PaxHeader', len(pax), b'x') + pad(pax) +
+    hdr(b'GNUSparseFile.0/' + name, len(data), b'0') + pad(data) +
+    b'\0' * 1024)
+EOF
+}
+
+head -c $((1 << 20)) /dev/urandom > vm.img
+vs vm.img d/
+cp d/vm.img keep.img
+mkdir good && vs vm.img good/
+index_before=$(find d -name '*vmsync*' -type f -exec md5sum {} + | sort)
+
+refused() {		# refused ARCHIVE RE: one line, exit 2, nothing written
+	must_fail 2 "^vmsync: $1: $2" vs "$1" d/
+	cmp d/vm.img keep.img || fail "$1: the target changed"
+	[ "$(find d -name '*vmsync*' -type f -exec md5sum {} + | sort)" = \
+	    "$index_before" ] || fail "$1: the target's index changed"
+	[ "$(ls d)" = vm.img ] || fail "$1: d/ holds $(ls d)"
+	vs --verify d/vm.img > /dev/null 2>&1 || fail "$1: verify fails after"
+}
+
+# (1) The only run goes past the size: 4096 bytes in a file of 100.
+mksparse past.tar vm.img 100 0:4096
+refused past.tar "entry 'vm\.img' at offset 0: sparse map: data past the size at 0"
+# A valid map of the same shape is imported (the generator is right).
+mksparse ok.tar vm.img 8192 0:4096
+vs ok.tar good/
+cmp -n 4096 good/vm.img <(head -c 4096 /dev/zero | tr '\0' A) ||
+	fail "ok.tar: wrong data"
+[ "$(stat -c %s good/vm.img)" -eq 8192 ] || fail "ok.tar: wrong size"
+
+# (2) One run more than vmsync holds.
+mksparse many.tar vm.img $((16 << 20)) -$(((1 << 20) + 1))
+refused many.tar "entry 'vm\.img' at offset 0: sparse map: more than 1048576 runs"
+
+# (3) The gzip trailer cut off: the tar inside is whole.
+vs vm.img full.tar.gz
+head -c -8 full.tar.gz > notrailer.tar.gz
+gzip -t notrailer.tar.gz 2>/dev/null && fail "notrailer.tar.gz tests good"
+refused notrailer.tar.gz "offset [0-9]+ of the gzip stream, after the last entry: gzip: truncated"
+vs full.tar.gz good/
+cmp good/vm.img vm.img || fail "full.tar.gz: wrong import"
+
+# (4) A plain (unsparse) entry cut short is named, with its header.
+vs vm.img full.tar
+head -c $((600 << 10)) full.tar > cut.tar
+refused cut.tar "entry 'vm\.img' at offset 0: "
+echo "ok"
