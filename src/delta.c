@@ -33,10 +33,10 @@
 #include <unistd.h>
 
 #include "archive.h"
-#include "archive_lib.h"
 #include "cli.h"
 #include "delta.h"
 #include "delta_text.h"
+#include "formats/tar.h"
 #include "index.h"
 #include "transport/transport.h"
 #include "util.h"
@@ -48,7 +48,8 @@
 /* One application: the archive read, the delta, where its data waits. */
 struct apply {
 	const struct vs_cli *cli;
-	struct archive *a;		/* the archive being read */
+	struct vs_tar_reader *rd;	/* the archive being read ... */
+	struct archive *a;		/* ... by libarchive */
 	const char *aname;		/* its name, for messages */
 	struct vs_delta d;		/* the parsed text entry */
 	char *path;			/* DIR/NAME */
@@ -89,19 +90,11 @@ read_fail(const struct apply *ap, const char *what)
 	return -1;
 }
 
+/* The archive, read as an import reads one (a gzip CRC checked). */
 static int
 open_archive(struct apply *ap, const char *archive)
 {
-	if (!(ap->a = archive_read_new())) {
-		vs_libarchive_failed(VS_EXIT_SOURCE, archive);
-		return -1;
-	}
-	archive_read_support_filter_all(ap->a);
-	archive_read_support_format_tar(ap->a);
-	if (archive_read_open_filename(ap->a, strcmp(archive, "-") == 0 ?
-	    NULL : archive, 1 << 20) != ARCHIVE_OK)
-		return read_fail(ap, "open");
-	return 0;
+	return vs_tar_reader_open(archive, &ap->rd, &ap->a);
 }
 
 /* The first entry: the text, parsed. */
@@ -287,7 +280,7 @@ read_data(struct apply *ap)
 		return bad(ap, "more than two entries");
 	if (r != ARCHIVE_EOF)
 		return read_fail(ap, "end");
-	return 0;
+	return vs_tar_reader_end(ap->rd);
 }
 
 /* Do the data runs keep out of the hole lines? */
@@ -515,8 +508,7 @@ vs_delta_apply(const struct vs_cli *cli, const char *archive, const char *dir)
 	    read_data(&ap) == 0 && check_overlap(&ap) == 0 &&
 	    apply_target(&ap) == 0)
 		ret = 0;
-	if (ap.a)
-		archive_read_free(ap.a);
+	vs_tar_reader_close(ap.rd);
 	if (ap.fd >= 0)
 		close(ap.fd);
 	if (ap.data_fd >= 0)

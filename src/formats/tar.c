@@ -515,6 +515,48 @@ drain_gzip(struct rd *r)
 	return 0;
 }
 
+struct vs_tar_reader {
+	struct rd rd;		/* the archive */
+	struct vs_io *io;	/* its file */
+};
+
+int
+vs_tar_reader_open(const char *path, struct vs_tar_reader **out,
+    struct archive **a)
+{
+	struct vs_tar_reader *t = calloc(1, sizeof(*t));
+
+	*out = NULL;
+	if (!t) {
+		vs_errno(VS_EXIT_INTERNAL, path, "archive");
+		return -1;
+	}
+	if (vs_io_open_file(path, &t->io) < 0 || rd_open(&t->rd, t->io) < 0) {
+		vs_tar_reader_close(t);
+		return -1;
+	}
+	*a = t->rd.a;
+	*out = t;
+	return 0;
+}
+
+int
+vs_tar_reader_end(struct vs_tar_reader *t)
+{
+	return drain_gzip(&t->rd);
+}
+
+void
+vs_tar_reader_close(struct vs_tar_reader *t)
+{
+	if (!t)
+		return;
+	rd_close(&t->rd);
+	if (t->io)
+		vs_io_close(t->io);
+	free(t);
+}
+
 /* Does the entry name @name mark an incremental archive? */
 static bool
 is_delta(const char *name)
