@@ -3,11 +3,14 @@
 # requires CMD...       skip unless each command exists
 # requires_root         skip unless root
 # requires_btrfs        skip unless loop devices and btrfs can be used
+# requires_ext4         skip unless loop devices and ext4 can be used
 # skip "why"            exit 77 (exit 1 under VMSYNC_TEST_STRICT=1)
 # fail "why"            print and exit 1
 # cleanup_fn CMD...     run CMD at exit (last registered runs first)
 # mkbtrfs SIZE          make and mount a btrfs on a loop device; prints the
 #                       mount point; torn down at exit
+# mkext4 SIZE           make and mount an ext4 of 4 KiB blocks on a loop
+#                       device; prints the mount point; torn down at exit
 # mkloopdev FILE        attach FILE to a loop device; prints it; detached at exit
 # must_fail CODE RE CMD...  run CMD; require exit CODE and stderr matching RE
 # same A B              cmp A B, and qemu-img compare of the two as raw
@@ -92,6 +95,15 @@ requires_btrfs() {
 	grep -qw btrfs /proc/filesystems || skip "kernel has no btrfs"
 }
 
+requires_ext4() {
+	requires_root
+	requires losetup mkfs.ext4 mount
+	[ -w /dev/loop-control ] || skip "needs /dev/loop-control"
+	grep -qw ext4 /proc/filesystems || modprobe ext4 2>/dev/null ||
+		skip "kernel has no ext4"
+	grep -qw ext4 /proc/filesystems || skip "kernel has no ext4"
+}
+
 mkloopdev() {
 	local dev
 	dev=$(losetup -f --show "$1") || fail "losetup $1"
@@ -107,6 +119,18 @@ mkbtrfs() {
 	mkfs.btrfs -q -f "$img" >/dev/null || fail "mkfs.btrfs"
 	dev=$(losetup -f --show "$img") || fail "losetup"
 	mount "$dev" "$mnt" || { losetup -d "$dev"; fail "mount $dev"; }
+	cleanup_fn "umount -l '$mnt' 2>/dev/null; losetup -d '$dev' 2>/dev/null"
+	echo "$mnt"
+}
+
+mkext4() {
+	local size=$1 img mnt dev
+	img=$(mktemp "$TMP/ext4.XXXXXX.img")
+	mnt=$(mktemp -d "$TMP/mnt.XXXXXX")
+	truncate -s "$size" "$img"
+	mkfs.ext4 -q -F -m 0 -b 4096 "$img" || fail "mkfs.ext4"
+	dev=$(losetup -f --show "$img") || fail "losetup"
+	mount -t ext4 "$dev" "$mnt" || { losetup -d "$dev"; fail "mount $dev"; }
 	cleanup_fn "umount -l '$mnt' 2>/dev/null; losetup -d '$dev' 2>/dev/null"
 	echo "$mnt"
 }

@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include "zero.h"
 #include "../util.h"
@@ -95,12 +96,36 @@ outcome(struct vs_zeroer *z, int r, bool is_ioctl, bool *can, uint64_t off,
 	return switch_off(z, can);
 }
 
+/* How far a punch of [off, off + len) goes.  A filesystem frees only the
+ * blocks that lie wholly inside the range and zeros the rest, so a file
+ * whose size is not a whole number of blocks would keep its last block
+ * allocated.  Past the end of the file there is nothing to keep: a range
+ * that reaches it is taken on to the end of the block (st_blksize, the
+ * filesystem's block on ext4, btrfs, xfs and tmpfs), and KEEP_SIZE keeps
+ * the size. */
+static uint64_t
+punch_len(struct vs_zeroer *z, uint64_t off, uint64_t len)
+{
+	struct stat st;
+	uint64_t end = off + len, bs, up;
+
+	if (fstat(z->fd, &st) < 0 || st.st_blksize <= 0 ||
+	    end < (uint64_t)st.st_size)
+		return len;
+	bs = (uint64_t)st.st_blksize;
+	up = end % bs ? end - end % bs + bs : end;
+	return up <= INT64_MAX ? up - off : len;
+}
+
+/* fallocate @mode | KEEP_SIZE over [off, off + len), a punch taken on to
+ * the end of the file's last block. */
 static int
 try_fallocate(struct vs_zeroer *z, int mode, bool *can, uint64_t off,
     uint64_t len)
 {
+	uint64_t n = mode & FALLOC_FL_PUNCH_HOLE ? punch_len(z, off, len) : len;
 	int r = z->sys->fallocate(z->fd, mode | FALLOC_FL_KEEP_SIZE,
-	    (off_t)off, (off_t)len);
+	    (off_t)off, (off_t)n);
 
 	return outcome(z, r, false, can, off, len);
 }

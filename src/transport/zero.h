@@ -13,6 +13,12 @@
  *   lacks them gives), and the next method is tried.  Any other error
  *   (EIO, ENOSPC, ...) is reported and fails the call: the method is
  *   kept, since it is the storage that failed, not the method.
+ * - A punch that reaches the end of the file goes on to the end of the
+ *   file's last block (st_blksize): filesystems free only whole blocks
+ *   inside the range, so a size that is not a whole number of blocks
+ *   would otherwise keep its last block allocated where the source has a
+ *   hole, and verify would find data where the index records one.
+ *   KEEP_SIZE keeps the size; the other methods never go past the range.
  */
 #ifndef VS_ZERO_H
 #define VS_ZERO_H

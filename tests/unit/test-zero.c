@@ -20,6 +20,7 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "transport/zero.h"
@@ -173,6 +174,27 @@ test_punch_makes_hole(void **state)
 	assert_zeroed(64 * K, 128 * K);
 	assert_true(is_hole(64 * K, 128 * K));
 	assert_flags(&z, true, true, false, false);
+	vs_zeroer_release(&z);
+}
+
+/* A file whose size is not a whole number of blocks: a punch that
+ * reaches its end frees the last block too, and keeps the size. */
+static void
+test_punch_to_end_frees_last_block(void **state)
+{
+	struct vs_zeroer z = zeroer(false, true);
+	static uint8_t back[SIZE];
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(ftruncate(fd, SIZE - 1), 0);
+	assert_int_equal(vs_zero(&z, SIZE - 64 * K, 64 * K - 1), 0);
+	assert_true(is_hole(SIZE - 64 * K, 64 * K - 1));
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, SIZE - 1);
+	memset(data + SIZE - 64 * K, 0, 64 * K);
+	assert_int_equal(vs_pread_full(fd, back, SIZE, 0), SIZE - 1);
+	assert_memory_equal(back, data, SIZE - 1);
 	vs_zeroer_release(&z);
 }
 
@@ -371,6 +393,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_punch_makes_hole),
+		T(test_punch_to_end_frees_last_block),
 		T(test_zero_length_asks_nothing),
 		T(test_punch_unsupported_uses_zero_range),
 		T(test_nothing_supported_writes_zeros),
