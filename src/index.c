@@ -8,9 +8,11 @@
  * recorded", "no sector records"), and a run that writes migrates them.
  *
  * The rules that use the header live here too: when an index is trusted
- * (idx_trust), how a run marks it dirty before its first change
- * (idx_begin_dirty) and the order of a clean commit (idx_commit_clean),
- * so that no target can get an index that claims more than is durable.
+ * (idx_trust), how a run marks it dirty before its first change to the
+ * target's bytes (idx_begin_dirty; a resize may come before: it changes
+ * the size the identity records) and the order of a clean commit
+ * (idx_commit_clean), so that no target can get an index that claims more
+ * than is durable.
  */
 #include <endian.h>
 #include <errno.h>

@@ -212,12 +212,13 @@ void idx_stale_range(const struct idx_header *h, uint64_t size,
  * @format (NULL: none).  -1 with errno if no seed could be drawn. */
 int idx_begin_header(const struct idx_header *old, uint32_t block_size,
     const char *format, struct idx_header *out);
-/* Before the first change to the target: write @h dirty for @size bytes
- * (as the current version: an older index is migrated here), then size the
- * entries, keeping (@keep) those below both the old and new ends of a
- * trusted index and dropping the rest, and place the sector records (kept
- * where they are if the entries still fit before them).  @h then says
- * so. */
+/* Before the first change to the target's bytes (a resize may come
+ * first: it changes the size the identity records, so a clean index is
+ * not trusted after it): write @h dirty for @size bytes (as the current
+ * version: an older index is migrated here), then size the entries,
+ * keeping (@keep) those below both the old and new ends of a trusted
+ * index and dropping the rest, and place the sector records (kept where
+ * they are if the entries still fit before them).  @h then says so. */
 int idx_begin_dirty(struct vs_index *ix, struct idx_header *h, uint64_t size,
     bool keep);
 

@@ -35,6 +35,10 @@
  *   dirty.  Writes that keep the times (a mount of a device replica, times
  *   restored on a device) are caught by a spot check of a few blocks
  *   against a trusted index at begin().
+ * - A resize is the one change made before the index is marked dirty
+ *   (begin_changes()): it always changes the size the identity records,
+ *   so the index is not trusted after it anyway, and a size the
+ *   filesystem cannot hold is refused with the index untouched.
  * - Nothing is opened before it is known what it is: the target is first
  *   opened O_PATH, checked with fstat(), then opened for real through that
  *   descriptor, so a FIFO or a device swapped in is never opened.  Every
@@ -542,15 +546,19 @@ begin_header(struct local_target *lt, uint64_t size,
 	return 0;
 }
 
-/* The first changes: the index marked dirty, then the file resized. */
+/* The first changes: the file resized, then the index marked dirty.
+ *
+ * The resize comes first so that a size the filesystem cannot hold (EFBIG
+ * on ext4 past 16 TiB) is refused before anything is touched: the index
+ * stays clean and trusted.  That is crash-safe without the dirty mark: a
+ * resize always changes the size, which is part of the identity the
+ * index records, so a crash between the two leaves a clean index that the
+ * next run does not trust (idx_mismatch) and compares with the target.
+ * Every other change waits for the dirty mark, as before. */
 static int
 begin_changes(struct local_target *lt, uint64_t size,
     const struct idx_identity *id)
 {
-	if (lt->ix && idx_begin_dirty(lt->ix, &lt->hdr, size, lt->trusted) < 0)
-		return -1;
-	if (lt->ix)
-		idx_hold(lt->ix);
 	lt->own_ctime = (struct timespec){ .tv_sec = id->ctime_sec,
 	    .tv_nsec = id->ctime_nsec };
 	if (!lt->is_block && size != lt->old_size) {
@@ -562,6 +570,10 @@ begin_changes(struct local_target *lt, uint64_t size,
 		}
 		own_change(lt);
 	}
+	if (lt->ix && idx_begin_dirty(lt->ix, &lt->hdr, size, lt->trusted) < 0)
+		return -1;
+	if (lt->ix)
+		idx_hold(lt->ix);
 	lt->hdr.virtual_size = size;
 	return 0;
 }
