@@ -29,7 +29,9 @@
  *   end marker or what it still buffers: a reader of stdout sees a
  *   truncated archive.  A file DEST is never replaced: the archive is
  *   written to "DEST.tmp-XXXXXX" beside it and renamed over DEST once
- *   complete.
+ *   complete.  So a DEST that is one of the sources (a typo, or a link to
+ *   one) is refused before anything is read, as a sync refuses its source
+ *   as target: by device and inode.
  * - A file DEST is written back as it grows (every ARCHIVE_WRITEBACK
  *   bytes, from the advisor's thread): the fsync before the rename then
  *   waits for the last part only, not for the whole archive at once.
@@ -800,10 +802,30 @@ sync_dir(const char *path)
 	free(copy);
 }
 
-/* A usage error of the export, before anything is written. */
-static int
-refuse(const struct vs_cli *cli, const char *dest)
+/* Is @dest one of the run's sources (its SRCs, and --since's BASE), by
+ * that name or another (a hard or symbolic link)?  The archive is renamed
+ * over DEST: the image would be lost.  Which source into *@src. */
+static bool
+is_source(const struct vs_cli *cli, const char *dest, const char **src)
 {
+	struct stat d, s;
+
+	if (stat(dest, &d) < 0)
+		return false;
+	for (int i = 0; i < cli->npaths; i++) {
+		*src = i < cli->npaths - 1 ? cli->paths[i] : cli->since;
+		if (*src && !vs_is_remote(*src) && stat(*src, &s) == 0 &&
+		    s.st_dev == d.st_dev && s.st_ino == d.st_ino)
+			return true;
+	}
+	return false;
+}
+
+int
+vs_archive_check_dest(const struct vs_cli *cli)
+{
+	const char *dest = cli->paths[cli->npaths - 1], *src;
+
 	if (vs_is_remote(dest)) {
 		vs_err(VS_EXIT_USAGE, dest, "an archive is written here: pipe "
 		    "it to the remote host (vmsync --archive=%s SRC... - | "
@@ -813,6 +835,15 @@ refuse(const struct vs_cli *cli, const char *dest)
 	if (strcmp(dest, "-") == 0 && isatty(1)) {
 		vs_err(VS_EXIT_USAGE, "stdout", "will not write an archive to "
 		    "a terminal");
+		return -1;
+	}
+	if (strcmp(dest, "-") != 0 && is_source(cli, dest, &src)) {
+		if (strcmp(src, dest) == 0)
+			vs_err(VS_EXIT_USAGE, dest, "target is the source "
+			    "itself");
+		else
+			vs_err(VS_EXIT_USAGE, dest, "target is the source %s "
+			    "itself", src);
 		return -1;
 	}
 	return 0;
@@ -833,7 +864,7 @@ vs_archive_out_open(const struct vs_cli *cli, bool progress,
 	}
 	o->x = (struct export){ .progress = progress, .fd = -1 };
 	o->dest = dest;
-	if (refuse(cli, dest) < 0)
+	if (vs_archive_check_dest(cli) < 0)
 		return -1;
 	o->x.name = to_stdout ? "stdout" : dest;
 	if (!(o->x.zeros = calloc(1, ARCHIVE_ZEROS)) ||

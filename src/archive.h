@@ -22,13 +22,20 @@ const char *vs_archive_format_by_name(const char *path);
  * Returns the exit code. */
 int vs_archive_export(const struct vs_cli *cli, bool progress);
 
+/* Refuse with one line a DEST (cli's last path) that no archive can be
+ * written to: a remote one, a terminal, or one of the run's sources (its
+ * SRCs and --since's BASE), also by another name: the archive is renamed
+ * over DEST.  Nothing is read or written. */
+int vs_archive_check_dest(const struct vs_cli *cli);
+
 /* The writer itself, for archives of other contents (delta.h). */
 struct vs_archive_out;
 struct vs_image;
 struct vs_extent_vec;
 /* Start the archive of format cli->archive at DEST (cli's last path):
- * refuse a remote DEST or a terminal, create the file written beside it.
- * *@out is set even on failure (give it to vs_archive_out_close). */
+ * refuse what vs_archive_check_dest() refuses, create the file written
+ * beside it.  *@out is set even on failure (give it to
+ * vs_archive_out_close). */
 int vs_archive_out_open(const struct vs_cli *cli, bool progress,
     struct vs_archive_out **out);
 /* A regular file entry @name holding the @len bytes of @buf. */

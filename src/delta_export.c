@@ -511,7 +511,7 @@ refuse(const struct vs_cli *cli)
 		    "local files");
 		return -1;
 	}
-	return 0;
+	return vs_archive_check_dest(cli);
 }
 
 int
