@@ -60,6 +60,7 @@
 #include "archive_zstd.h"
 #include "cli.h"
 #include "engine.h"
+#include "formats/tar.h"
 #include "progress.h"
 #include "reader.h"
 #include "source.h"
@@ -516,6 +517,12 @@ export_file(struct export *x, const struct vs_cli *cli, const char *path,
 	en.img = s.img;
 	if (!(name = vs_target_name(path, s.to_raw))) {
 		vs_target_name_failed(path);
+		goto out;
+	}
+	/* Never an archive that its import refuses. */
+	if (!vs_tar_name_ok(name)) {
+		vs_err(VS_EXIT_USAGE, src, "entry name %s is a name of "
+		    "vmsync's own files, which an import refuses", name);
 		goto out;
 	}
 	if (take_name(x, src, name) < 0)

@@ -21,7 +21,8 @@
  *				this line
  *
  *    Numbers are decimal, without sign or leading zeros; NAME is the name
- *    a full export gives the image (no "/", not "." or "..").
+ *    a full export gives the image (no "/", not "." or "..", none of
+ *    vmsync's own: vs_tar_name_ok()).
  *
  * 2. "NAME", a pax sparse entry of SIZE bytes: its data runs are the bytes
  *    of SRC that differ from BASE (4 KiB sectors where both files could be

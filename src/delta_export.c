@@ -39,6 +39,7 @@
 #include "cli.h"
 #include "delta.h"
 #include "delta_text.h"
+#include "formats/tar.h"
 #include "index.h"
 #include "physmap.h"
 #include "source.h"
@@ -529,6 +530,12 @@ vs_delta_export(const struct vs_cli *cli, bool progress)
 		goto out;
 	if (!(d.name = vs_target_name(x.src.path, false))) {
 		vs_target_name_failed(x.src.path);
+		goto out;
+	}
+	/* Never an archive that its import refuses. */
+	if (!vs_tar_name_ok(d.name)) {
+		vs_err(VS_EXIT_USAGE, x.src.path, "entry name %s is a name of "
+		    "vmsync's own files, which an import refuses", d.name);
 		goto out;
 	}
 	if (find_changes(&x, &d.base_digest) < 0)

@@ -16,6 +16,7 @@
 
 #include "delta.h"
 #include "delta_text.h"
+#include "formats/tar.h"
 #include "index.h"
 #include "util.h"
 
@@ -175,14 +176,6 @@ hexbytes(const char *s, size_t len, size_t n, uint8_t *out)
 	return true;
 }
 
-static bool
-ends_with(const char *s, const char *tail)
-{
-	size_t n = strlen(s), t = strlen(tail);
-
-	return n >= t && strcmp(s + n - t, tail) == 0;
-}
-
 /* The next line, which must be "@key ...": what follows in *@rest. */
 static int
 key_line(struct parse *ps, const char *key, const char **rest, size_t *rlen)
@@ -236,9 +229,9 @@ name_line(struct parse *ps, struct vs_delta *d)
 	}
 	if (!vs_plain_text(d->name))
 		return fail(ps, "control characters in the name");
-	/* Never vmsync's own files beside an image. */
-	if (ends_with(d->name, ".vmsync-index") ||
-	    ends_with(d->name, VS_DELTA_SUFFIX))
+	/* Never vmsync's own files beside an image: the names a full
+	 * archive's entries may have. */
+	if (!vs_tar_name_ok(d->name))
 		return fail(ps, "not an image name");
 	return 0;
 }

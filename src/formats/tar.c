@@ -25,10 +25,11 @@
  *   map, after the one before.  A sparse map holds at most
  *   VS_TAR_MAX_RUNS runs.
  * - Names and sizes come from the archive and are not trusted: an entry is
- *   one regular file with a plain name (no "/", not starting with ".", so
- *   never an index, a state directory or a name outside the target
- *   directory), its size at most VS_TAR_MAX_SIZE.  Nothing is allocated
- *   from a declared size: the map is as long as the archive made it.
+ *   one regular file with a plain name (vs_tar_name_ok(): no "/", not "."
+ *   or "..", so never a name outside the target directory, and never an
+ *   index or another of vmsync's own names), its size at most
+ *   VS_TAR_MAX_SIZE.  Nothing is allocated from a declared size: the map
+ *   is as long as the archive made it.
  * - The archive is read through its vs_io (a file, or memory in the
  *   fuzzer) in FEED_BLOCK reads, whose pages are dropped once read.
  *   Compression runs in-process: no filter that needs an external program.
@@ -319,11 +320,23 @@ rd_next(struct rd *r, struct archive_entry **e)
 	return 1;
 }
 
-/* Is @name one plain file name, to be made in the target directory? */
-static bool
-plain_name(const char *name)
+bool
+vs_tar_name_ok(const char *name)
 {
-	return name && name[0] && name[0] != '.' && !strchr(name, '/');
+	static const char *const own[] = { ".vmsync-index",
+	    VS_TAR_DELTA_SUFFIX };
+	size_t n = name ? strlen(name) : 0;
+
+	if (!n || strchr(name, '/') || strcmp(name, ".") == 0 ||
+	    strcmp(name, "..") == 0 || strncmp(name, ".vmsync", 7) == 0)
+		return false;
+	for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++) {
+		size_t t = strlen(own[i]);
+
+		if (n >= t && strcmp(name + n - t, own[i]) == 0)
+			return false;
+	}
+	return true;
 }
 
 /* The entry's sparse map into @runs (reset first; empty if it has none),
@@ -374,10 +387,10 @@ check_entry(struct rd *r, struct archive_entry *e, struct vs_extent_vec *runs)
 	const char *name = archive_entry_pathname(e);
 	la_int64_t size = archive_entry_size(e);
 
-	if (!plain_name(name)) {
+	if (!vs_tar_name_ok(name)) {
 		bad_entry(r, e, "%s", !name || !name[0] ? "no name" :
-		    "not a plain file name (a path, or one starting with a "
-		    "dot)");
+		    "not a plain file name (a path, or a name of vmsync's "
+		    "own files)");
 		return -1;
 	}
 	if (archive_entry_filetype(e) != AE_IFREG ||

@@ -20,6 +20,14 @@
  * tar one per data extent. */
 #define VS_TAR_MAX_RUNS (1u << 20)
 
+/* May an entry be named @name?  An import makes DIR/NAME of it, so it
+ * must be one plain file name (not empty, no "/", not "." or ".."), and
+ * none of vmsync's own beside a target: an index (.NAME.vmsync-index), a
+ * delta's text (NAME.vmsync-delta), the .vmsync* state, lock and snapshot
+ * names.  Other names starting with a dot are images like any (a sync of
+ * .vm.img makes DIR/.vm.img).  An export refuses what this refuses. */
+bool vs_tar_name_ok(const char *name);
+
 /* One entry, as vs_tar_scan() found it. */
 struct vs_tar_entry {
 	char *name;		/* its name: one plain file name */

@@ -13,7 +13,7 @@
 #  - Hostile or damaged archives are refused with one line naming the
 #    archive, the entry and its header's offset, exit 2, and nothing is
 #    written anywhere (an existing target stays as it was): names with a
-#    "/", "..", a leading dot, no name; a directory, a symlink, a hard
+#    "/", "..", ".", an index's name, no name; a directory, a symlink, a hard
 #    link; two files of one name; a truncated archive, a damaged .tar.gz (its CRC is checked);
 #    sparse maps that overlap or run past the size; a huge declared size;
 #    an incremental archive (first entry NAME.vmsync-delta) is never

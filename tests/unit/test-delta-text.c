@@ -136,6 +136,8 @@ test_framing(void **state)
 	refused("name vm.img", "name vm\timg", true, "control characters");
 	refused("name vm.img", "name .vm.img.vmsync-index", true,
 	    "not an image name");
+	refused("name vm.img", "name .vmsync.lock", true,
+	    "not an image name");
 	refused("end ", "hole 1 1\nend ", false, "");
 }
 

@@ -154,7 +154,11 @@ test_names(void **state)
 	} bad[] = {
 		{ "../x", '0', "entry '../x' at offset 1024: not a plain" },
 		{ "a/b", '0', "entry 'a/b' at offset 1024: not a plain" },
-		{ ".x", '0', "entry '.x' at offset 1024: not a plain" },
+		{ "..", '0', "entry '..' at offset 1024: not a plain" },
+		{ ".x.vmsync-index", '0', "entry '.x.vmsync-index' at offset "
+		    "1024: not a plain" },
+		{ ".vmsync.lock", '0', "entry '.vmsync.lock' at offset 1024: "
+		    "not a plain" },
 		{ "d", '5', "entry 'd' at offset 1024: not a regular file" },
 		{ "f", '3', "entry 'f' at offset 1024: not a regular file" },
 	};
@@ -178,16 +182,18 @@ test_names(void **state)
 		assert_non_null(strstr(vs_err_text(), bad[i].msg));
 		assert_non_null(strstr(vs_err_text(), "t.tar"));
 	}
-	/* Both fine: two entries; a delta first: only that is said. */
+	/* Both fine (a name may start with a dot): two entries; a delta
+	 * first: only that is said. */
 	free(arch);
 	arch = NULL;
 	arch_len = 0;
 	add_ustar("ok", '0', 100, 'x');
-	add_ustar("ok2", '0', 600, 'y');
+	add_ustar(".ok2", '0', 600, 'y');
 	end_ustar();
 	assert_int_equal(scan_mem(&v, &n, &delta), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(v[1].header, 1024);
+	assert_string_equal(v[1].name, ".ok2");
 	vs_tar_entries_free(v, n);
 	free(arch);
 	arch = NULL;
