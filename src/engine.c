@@ -564,22 +564,10 @@ digested(const struct sync_state *s)
 static int
 source_data_bytes(struct vs_image *src, uint64_t *sum)
 {
-	struct vs_extent_vec map = { 0 };
-	int rc = 0;
-
 	*sum = 0;
 	if (src->io && src->io->is_block)
 		return 0;
-	for (uint64_t off = 0; off < src->size && rc == 0;
-	    off += VS_WINDOW_BYTES) {
-		rc = vs_image_map(src, off, vs_min(VS_WINDOW_BYTES,
-		    src->size - off), &map);
-		for (size_t i = 0; rc == 0 && i < map.n; i++)
-			if (map.v[i].type == VS_EXT_DATA)
-				*sum += map.v[i].len;
-	}
-	vs_extent_vec_free(&map);
-	return rc;
+	return vs_image_data_bytes(src, sum);
 }
 
 int

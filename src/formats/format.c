@@ -12,6 +12,8 @@
 #include "../util.h"
 
 #define PROBE_LEN 4096
+#define MAP_STEP (256ull << 20)		/* bytes mapped at once, at first */
+#define MAP_STEP_MAX (MAP_STEP << 6)	/* ... and at most (map_all()) */
 
 /* Every format vmsync reads, most specific first; raw comes last. */
 static const struct vs_format_ops *const formats[] = {
@@ -166,18 +168,50 @@ vs_image_locate(struct vs_image *img, uint64_t off, uint64_t len,
 	    out);
 }
 
+/* Map all of @img, adding the bytes it maps as DATA to *@data.  A range
+ * that maps as one extent is followed by one twice as long, up to
+ * MAP_STEP_MAX; any other answer goes back to MAP_STEP.  So a long hole
+ * or run of data costs a call per MAP_STEP_MAX, not per MAP_STEP (an
+ * archive entry may declare 2^62 bytes: 2^34 steps of MAP_STEP), while a
+ * reply still holds the extents of at most MAP_STEP_MAX bytes, 64 steps.
+ * A signal (vs_interrupted) stops it between calls. */
+static int
+map_all(struct vs_image *img, uint64_t *data)
+{
+	struct vs_extent_vec map = { 0 };
+	uint64_t step = MAP_STEP, len;
+	int rc = 0;
+
+	for (uint64_t off = 0; off < img->size && rc == 0; off += len) {
+		if (vs_interrupted) {
+			vs_err(VS_EXIT_PARTIAL, img->name, "interrupted");
+			rc = -1;
+			break;
+		}
+		len = vs_min(step, img->size - off);
+		rc = vs_image_map(img, off, len, &map);
+		for (size_t i = 0; rc == 0 && i < map.n; i++)
+			if (map.v[i].type == VS_EXT_DATA)
+				*data += map.v[i].len;
+		step = map.n == 1 ? vs_min(2 * step, MAP_STEP_MAX) : MAP_STEP;
+	}
+	vs_extent_vec_free(&map);
+	return rc;
+}
+
 int
 vs_image_validate(struct vs_image *img)
 {
-	struct vs_extent_vec map = { 0 };
-	const uint64_t step = 256ull << 20;
-	int rc = 0;
+	uint64_t data = 0;
 
-	for (uint64_t off = 0; off < img->size && rc == 0; off += step)
-		rc = vs_image_map(img, off, vs_min(step, img->size - off),
-		    &map);
-	vs_extent_vec_free(&map);
-	return rc;
+	return map_all(img, &data);
+}
+
+int
+vs_image_data_bytes(struct vs_image *img, uint64_t *data)
+{
+	*data = 0;
+	return map_all(img, data);
 }
 
 int

@@ -177,8 +177,11 @@ int vs_image_locate(struct vs_image *img, uint64_t off, uint64_t len,
     struct vs_place_vec *out);
 
 /* Map the whole image once, so that damaged metadata is refused before a
- * target is touched.  Reads no guest data. */
+ * target is touched.  Reads no guest data; a long hole costs little, and
+ * a signal stops it (exit status 4). */
 int vs_image_validate(struct vs_image *img);
+/* The same, counting the bytes the image maps as DATA into *@data. */
+int vs_image_data_bytes(struct vs_image *img, uint64_t *data);
 
 /* Append a placement, merging with the previous one when it continues it. */
 int vs_place_add(struct vs_place_vec *vec, uint64_t off, uint64_t len,
