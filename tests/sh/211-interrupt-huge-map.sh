@@ -18,30 +18,7 @@ requires_btrfs
 
 cd "$TMP" || fail "cd $TMP"
 
-# A pax 1.0 sparse entry NAME of REALSIZE bytes whose one data run is
-# LEN bytes at OFF: mksparse OUT NAME REALSIZE OFF LEN.
-mksparse() {
-	python3 - "$@" <<'EOF'
-import sys
-out, name, realsize, off, ln = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-def hdr(n, size, t):
-    h = bytearray(512)
-    h[0:len(n)] = n; h[100:108] = b'0000644\0'; h[108:116] = b'0000000\0'; h[116:124] = b'0000000\0'
-    h[124:136] = b'%011o\0' % size; h[136:148] = b'%011o\0' % 1700000000; h[148:156] = b' ' * 8
-    h[156:157] = t; h[257:263] = b'ustar\0'; h[263:265] = b'00'
-    h[148:156] = b'%06o\0 ' % sum(h); return bytes(h)
-pad = lambda b: b + b'\0' * (-len(b) % 512)
-def rec(k, v):
-    body = b' %s=%s\n' % (k, v); n = len(body) + 2
-    while len(str(n)) + len(body) != n: n += 1
-    return b'%d' % n + body
-pax = b''.join(rec(k, v) for k, v in [(b'GNU.sparse.major', b'1'), (b'GNU.sparse.minor', b'0'),
-      (b'GNU.sparse.name', name), (b'GNU.sparse.realsize', b'%d' % realsize)])
-data = pad(b'1\n%d\n%d\n' % (off, ln)) + b'A' * ln
-open(out, 'wb').write(hdr(b'PaxHeader', len(pax), b'x') + pad(pax) +
-    hdr(b'GNUSparseFile.0/' + name, len(data), b'0') + pad(data) + b'\0' * 1024)
-EOF
-}
+MKSPARSE="python3 $VMSYNC_TOP/tests/helpers/mksparse.py"
 
 # interrupt SIG ARGS...: run vmsync ARGS in the background and send SIG
 # once it handles SIGINT and SIGTERM; it must end within 10 s.  Its exit
@@ -85,7 +62,7 @@ mkdir dir
 vs vm.img dir/
 cp dir/.vm.img.vmsync-index index.keep
 before=$(cd dir && find . -printf '%p %s %T@\n' | sort)
-mksparse max.tar vm.img $((1 << 62)) 0 4096
+$MKSPARSE max.tar vm.img $((1 << 62)) 0:4096
 for sig in INT TERM; do
 	interrupt "$sig" max.tar dir/
 	after=$(cd dir && find . -printf '%p %s %T@\n' | sort)

@@ -23,6 +23,18 @@ tail_ok() {
 	vs --verify "$2" > /dev/null || fail "$2: verify exit $?"
 }
 
+# discard VS DIR PREFIX: $name's "d" version synced by VS (vs or rvs)
+# into DIR/ (named PREFIX DIR/), then its "h" version over it.
+discard() {
+	local d=$2
+	mkdir -p "$d"
+	cp "$TMP/d/$name.img" "$TMP/$name.img"
+	$1 -q "$TMP/$name.img" "$3$d/" || fail "$fs: first $1 into $d"
+	cp --sparse=always "$TMP/h/$name.img" "$TMP/$name.img"
+	$1 -q "$TMP/$name.img" "$3$d/" || fail "$fs: $1 into $d: exit $?"
+	tail_ok "$TMP/h/$name.img" "$d/$name.img"
+}
+
 # Two versions of each size: "d" (data) before, "h" (holes) after.
 mkdir "$TMP/d" "$TMP/h"
 "$HOLES" make "$TMP/d/small.img" 4095 0:4095:1
@@ -37,23 +49,9 @@ btrfs=$(mkbtrfs 1G)
 for mnt in "$ext4" "$btrfs"; do
 	fs=$(stat -f -c %T "$mnt")
 	for name in small big; do
-		# A local sync, then the guest's discard.
-		d=$mnt/local
-		mkdir -p "$d"
-		cp "$TMP/d/$name.img" "$TMP/$name.img"
-		vs -q "$TMP/$name.img" "$d/" || fail "$fs: first sync"
-		cp --sparse=always "$TMP/h/$name.img" "$TMP/$name.img"
-		vs -q "$TMP/$name.img" "$d/" || fail "$fs: sync exit $?"
-		tail_ok "$TMP/h/$name.img" "$d/$name.img"
-
-		# The same, pushed to a server.
-		d=$mnt/remote
-		mkdir -p "$d"
-		cp "$TMP/d/$name.img" "$TMP/$name.img"
-		rvs -q "$TMP/$name.img" "host:$d/" || fail "$fs: first push"
-		cp --sparse=always "$TMP/h/$name.img" "$TMP/$name.img"
-		rvs -q "$TMP/$name.img" "host:$d/" || fail "$fs: push exit $?"
-		tail_ok "$TMP/h/$name.img" "$d/$name.img"
+		# A local sync, then the guest's discard; the same pushed.
+		discard vs "$mnt/local" ""
+		discard rvs "$mnt/remote" host:
 
 		# An archive of the discarded image, imported over the old one.
 		d=$mnt/import
