@@ -79,14 +79,16 @@ bad(const struct apply *ap, const char *what)
 	return -1;
 }
 
-/* libarchive's error reading the archive. */
+/* libarchive's error reading the archive, at the offset of the tar
+ * stream (uncompressed) where it stopped. */
 static int
 read_fail(const struct apply *ap, const char *what)
 {
 	const char *s = archive_error_string(ap->a);
 
-	vs_err(VS_EXIT_SOURCE, ap->aname, "%s: %s", what, s ? s :
-	    "unknown libarchive error");
+	vs_err(VS_EXIT_SOURCE, ap->aname, "offset %lld: %s: %s",
+	    (long long)archive_filter_bytes(ap->a, 0), what, s ? s :
+	    "damaged archive");
 	return -1;
 }
 
