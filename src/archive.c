@@ -414,6 +414,16 @@ out:
 	return ret;
 }
 
+int
+vs_archive_entry_name_check(const char *src, const char *name)
+{
+	if (vs_tar_name_ok(name))
+		return 0;
+	vs_err(VS_EXIT_USAGE, src, "entry name %s is a name of vmsync's own "
+	    "files, which an import refuses", name);
+	return -1;
+}
+
 /* Has an entry of this archive that name already? Remember it if not. */
 static int
 take_name(struct export *x, const char *src, const char *name)
@@ -519,12 +529,8 @@ export_file(struct export *x, const struct vs_cli *cli, const char *path,
 		vs_target_name_failed(path);
 		goto out;
 	}
-	/* Never an archive that its import refuses. */
-	if (!vs_tar_name_ok(name)) {
-		vs_err(VS_EXIT_USAGE, src, "entry name %s is a name of "
-		    "vmsync's own files, which an import refuses", name);
+	if (vs_archive_entry_name_check(src, name) < 0)
 		goto out;
-	}
 	if (take_name(x, src, name) < 0)
 		goto out;
 	if (!(en.e = new_entry(src, name, topts.src_mode,

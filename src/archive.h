@@ -28,6 +28,11 @@ int vs_archive_export(const struct vs_cli *cli, bool progress);
  * over DEST.  Nothing is read or written. */
 int vs_archive_check_dest(const struct vs_cli *cli);
 
+/* Refuse with one line (about @src) an entry name @name that an import
+ * would refuse (vs_tar_name_ok()): an archive is never written that its
+ * import cannot read. */
+int vs_archive_entry_name_check(const char *src, const char *name);
+
 /* The writer itself, for archives of other contents (delta.h). */
 struct vs_archive_out;
 struct vs_image;

@@ -39,7 +39,6 @@
 #include "cli.h"
 #include "delta.h"
 #include "delta_text.h"
-#include "formats/tar.h"
 #include "index.h"
 #include "physmap.h"
 #include "source.h"
@@ -532,12 +531,8 @@ vs_delta_export(const struct vs_cli *cli, bool progress)
 		vs_target_name_failed(x.src.path);
 		goto out;
 	}
-	/* Never an archive that its import refuses. */
-	if (!vs_tar_name_ok(d.name)) {
-		vs_err(VS_EXIT_USAGE, x.src.path, "entry name %s is a name of "
-		    "vmsync's own files, which an import refuses", d.name);
+	if (vs_archive_entry_name_check(x.src.path, d.name) < 0)
 		goto out;
-	}
 	if (find_changes(&x, &d.base_digest) < 0)
 		goto out;
 	compact(&x);
