@@ -688,6 +688,7 @@ out_close(struct archive *a, void *arg)
 		return ARCHIVE_OK;
 	if (vs_zstd_out_end(x->zstd, &why) < 0) {
 		set_error(a, why);
+		x->failed = true;	/* libarchive ignores what we return */
 		return ARCHIVE_FATAL;
 	}
 	return ARCHIVE_OK;
@@ -911,7 +912,9 @@ static int
 finish(struct vs_archive_out *o)
 {
 	o->closed = true;
-	if (archive_write_close(o->x.a) != ARCHIVE_OK) {
+	/* out_close()'s failure, the end of a .tar.zst, shows in x.failed:
+	 * libarchive drops its return. */
+	if (archive_write_close(o->x.a) != ARCHIVE_OK || o->x.failed) {
 		archive_fail(&o->x, "write");
 		return -1;
 	}

@@ -22,7 +22,8 @@
 #    without --archive, options of a sync, a --compress-level the
 #    compressor does not have, a missing
 #    directory, a missing source, ENOSPC mid-archive (an older archive
-#    of that name stays as it was), a closed pipe on stdout.
+#    of that name stays as it was, also when the disk fills as a .tar.zst
+#    is closed), a closed pipe on stdout.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires tar bsdtar gzip zstd xz qemu-img qemu-io jq
 requires_btrfs
@@ -195,6 +196,21 @@ echo old > small/e.tar
 must_fail 3 "^vmsync: small/e.tar: .*No space left on device" vs disk.img small/e.tar
 [ "$(cat small/e.tar)" = old ] || fail "ENOSPC: the old archive changed"
 [ "$(ls small)" = e.tar ] || fail "ENOSPC: left $(ls small)"
+# The same in a .tar.zst: random data does not shrink into the 2 MiB.
+# 3 MiB fill the disk only while the archive is closed (they were once
+# renamed over the old archive, cut, with exit 0), 6 MiB while it is
+# written.
+echo old > small/e.tar.zst
+for mib in 3 6; do
+	head -c $((mib << 20)) /dev/urandom > rnd.img
+	must_fail 3 "^vmsync: small/e.tar.zst: .*No space left on device" \
+	    vs rnd.img small/e.tar.zst
+	[ "$(cat small/e.tar.zst)" = old ] ||
+		fail "ENOSPC ($mib MiB): the old .tar.zst changed"
+	[ "$(ls small | tr '\n' ' ')" = "e.tar e.tar.zst " ] ||
+		fail "ENOSPC ($mib MiB): left $(ls small)"
+done
+rm -f rnd.img
 # A reader that goes away: exit 3 (the error is about stdout).
 set +o pipefail
 vs --archive=tar disk.img - 2> "$TMP/err" | head -c 1000 > /dev/null
