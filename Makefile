@@ -136,7 +136,8 @@ BENCH_SRCS = $(wildcard tests/bench/*.c)
 
 LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
-UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%) $(BUILD)/tests/unit/test-err-tsan
+UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%) $(BUILD)/tests/unit/test-err-tsan \
+	$(BUILD)/tests/unit/test-archive-zstd-tsan
 HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
 BENCH_BINS = $(BENCH_SRCS:%.c=$(BUILD)/%)
 
@@ -178,6 +179,16 @@ $(BUILD)/tests/unit/test-err-tsan: tests/unit/test-err.c src/err.c
 	$(Q)$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 		-fsanitize=thread -Isrc -o $@ tests/unit/test-err.c src/err.c \
 		$(CMOCKA_LIBS) -pthread
+
+# A .tar.zst's compressor again, with ThreadSanitizer: its workers and
+# the thread that writes its frames share the pieces in flight.
+$(BUILD)/tests/unit/test-archive-zstd-tsan: tests/unit/test-archive-zstd.c \
+		src/archive_zstd.c src/util.c src/err.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
+		-fsanitize=thread -Isrc -o $@ $(filter %.c,$^) \
+		$(CMOCKA_LIBS) $(shell $(PKG_CONFIG) --libs libzstd) -pthread
 
 # This helper forges index headers with the index code's own layout.
 $(BUILD)/tests/helpers/idxforge: tests/helpers/idxforge.c $(BUILD)/libvmsync.a

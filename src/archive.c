@@ -37,7 +37,9 @@
  *   waits for the last part only, not for the whole archive at once.
  * - A .tar.zst is compressed by archive_zstd.c rather than libarchive's
  *   zstd filter, whose frames have no checksum: libarchive writes the
- *   pax stream uncompressed into out_write(), which compresses it.
+ *   pax stream uncompressed into out_write(), which hands it on; frames
+ *   are compressed on every CPU and written (put()) from a thread of
+ *   archive_zstd.c's, one frame at a time.
  * - The writer is also offered to other archives (archive.h): a text
  *   entry, a sparse entry of given data runs read from an image (delta.h
  *   writes incremental archives with them).
@@ -75,7 +77,6 @@
 #define ARCHIVE_ZEROS (1u << 20)	/* hole bytes fed per call */
 #define ARCHIVE_WRITE_BLOCK (1 << 20)	/* bytes per write() of the archive */
 #define ARCHIVE_WRITEBACK (32u << 20)	/* start writeback after this much */
-#define ARCHIVE_ZSTD_THREADS 2		/* zstd's compression threads */
 #define ARCHIVE_ZSTD_LEVEL 1		/* zstd's level unless one is given */
 
 enum archive_filter { FILTER_NONE, FILTER_GZIP, FILTER_ZSTD, FILTER_XZ };
@@ -677,7 +678,7 @@ out_write(struct archive *a, void *arg, const void *buf, size_t len)
 	return (la_ssize_t)len;
 }
 
-/* libarchive's close: the end of a .tar.zst's frame, its checksum. */
+/* libarchive's close: the rest of a .tar.zst, compressed and written. */
 static int
 out_close(struct archive *a, void *arg)
 {
@@ -723,17 +724,17 @@ set_level(struct export *x, enum archive_filter f, const char *module,
 	return 0;
 }
 
-/* A .tar.zst's compressor, at @level (0: ARCHIVE_ZSTD_LEVEL).  zstd's
- * level 1 with its threads: level 3, its own default, measured twice as
- * slow for 8 % less (the fast level -1 gained little more in make bench,
- * for 10 % more). */
+/* A .tar.zst's compressor, at @level (0: ARCHIVE_ZSTD_LEVEL), on every
+ * CPU.  Level 1: level 3, zstd's own default, measured twice as slow for
+ * 8 % less (the fast level -1 gained little more in make bench, for 10 %
+ * more). */
 static int
 open_zstd(struct export *x, int level)
 {
 	const char *why;
 
 	x->zstd = vs_zstd_out_new(level ? level : ARCHIVE_ZSTD_LEVEL,
-	    ARCHIVE_ZSTD_THREADS, put, x, &why);
+	    -1, put, x, &why);
 	if (!x->zstd) {
 		vs_err(VS_EXIT_INTERNAL, x->name, "zstd: %s", why);
 		return -1;

@@ -837,7 +837,7 @@ run_archive() {
 			vmsync-archive) dst=$D/archive/vm.tar.zst
 				cmd="$VMSYNC -q --no-progress $img $dst" ;;
 			tar-zstd) dst=$D/archive/tar.tar.zst
-				cmd="tar --sparse -C $S/images -cf - vm.raw | zstd -q -1 -T2 > $dst" ;;
+				cmd="tar --sparse -C $S/images -cf - vm.raw | zstd -q -1 -T$(nproc) > $dst" ;;
 			esac
 			# The last run's file is freed before this one is
 			# timed, as a fresh subvolume is for the day-0 rows.
@@ -880,8 +880,8 @@ zstd_alone() {
 	"$VMSYNC" -q --no-progress --archive=tar "$1" - > "$tar"
 	: > "$W/reps.zstd-alone"
 	for ((r = 1; r <= REPEAT; r++)); do
-		timed "zstd-alone (archive)" "zstd -q -1 -T2 --check < $tar > /dev/null"
-		echo "$tm $io $(zstd -q -1 -T2 --check < "$tar" | wc -c)" >> "$W/reps.zstd-alone"
+		timed "zstd-alone (archive)" "zstd -q -1 -T$(nproc) --check < $tar > /dev/null"
+		echo "$tm $io $(zstd -q -1 -T$(nproc) --check < "$tar" | wc -c)" >> "$W/reps.zstd-alone"
 	done
 	rm -f "$tar"
 	echo "zstd-alone $(median_row "$W/reps.zstd-alone")" | tr ' ' '\t' >> "$ARCHIVE_ROWS"

@@ -9,6 +9,8 @@
 #    0600, and gzip/zstd/xz test their compressed streams as valid.
 #  - A .tar.zst carries zstd's checksum: a byte flipped in data zstd
 #    stored as it is fails zstd -t, bsdtar and an import (exit 2).
+#  - A .tar.zst is a zstd frame for each 4 MiB of the archive, compressed
+#    on every CPU; zstd, GNU tar and bsdtar read it as one stream.
 #  - A qcow2 image is exported as the file (its qemu-img check passes and
 #    it compares equal), or with -O raw as its guest disk NAME.raw
 #    (byte-identical to qemu-img convert -O raw, and sparse).
@@ -16,14 +18,15 @@
 #  - A btrfs source is read through a clone that is not kept; a backup
 #    generation that --list shows is exported as it is.
 #  - Memory stays bounded: exporting 512 MiB of data stays under 150 MiB
-#    of resident memory.
+#    of resident memory, into a .tar or a .tar.zst.
 #  - Errors are one line with the documented exit code and leave no
 #    archive and no temporary file: an unknown --archive format, "-"
 #    without --archive, options of a sync, a --compress-level the
 #    compressor does not have, a missing
 #    directory, a missing source, ENOSPC mid-archive (an older archive
 #    of that name stays as it was, also when the disk fills as a .tar.zst
-#    is closed), a closed pipe on stdout.
+#    is closed), a closed pipe on stdout; also for a .tar.zst, whose
+#    frames are written by a thread of their own.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires tar bsdtar gzip zstd xz qemu-img qemu-io jq
 requires_btrfs
@@ -196,10 +199,10 @@ echo old > small/e.tar
 must_fail 3 "^vmsync: small/e.tar: .*No space left on device" vs disk.img small/e.tar
 [ "$(cat small/e.tar)" = old ] || fail "ENOSPC: the old archive changed"
 [ "$(ls small)" = e.tar ] || fail "ENOSPC: left $(ls small)"
-# The same in a .tar.zst: random data does not shrink into the 2 MiB.
-# 3 MiB fill the disk only while the archive is closed (they were once
-# renamed over the old archive, cut, with exit 0), 6 MiB while it is
-# written.
+# The same in a .tar.zst, whose frames are written by a thread of their
+# own: random data does not shrink into the 2 MiB.  3 MiB fill the disk
+# only while the archive is closed (they were once renamed over the old
+# archive, cut, with exit 0), 6 MiB while it is written.
 echo old > small/e.tar.zst
 for mib in 3 6; do
 	head -c $((mib << 20)) /dev/urandom > rnd.img
@@ -210,7 +213,6 @@ for mib in 3 6; do
 	[ "$(ls small | tr '\n' ' ')" = "e.tar e.tar.zst " ] ||
 		fail "ENOSPC ($mib MiB): left $(ls small)"
 done
-rm -f rnd.img
 # A reader that goes away: exit 3 (the error is about stdout).
 set +o pipefail
 vs --archive=tar disk.img - 2> "$TMP/err" | head -c 1000 > /dev/null
@@ -218,13 +220,31 @@ rc=${PIPESTATUS[0]}
 set -o pipefail
 [ "$rc" -eq 3 ] || fail "closed pipe: exit $rc"
 grep -q "^vmsync: stdout: .*Broken pipe" "$TMP/err" || fail "closed pipe: $(cat "$TMP/err")"
+set +o pipefail
+vs --archive=tar.zst rnd.img - 2> "$TMP/err" | head -c 1000 > /dev/null
+rc=${PIPESTATUS[0]}
+set -o pipefail
+[ "$rc" -eq 3 ] || fail "closed pipe (zstd): exit $rc"
+grep -q "^vmsync: stdout: .*Broken pipe" "$TMP/err" ||
+	fail "closed pipe (zstd): $(cat "$TMP/err")"
+rm -f rnd.img
 
 # (7) Memory: 512 MiB of data go through bounded buffers.
 "$HOLES" make big.img 1G 0:256M:6 512M:256M:7
 /usr/bin/time -f %M -o rss "$VMSYNC" --archive=tar big.img - |
 	tar -xf - -O | cmp - big.img || fail "big.img through a pipe differs"
 [ "$(cat rss)" -lt $((150 * 1024)) ] || fail "resident memory $(cat rss) KiB"
-rm -f big.img rss
+# Compressed on every CPU, a zstd frame for each 4 MiB of the archive:
+# zstd, GNU tar and bsdtar read the frames as one stream; memory stays
+# bounded.
+/usr/bin/time -f %M -o rss "$VMSYNC" big.img big.tar.zst
+[ "$(cat rss)" -lt $((150 * 1024)) ] || fail "resident memory (zstd) $(cat rss) KiB"
+frames=$(zstd -lv big.tar.zst 2>&1 | awk '/^# Zstandard Frames:/ { print $4 }')
+[ "${frames:-0}" -ge 128 ] || fail "big.tar.zst: ${frames:-no} frames"
+zstd -dc big.tar.zst | tar -xf - -O | cmp - big.img ||
+	fail "big.tar.zst (zstd -dc | tar) differs"
+bsdtar -xOf big.tar.zst | cmp - big.img || fail "big.tar.zst (bsdtar) differs"
+rm -f big.img big.tar.zst rss
 
 # (8) btrfs: the source is read through a clone, which is not kept; a
 # backup generation is exported as it is.
