@@ -244,6 +244,12 @@ serve_loop(struct serve *s)
 	for (;;) {
 		if (vs_wire_recv(s->w, &m) < 0)
 			return -1;
+		/* The source side failed (a pull's server): its own line and
+		 * exit code, in place of the next request. */
+		if (m.type == VS_MSG_ERROR) {
+			vs_remote_report(s->w, &m);
+			return -1;
+		}
 		if (vs_parse_req(&m, &q) < 0)
 			return malformed(s, &m);
 		if (q.type != VS_MSG_BEGIN && !s->begun) {
