@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "tar.h"
@@ -97,8 +98,19 @@ struct tar {
 	bool failed;			/* a read failed: so do later ones */
 };
 
+/* Is the file of @f now shorter than @end?  A file reads as zeros past
+ * its end (io.c), which would be fed as the archive's bytes. */
+static bool
+cut_short(const struct feed *f, uint64_t end)
+{
+	struct stat st;
+
+	return f->io->fd >= 0 && fstat(f->io->fd, &st) == 0 &&
+	    S_ISREG(st.st_mode) && (uint64_t)st.st_size < end;
+}
+
 /* Read the next bytes of the container into @dst (FEED_BLOCK bytes): how
- * many, 0 at its end, -1 on failure (reported). */
+ * many, 0 at its end, -1 on failure (reported, or in f->why). */
 static la_ssize_t
 feed_raw(struct archive *a, struct feed *f, uint8_t *dst)
 {
@@ -108,6 +120,15 @@ feed_raw(struct archive *a, struct feed *f, uint8_t *dst)
 	if (n && f->io->ops->pread(f->io, dst, n, f->pos) < 0) {
 		f->failed = true;
 		archive_set_error(a, EIO, "read error");
+		return -1;
+	}
+	/* Checked after the read: what it read was there. */
+	if (n && cut_short(f, f->pos + n)) {
+		snprintf(f->why, sizeof(f->why), "the archive was cut short "
+		    "while it was read (at offset %llu of %llu bytes)",
+		    (unsigned long long)f->pos,
+		    (unsigned long long)f->io->size);
+		archive_set_error(a, EIO, "%s", f->why);
 		return -1;
 	}
 	if (n && f->io->ops->drop_cache)
