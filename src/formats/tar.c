@@ -36,6 +36,10 @@
  *   gzip is inflated here, not by libarchive, whose gzip reader does not
  *   check the CRC and length trailer: a damaged .tar.gz would import
  *   damaged bytes.  zstd, xz and bzip2 check their own.
+ * - An archive must end with tar's end-of-archive blocks (GNU tar, bsdtar
+ *   and vmsync write them): libarchive takes a stream that stops after an
+ *   entry as complete, and a .tar.zst is a run of frames, so a cut at a
+ *   frame boundary between entries would pass.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -549,6 +553,23 @@ drain_gzip(struct rd *r)
 	return 0;
 }
 
+/* Did the archive stop after the data at @data_end (the last entry's),
+ * without its end-of-archive blocks?  libarchive takes that as the end,
+ * but a cut there (between entries, or between the frames of a .tar.zst)
+ * would drop the entries after it unnoticed: refused, reported. */
+static bool
+end_missing(struct rd *r, int64_t data_end)
+{
+	int64_t end = archive_filter_bytes(r->a, 0);
+
+	if (end - data_end >= 512)
+		return false;
+	vs_err(VS_EXIT_SOURCE, r->name, "offset %lld of the tar stream, after "
+	    "entry %zu: the archive ends without its end-of-archive blocks "
+	    "(cut short?)", (long long)end, r->count);
+	return true;
+}
+
 struct vs_tar_reader {
 	struct rd rd;		/* the archive */
 	struct vs_io *io;	/* its file */
@@ -607,6 +628,7 @@ vs_tar_scan(struct vs_io *io, struct vs_tar_entry **out, size_t *n,
 	struct vs_extent_vec runs = { 0 };
 	struct archive_entry *e;
 	struct rd r;
+	int64_t data_end = 0;
 	int rc;
 
 	*out = NULL;
@@ -625,8 +647,11 @@ vs_tar_scan(struct vs_io *io, struct vs_tar_entry **out, size_t *n,
 		if (check_blocks(&r, e, archive_entry_sparse_count(e) > 0 ?
 		    &runs : NULL) < 0)
 			goto fail;
+		data_end = archive_filter_bytes(r.a, 0);
 	}
 	if (rc < 0 || (rc == 0 && drain_gzip(&r) < 0))
+		goto fail;
+	if (rc == 0 && *n && end_missing(&r, data_end))
 		goto fail;
 	if (!*delta && *n == 0) {
 		vs_err(VS_EXIT_SOURCE, io->name, "the archive holds no file");

@@ -6,9 +6,11 @@
 # existing target and its index unchanged; (2) a sparse map of more runs
 # than vmsync holds is refused the same way; (3) a .tar.gz whose gzip
 # trailer (CRC and length) is cut off is refused although the tar inside
-# is whole; (4) a plain entry cut short is named in the error.
+# is whole; (4) a plain entry cut short is named in the error; (5) an
+# archive cut between two entries (also a .tar.zst cut between frames)
+# is refused, where it imported the first entry with exit 0.
 . "$VMSYNC_TOP/tests/functions.sh"
-requires python3 gzip
+requires python3 gzip zstd tar
 
 cd "$TMP" || fail "cd $TMP"
 MKSPARSE="python3 $VMSYNC_TOP/tests/helpers/mksparse.py"
@@ -54,4 +56,23 @@ cmp good/vm.img vm.img || fail "full.tar.gz: wrong import"
 vs vm.img full.tar
 head -c $((600 << 10)) full.tar > cut.tar
 refused cut.tar "entry 'vm\.img' at offset 0: "
+
+# (5) An archive cut between entries: libarchive ends there without a
+# word, as tar's end-of-archive blocks are missing.  As a .tar.zst of
+# frames (vmsync writes one for each 4 MiB), the cut can fall between
+# frames and still decompress.  Nothing is imported, not even the first.
+head -c $((1 << 20)) /dev/urandom > vm2.img
+vs vm.img vm2.img two.tar
+first=$((512 * 3 + (1 << 20)))	# pax header, ustar header, vm.img's data
+head -c "$first" two.tar > cut2.tar
+tar -tf cut2.tar > /dev/null 2>&1 || fail "cut2.tar is not a tar to GNU tar"
+refused cut2.tar "offset $first of the tar stream, after entry 1: the archive ends without its end-of-archive blocks"
+{ head -c "$first" two.tar | zstd -q -c
+  tail -c +$((first + 1)) two.tar | zstd -q -c; } > two.tar.zst
+zstd -q -t two.tar.zst || fail "two.tar.zst"
+head -c "$(head -c "$first" two.tar | zstd -q -c | wc -c)" two.tar.zst > cut2.tar.zst
+zstd -q -t cut2.tar.zst || fail "cut2.tar.zst is not a whole zstd stream"
+refused cut2.tar.zst "offset $first of the tar stream, after entry 1: the archive ends without"
+vs two.tar.zst good/
+cmp good/vm.img vm.img && cmp good/vm2.img vm2.img || fail "two.tar.zst: wrong import"
 echo "ok"
