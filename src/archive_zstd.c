@@ -267,7 +267,8 @@ fail:
 	return NULL;
 }
 
-/* Queue the piece being filled, and wait until the next one is free. */
+/* Queue the piece being filled, and wait until the next one is free;
+ * once the stream failed, -1 again. */
 static int
 queue_piece(struct vs_zstd_out *z, const char **why)
 {
@@ -275,8 +276,11 @@ queue_piece(struct vs_zstd_out *z, const char **why)
 	int rc = 0;
 
 	if (!z->nthreads) {		/* all on this thread */
-		compress_piece(z->cctx, p);
-		if (deliver(z, p) < 0)
+		if (!z->failed) {
+			compress_piece(z->cctx, p);
+			z->failed = deliver(z, p) < 0;
+		}
+		if (z->failed)
 			goto fail;
 		p->inlen = 0;
 		z->filled++;
@@ -284,8 +288,13 @@ queue_piece(struct vs_zstd_out *z, const char **why)
 		return 0;
 	}
 	pthread_mutex_lock(&z->lock);
-	z->filled++;
-	pthread_cond_signal(&z->queued);
+	/* Nothing more once failed: libarchive still writes the archive's
+	 * end and closes us after a failed write, and this slot may be the
+	 * failed frame's. */
+	if (!z->failed) {
+		z->filled++;
+		pthread_cond_signal(&z->queued);
+	}
 	while (!z->failed && z->filled - z->given == z->nslots)
 		pthread_cond_wait(&z->freed, &z->lock);
 	if (z->failed)

@@ -21,8 +21,8 @@ struct vs_zstd_out;
 struct vs_zstd_out *vs_zstd_out_new(int level, int threads,
     vs_zstd_sink_fn sink, void *arg, const char **why);
 /* Compress @len bytes of @buf.  0, or -1: *@why is zstd's error, or NULL
- * when the sink failed (errno set); after a failure only
- * vs_zstd_out_free() is left. */
+ * when the sink failed (errno set); after a failure nothing more reaches
+ * the sink, and the next write or the end fails the same way. */
 int vs_zstd_out_write(struct vs_zstd_out *z, const void *buf, size_t len,
     const char **why);
 /* Compress what is left and wait until the sink has every frame. */

@@ -4,7 +4,9 @@
  * frames decompress, in the order given, to the bytes written, each
  * frame with its checksum; an empty stream is one empty frame; a sink
  * that fails ends the stream with its errno, and nothing is given after
- * it.  Also built with ThreadSanitizer (test-archive-zstd-tsan).
+ * it, not even by more writes and the end, which fail too (libarchive
+ * closes its client after a failed write).  Also built with
+ * ThreadSanitizer (test-archive-zstd-tsan).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -216,6 +218,43 @@ sink_fails(int threads, int fail_at)
 	free(s.buf);
 }
 
+/* After the sink failed, more writes and the end fail with its errno too,
+ * and give it nothing: libarchive still writes the archive's end and
+ * closes its client after a failed write. */
+static void
+failed_stays_failed(int threads)
+{
+	uint8_t *p = make_stream(STREAM);
+	struct sink s = { .fail_at = 1 };
+	const char *why = "unset";
+	struct vs_zstd_out *z = vs_zstd_out_new(1, threads, sink_fn, &s, &why);
+	size_t off = 0;
+
+	assert_non_null(z);
+	while (off < STREAM && vs_zstd_out_write(z, p + off, MIB, &why) == 0)
+		off += MIB;
+	assert_true(off < STREAM);
+	for (int i = 0; i < 12; i++)
+		if (vs_zstd_out_write(z, p, MIB, &why) < 0)
+			assert_int_equal(errno, ENOSPC);
+	assert_int_equal(vs_zstd_out_end(z, &why), -1);
+	assert_null(why);
+	assert_int_equal(errno, ENOSPC);
+	vs_zstd_out_free(z);
+	assert_int_equal(s.calls_after, 0);
+	free(p);
+	free(s.buf);
+}
+
+static void
+test_failed_stream_stays_failed(void **state)
+{
+	(void)state;
+	failed_stays_failed(0);
+	failed_stays_failed(-1);
+	failed_stays_failed(1);
+}
+
 static void
 test_sink_failure_ends_the_stream(void **state)
 {
@@ -235,6 +274,7 @@ main(void)
 		cmocka_unit_test(test_frames_more_threads_than_pieces),
 		cmocka_unit_test(test_empty_stream_is_a_frame),
 		cmocka_unit_test(test_sink_failure_ends_the_stream),
+		cmocka_unit_test(test_failed_stream_stays_failed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
