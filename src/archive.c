@@ -161,6 +161,9 @@ archive_fail(struct export *x, const char *what)
 	int e = archive_errno(x->a);
 	const char *s = archive_error_string(x->a);
 
+	/* Interrupted: vs_archive_out_close() says so (exit 4). */
+	if (e == EINTR && vs_interrupted)
+		return;
 	if (e > 0 && (!s || strcmp(s, strerror(e)) != 0))
 		vs_err(VS_EXIT_TARGET, x->name, "%s: %s%s%s", what,
 		    s ? s : "", s ? ": " : "", strerror(e));
@@ -622,7 +625,9 @@ vs_archive_out_text(struct vs_archive_out *o, const char *name,
 }
 
 /* Write all @len bytes of @buf to the archive's fd, starting the
- * writeback of what it holds every ARCHIVE_WRITEBACK bytes. */
+ * writeback of what it holds every ARCHIVE_WRITEBACK bytes.  Written in
+ * pieces of at most ARCHIVE_WRITE_BLOCK: an interrupted run (EINTR) stops
+ * after the piece under way, also on a pipe read slowly. */
 static int
 put(void *arg, const void *buf, size_t len)
 {
@@ -630,8 +635,13 @@ put(void *arg, const void *buf, size_t len)
 	const uint8_t *p = buf;
 
 	while (len > 0) {
-		ssize_t n = write(x->fd, p, len);
+		ssize_t n;
 
+		if (vs_interrupted) {
+			errno = EINTR;
+			return -1;
+		}
+		n = write(x->fd, p, vs_min(len, ARCHIVE_WRITE_BLOCK));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

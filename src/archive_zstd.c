@@ -31,15 +31,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
 #include "archive_zstd.h"
 #include "util.h"
+#include "vmsync.h"
 
 #define ZPIECE (4u << 20)	/* stream bytes per frame */
 #define ZMAX_THREADS 8		/* workers at most */
 #define ZSPARE 3		/* pieces in flight beyond one a worker */
+#define ZPOLL_MS 100		/* waits look at vs_interrupted this often */
 
 /* One piece: the stream bytes of a frame, then the frame. */
 struct piece {
@@ -139,16 +142,58 @@ worker(void *arg)
 	return NULL;
 }
 
-/* Give @p's frame to the sink: 0, or -1 with the failure in @z (called
- * without the lock, by one thread at a time). */
+/* Give @p's frame to the sink (without the lock, one thread at a time):
+ * 0, or -1 with zstd's error in *@why or the sink's errno in *@error.  An
+ * interrupted run gives nothing more. */
 static int
-deliver(struct vs_zstd_out *z, struct piece *p)
+deliver(struct vs_zstd_out *z, struct piece *p, const char **why,
+    int *error)
 {
-	if (!p->why && z->sink(z->arg, p->out, p->outlen) == 0)
+	*why = p->why;
+	*error = p->why ? EIO : EINTR;
+	if (p->why || vs_interrupted)
+		return -1;
+	if (z->sink(z->arg, p->out, p->outlen) == 0)
 		return 0;
-	z->why = p->why;
-	z->error = p->why ? EIO : errno;
+	*error = errno;
 	return -1;
+}
+
+/* The stream failed: @why (zstd's) or errno @error (the sink's).  Called
+ * with the lock held; the first failure is kept. */
+static void
+set_failed(struct vs_zstd_out *z, const char *why, int error)
+{
+	if (!z->failed) {
+		z->failed = true;
+		z->why = why;
+		z->error = error;
+	}
+	pthread_cond_broadcast(&z->freed);
+	pthread_cond_broadcast(&z->done);
+}
+
+/* Wait (with the lock held) for a frame to be given, or the stream to
+ * fail.  A signal that sets vs_interrupted (delivered to the caller's
+ * thread: the others block signals) fails the stream with EINTR, so an
+ * interrupted export ends after the write under way, not after all the
+ * frames in flight. */
+static void
+wait_freed(struct vs_zstd_out *z)
+{
+	struct timespec t;
+
+	if (vs_interrupted) {
+		set_failed(z, NULL, EINTR);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_nsec += ZPOLL_MS * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&z->freed, &z->lock, &t);
 }
 
 /* The giver: the frames, in order, to the sink, on a thread of its own so
@@ -162,18 +207,19 @@ giver(void *arg)
 	pthread_mutex_lock(&z->lock);
 	for (;;) {
 		struct piece *p = &z->pieces[z->given % z->nslots];
-		int rc;
+		const char *why;
+		int rc, error;
 
-		while (!z->stop && !(z->given < z->filled && p->done))
+		while (!z->stop && !z->failed &&
+		    !(z->given < z->filled && p->done))
 			pthread_cond_wait(&z->done, &z->lock);
-		if (z->stop)
+		if (z->stop || z->failed)
 			break;
 		pthread_mutex_unlock(&z->lock);
-		rc = deliver(z, p);
+		rc = deliver(z, p, &why, &error);
 		pthread_mutex_lock(&z->lock);
 		if (rc < 0) {
-			z->failed = true;
-			pthread_cond_broadcast(&z->freed);
+			set_failed(z, why, error);
 			break;
 		}
 		p->inlen = 0;
@@ -276,9 +322,13 @@ queue_piece(struct vs_zstd_out *z, const char **why)
 	int rc = 0;
 
 	if (!z->nthreads) {		/* all on this thread */
+		const char *w;
+		int error;
+
 		if (!z->failed) {
 			compress_piece(z->cctx, p);
-			z->failed = deliver(z, p) < 0;
+			if (deliver(z, p, &w, &error) < 0)
+				set_failed(z, w, error);
 		}
 		if (z->failed)
 			goto fail;
@@ -296,7 +346,7 @@ queue_piece(struct vs_zstd_out *z, const char **why)
 		pthread_cond_signal(&z->queued);
 	}
 	while (!z->failed && z->filled - z->given == z->nslots)
-		pthread_cond_wait(&z->freed, &z->lock);
+		wait_freed(z);
 	if (z->failed)
 		rc = -1;
 	pthread_mutex_unlock(&z->lock);
@@ -339,7 +389,7 @@ vs_zstd_out_end(struct vs_zstd_out *z, const char **why)
 		return -1;
 	pthread_mutex_lock(&z->lock);
 	while (!z->failed && z->given < z->filled)
-		pthread_cond_wait(&z->freed, &z->lock);
+		wait_freed(z);
 	failed = z->failed;
 	pthread_mutex_unlock(&z->lock);
 	if (!failed)
