@@ -187,7 +187,7 @@ wait_freed(struct vs_zstd_out *z)
 		set_failed(z, NULL, EINTR);
 		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &t);
+	clock_gettime(CLOCK_MONOTONIC, &t);
 	t.tv_nsec += ZPOLL_MS * 1000000L;
 	if (t.tv_nsec >= 1000000000L) {
 		t.tv_sec++;
@@ -280,6 +280,7 @@ vs_zstd_out_new(int level, int threads, vs_zstd_sink_fn sink, void *arg,
     const char **why)
 {
 	struct vs_zstd_out *z = calloc(1, sizeof(*z));
+	pthread_condattr_t ca;
 	unsigned want;
 
 	*why = "out of memory";
@@ -291,7 +292,10 @@ vs_zstd_out_new(int level, int threads, vs_zstd_sink_fn sink, void *arg,
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->queued, NULL);
 	pthread_cond_init(&z->done, NULL);
-	pthread_cond_init(&z->freed, NULL);
+	pthread_condattr_init(&ca);	/* timed waits: not the wall clock */
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&z->freed, &ca);
+	pthread_condattr_destroy(&ca);
 	/* Checks the level, and compresses when there are no workers. */
 	if (!(z->cctx = new_cctx(level, why)))
 		goto fail;
