@@ -22,7 +22,7 @@ same guest.raw out/src.raw
 
 # 192 KiB of 0xff over the compressed data: a cluster that starts there
 # has an invalid deflate block type.
-perl -e 'print "\xff" x (192 << 10)' |
+head -c $((192 << 10)) /dev/zero | tr '\0' '\377' |
 	dd of=src.qcow2 bs=64K seek=16 conv=notrunc status=none
 qemu-img convert -f qcow2 -O raw src.qcow2 /dev/null 2> /dev/null &&
 	fail "qemu reads the damaged image"
