@@ -60,9 +60,12 @@ refused cut.tar "entry 'vm\.img' at offset 0: "
 # (5) An archive cut between entries: libarchive ends there without a
 # word, as tar's end-of-archive blocks are missing.  As a .tar.zst of
 # frames (vmsync writes one for each 4 MiB), the cut can fall between
-# frames and still decompress.  Nothing is imported, not even the first.
+# frames and still decompress.  Nothing is imported, not even the first
+# (a vm.img other than d/'s).
+mkdir new
+head -c $((1 << 20)) /dev/urandom > new/vm.img
 head -c $((1 << 20)) /dev/urandom > vm2.img
-vs vm.img vm2.img two.tar
+vs new/vm.img vm2.img two.tar
 first=$((512 * 3 + (1 << 20)))	# pax header, ustar header, vm.img's data
 head -c "$first" two.tar > cut2.tar
 tar -tf cut2.tar > /dev/null 2>&1 || fail "cut2.tar is not a tar to GNU tar"
@@ -74,5 +77,5 @@ head -c "$(head -c "$first" two.tar | zstd -q -c | wc -c)" two.tar.zst > cut2.ta
 zstd -q -t cut2.tar.zst || fail "cut2.tar.zst is not a whole zstd stream"
 refused cut2.tar.zst "offset $first of the tar stream, after entry 1: the archive ends without"
 vs two.tar.zst good/
-cmp good/vm.img vm.img && cmp good/vm2.img vm2.img || fail "two.tar.zst: wrong import"
+cmp good/vm.img new/vm.img && cmp good/vm2.img vm2.img || fail "two.tar.zst: wrong import"
 echo "ok"
