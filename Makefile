@@ -67,6 +67,7 @@ PKGS      = popt libxxhash zlib libzstd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) libarchive libnbd 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null || echo -lpopt -lxxhash -lz -lzstd) -lbtrfsutil -ldl
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+ZSTD_LIBS  := $(shell $(PKG_CONFIG) --libs libzstd 2>/dev/null || echo -lzstd)
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE \
@@ -188,7 +189,7 @@ $(BUILD)/tests/unit/test-archive-zstd-tsan: tests/unit/test-archive-zstd.c \
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 		-fsanitize=thread -Isrc -o $@ $(filter %.c,$^) \
-		$(CMOCKA_LIBS) $(shell $(PKG_CONFIG) --libs libzstd) -pthread
+		$(CMOCKA_LIBS) $(ZSTD_LIBS) -pthread
 
 # This helper forges index headers with the index code's own layout.
 $(BUILD)/tests/helpers/idxforge: tests/helpers/idxforge.c $(BUILD)/libvmsync.a
