@@ -197,6 +197,28 @@ start_vmsync() {
 	fail "vmsync wrote nothing in 10 s"
 }
 
+# spoiled_import GOOD ARCHIVE PREV CMD...: copy GOOD to ARCHIVE, import
+# it into d/ and run CMD (which spoils ARCHIVE) once the run writes
+# (VMSYNC_DEBUG_OPS=$TMP/ops); up to three tries.  A run that ended first
+# is undone by importing PREV again, or the next run would write nothing
+# and end before CMD.  The spoiled run's exit status in $rc, its stderr
+# in $TMP/err, its JSON in $TMP/out.
+spoiled_import() {
+	local good=$1 archive=$2 prev=$3 attempt
+	shift 3
+	for attempt in 1 2 3; do
+		cp "$good" "$archive"
+		start_vmsync "$archive" d/
+		"$@"
+		rc=0
+		wait "$pid" || rc=$?
+		[ "$rc" -eq 0 ] || return 0
+		echo "attempt $attempt: the run had read the archive already"
+		"$VMSYNC" -q --no-progress "$prev" d/
+	done
+	fail "never spoiled $archive during a run"
+}
+
 # One process, so that killing it releases the lock.
 hold_lock() {
 	rm -f "$TMP/holder"
