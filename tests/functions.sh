@@ -219,6 +219,16 @@ spoiled_import() {
 	fail "never spoiled $archive during a run"
 }
 
+# spoiled_failed RE: the spoiled run failed as a source read error does:
+# exit 2, one line matching RE, the image's JSON status 2.
+spoiled_failed() {
+	cat "$TMP/err"
+	[ "$rc" -eq 2 ] || fail "spoiled mid-run: exit $rc, not 2"
+	[ "$(wc -l < "$TMP/err")" -eq 1 ] || fail "not a one-line error"
+	grep -Eq "$1" "$TMP/err" || fail "the error does not match /$1/"
+	[ "$(jq '.images[0].status' "$TMP/out")" -eq 2 ] || fail "JSON status"
+}
+
 # One process, so that killing it releases the lock.
 hold_lock() {
 	rm -f "$TMP/holder"
