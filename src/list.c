@@ -40,12 +40,17 @@
 #define SUBVOL_INO 256		/* root directory of a btrfs subvolume */
 #define LIST_MAX 100000		/* directory entries looked at */
 
+/* Oldest first.  A snapshot taken after the live copy's last sync holds
+ * the same index, so the same time: the live copy goes after it, wherever
+ * the snapshot directory lies. */
 static int
 by_time(const void *a, const void *b)
 {
 	const struct vs_list_gen *x = a, *y = b;
 	int c = vs_timespec_cmp(&x->time, &y->time);
 
+	if (!c)
+		c = (int)x->live - (int)y->live;
 	return c ? c : strcmp(x->path, y->path);
 }
 
@@ -100,16 +105,17 @@ open_regular(const char *path, struct stat *st)
 	return fd;
 }
 
-/* Add the generation at @path, if it is one (a file with its index). */
+/* Add the generation at @path, if it is one (a file with its index);
+ * @live: the live copy. */
 static int
-add_gen(struct vs_list_image *im, const char *path)
+add_gen(struct vs_list_image *im, const char *path, bool live)
 {
 	char *ipath = vs_local_index_path(path), *shown = NULL;
 	const struct idx_header *h;
 	struct vs_index *ix = NULL;
 	struct stat st, ist;
 	const char *why;
-	struct vs_list_gen e = { 0 };
+	struct vs_list_gen e = { .live = live };
 	int pfd = -1, ifd = -1, fd = -1, rc = 0;
 
 	if (!ipath)
@@ -236,7 +242,7 @@ add_snapshots(struct vs_list_image *im, const char *snapdir,
 			rc = -1;
 			break;
 		}
-		rc = add_gen(im, path);
+		rc = add_gen(im, path, false);
 		free(path);
 	}
 	closedir(d);
@@ -255,7 +261,7 @@ find_gens(int dfd, const char *dir, const char *name, const char *snapdir,
 	const char *sub = root ? below(dir, root) : NULL;
 	int rc = -1;
 
-	if (!live || add_gen(im, live) < 0)
+	if (!live || add_gen(im, live, true) < 0)
 		goto out;
 	if (!sub) {
 		rc = 0;

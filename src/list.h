@@ -23,6 +23,7 @@ struct vs_list_gen {
 	uint64_t allocated;		/* bytes allocated */
 	uint64_t exclusive;		/* bytes no other file shares */
 	bool has_exclusive;		/* exclusive is known */
+	bool live;			/* the live copy, not a snapshot's */
 };
 
 /* A backup image and its generations, oldest first. */
