@@ -201,3 +201,48 @@ vs_physmap_exclusive(int fd, const char *name, uint64_t *bytes)
 	vs_physmap_close(m);
 	return rc;
 }
+
+#define UNWRITTEN_BATCH 32	/* extents asked for per ioctl */
+
+int
+vs_physmap_unwritten(int fd, uint64_t off, uint64_t len, uint64_t *uoff,
+    uint64_t *ulen)
+{
+	union {
+		struct fiemap fm;
+		uint8_t space[sizeof(struct fiemap) +
+		    UNWRITTEN_BATCH * sizeof(struct fiemap_extent)];
+	} u;
+	uint64_t pos = off, end = off + len;
+
+	while (pos < end) {
+		struct fiemap *fm = &u.fm;
+		uint32_t i;
+
+		memset(fm, 0, sizeof(*fm));
+		fm->fm_start = pos;
+		fm->fm_length = end - pos;
+		fm->fm_extent_count = UNWRITTEN_BATCH;
+		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0 || !fm->fm_mapped_extents)
+			return 0;
+		for (i = 0; i < fm->fm_mapped_extents; i++) {
+			const struct fiemap_extent *x = &fm->fm_extents[i];
+			uint64_t lo = vs_max(x->fe_logical, off);
+			uint64_t hi = vs_min(x->fe_logical + x->fe_length, end);
+
+			if ((x->fe_flags & FIEMAP_EXTENT_UNWRITTEN) && lo < hi) {
+				*uoff = lo;
+				*ulen = hi - lo;
+				return 1;
+			}
+			if (x->fe_flags & FIEMAP_EXTENT_LAST)
+				return 0;
+		}
+		i = fm->fm_mapped_extents - 1;
+		if (fm->fm_extents[i].fe_logical + fm->fm_extents[i].fe_length <=
+		    pos)
+			return 0;	/* no progress: give up */
+		pos = fm->fm_extents[i].fe_logical + fm->fm_extents[i].fe_length;
+	}
+	return 0;
+}

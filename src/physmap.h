@@ -33,4 +33,11 @@ int vs_physmap_cmp(struct vs_physmap *a, struct vs_physmap *b, uint64_t off,
  * shares (FIEMAP_EXTENT_SHARED clear): what deleting it frees. */
 int vs_physmap_exclusive(int fd, const char *name, uint64_t *bytes);
 
+/* The first unwritten extent of @fd (allocated, as fallocate leaves it,
+ * yet read as zeros, so a hole to SEEK_DATA) that overlaps [@off, @off +
+ * @len), clipped to it: 1 and *@uoff, *@ulen; 0 if there is none or
+ * FIEMAP cannot tell. */
+int vs_physmap_unwritten(int fd, uint64_t off, uint64_t len, uint64_t *uoff,
+    uint64_t *ulen);
+
 #endif

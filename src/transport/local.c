@@ -70,6 +70,7 @@
 #include "zero.h"
 #include "../engine.h"
 #include "../index.h"
+#include "../physmap.h"
 #include "../util.h"
 #include "../confine.h"
 
@@ -546,6 +547,26 @@ begin_header(struct local_target *lt, uint64_t size,
 	return 0;
 }
 
+/* Punch the unwritten extents in [off, end) of a file target.  A file
+ * preallocated by another program (fallocate, qemu-img's
+ * preallocation=falloc) reads as zeros there, so SEEK_DATA calls them
+ * holes and no punch reaches them, nor a far engine's digests (zeros
+ * hash as a hole): yet they hold space where the source may have holes.
+ * Punching them changes no byte. */
+static int
+punch_unwritten(struct local_target *lt, uint64_t off, uint64_t end)
+{
+	uint64_t uoff, ulen;
+
+	while (off < end &&
+	    vs_physmap_unwritten(lt->fd, off, end - off, &uoff, &ulen) == 1) {
+		if (zero_range(lt, uoff, ulen) < 0)
+			return -1;
+		off = uoff + ulen;
+	}
+	return 0;
+}
+
 /* The first changes: the file resized, then the index marked dirty.
  *
  * The resize comes first so that a size the filesystem cannot hold (EFBIG
@@ -571,6 +592,9 @@ begin_changes(struct local_target *lt, uint64_t size,
 		own_change(lt);
 	}
 	if (lt->ix && idx_begin_dirty(lt->ix, &lt->hdr, size, lt->trusted) < 0)
+		return -1;
+	/* A target not synced by us as it is may be preallocated. */
+	if (!lt->is_block && !lt->trusted && punch_unwritten(lt, 0, size) < 0)
 		return -1;
 	if (lt->ix)
 		idx_hold(lt->ix);
