@@ -31,7 +31,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -42,7 +41,6 @@
 #define ZPIECE (4u << 20)	/* stream bytes per frame */
 #define ZMAX_THREADS 8		/* workers at most */
 #define ZSPARE 3		/* pieces in flight beyond one a worker */
-#define ZPOLL_MS 100		/* waits look at vs_interrupted this often */
 
 /* One piece: the stream bytes of a frame, then the frame. */
 struct piece {
@@ -144,7 +142,9 @@ worker(void *arg)
 
 /* Give @p's frame to the sink (without the lock, one thread at a time):
  * 0, or -1 with zstd's error in *@why or the sink's errno in *@error.  An
- * interrupted run gives nothing more. */
+ * interrupted run gives nothing more (EINTR): that failure is what wakes
+ * a caller waiting for a free piece, as a signal, delivered to the caller
+ * (the other threads block signals), wakes no condition variable. */
 static int
 deliver(struct vs_zstd_out *z, struct piece *p, const char **why,
     int *error)
@@ -171,29 +171,6 @@ set_failed(struct vs_zstd_out *z, const char *why, int error)
 	}
 	pthread_cond_broadcast(&z->freed);
 	pthread_cond_broadcast(&z->done);
-}
-
-/* Wait (with the lock held) for a frame to be given, or the stream to
- * fail.  A signal that sets vs_interrupted (delivered to the caller's
- * thread: the others block signals) fails the stream with EINTR, so an
- * interrupted export ends after the write under way, not after all the
- * frames in flight. */
-static void
-wait_freed(struct vs_zstd_out *z)
-{
-	struct timespec t;
-
-	if (vs_interrupted) {
-		set_failed(z, NULL, EINTR);
-		return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_nsec += ZPOLL_MS * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&z->freed, &z->lock, &t);
 }
 
 /* The giver: the frames, in order, to the sink, on a thread of its own so
@@ -280,7 +257,6 @@ vs_zstd_out_new(int level, int threads, vs_zstd_sink_fn sink, void *arg,
     const char **why)
 {
 	struct vs_zstd_out *z = calloc(1, sizeof(*z));
-	pthread_condattr_t ca;
 	unsigned want;
 
 	*why = "out of memory";
@@ -292,10 +268,7 @@ vs_zstd_out_new(int level, int threads, vs_zstd_sink_fn sink, void *arg,
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->queued, NULL);
 	pthread_cond_init(&z->done, NULL);
-	pthread_condattr_init(&ca);	/* timed waits: not the wall clock */
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&z->freed, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&z->freed, NULL);
 	/* Checks the level, and compresses when there are no workers. */
 	if (!(z->cctx = new_cctx(level, why)))
 		goto fail;
@@ -367,7 +340,7 @@ queue_piece(struct vs_zstd_out *z, const char **why)
 		pthread_cond_signal(&z->queued);
 	}
 	while (!z->failed && z->filled - z->given == z->nslots)
-		wait_freed(z);
+		pthread_cond_wait(&z->freed, &z->lock);
 	if (z->failed)
 		rc = -1;
 	pthread_mutex_unlock(&z->lock);
@@ -412,7 +385,7 @@ vs_zstd_out_end(struct vs_zstd_out *z, const char **why)
 		return -1;
 	pthread_mutex_lock(&z->lock);
 	while (!z->failed && z->given < z->filled)
-		wait_freed(z);
+		pthread_cond_wait(&z->freed, &z->lock);
 	pthread_mutex_unlock(&z->lock);
 	return check_failed(z, why);
 }

@@ -547,16 +547,16 @@ begin_header(struct local_target *lt, uint64_t size,
 	return 0;
 }
 
-/* Punch the unwritten extents in [off, end) of a file target.  A file
+/* Punch the unwritten extents in the first @end bytes of a file target.  A file
  * preallocated by another program (fallocate, qemu-img's
  * preallocation=falloc) reads as zeros there, so SEEK_DATA calls them
  * holes and no punch reaches them, nor a far engine's digests (zeros
  * hash as a hole): yet they hold space where the source may have holes.
  * Punching them changes no byte. */
 static int
-punch_unwritten(struct local_target *lt, uint64_t off, uint64_t end)
+punch_unwritten(struct local_target *lt, uint64_t end)
 {
-	uint64_t uoff, ulen;
+	uint64_t off = 0, uoff, ulen;
 
 	while (off < end &&
 	    vs_physmap_unwritten(lt->fd, off, end - off, &uoff, &ulen) == 1) {
@@ -594,7 +594,7 @@ begin_changes(struct local_target *lt, uint64_t size,
 	if (lt->ix && idx_begin_dirty(lt->ix, &lt->hdr, size, lt->trusted) < 0)
 		return -1;
 	/* A target not synced by us as it is may be preallocated. */
-	if (!lt->is_block && !lt->trusted && punch_unwritten(lt, 0, size) < 0)
+	if (!lt->is_block && !lt->trusted && punch_unwritten(lt, size) < 0)
 		return -1;
 	if (lt->ix)
 		idx_hold(lt->ix);

@@ -2,7 +2,8 @@
 # Proves: an export interrupted while its reader is slow ends after the
 # write under way, not after every frame in flight.  A .tar.zst's frames
 # (4 MiB each) are written by a thread of their own in pieces of at most
-# 1 MiB, and the waits of the thread that feeds them look at SIGINT:
+# 1 MiB, which stops between pieces once interrupted, and that failure
+# wakes the thread that feeds them:
 #  - 64 MiB of random data exported to stdout, read at 512 KiB/s: SIGINT
 #    after a second ends vmsync within 5 s (a piece takes 2 s; the rest
 #    of a frame up to 8 s, and every frame in flight far longer), exit 4
