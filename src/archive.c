@@ -742,13 +742,18 @@ static int
 open_zstd(struct export *x, int level)
 {
 	const char *why;
+	unsigned n;
 
-	x->zstd = vs_zstd_out_new(level ? level : ARCHIVE_ZSTD_LEVEL,
-	    -1, put, x, &why);
+	if (!level)
+		level = ARCHIVE_ZSTD_LEVEL;
+	x->zstd = vs_zstd_out_new(level, -1, put, x, &why);
 	if (!x->zstd) {
 		vs_err(VS_EXIT_INTERNAL, x->name, "zstd: %s", why);
 		return -1;
 	}
+	n = vs_zstd_out_threads(x->zstd);
+	vs_info(1, "%s: zstd level %d, %u compressing thread%s", x->name,
+	    level, n, n == 1 ? "" : "s");
 	return 0;
 }
 

@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -208,16 +207,13 @@ giver(void *arg)
 	return NULL;
 }
 
-/* The CPUs this process may run on (taskset, a cgroup's cpuset), as
- * workers. */
+/* One worker per CPU this process may keep busy, at most ZMAX_THREADS. */
 static unsigned
 cpu_threads(void)
 {
-	cpu_set_t set;
-	long n = sched_getaffinity(0, sizeof(set), &set) == 0 ?
-	    CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = vs_cpu_count();
 
-	return n < 1 ? 1 : n > ZMAX_THREADS ? ZMAX_THREADS : (unsigned)n;
+	return n > ZMAX_THREADS ? ZMAX_THREADS : n;
 }
 
 /* Stop and join the threads started; the pieces they held are dropped. */
@@ -288,6 +284,12 @@ vs_zstd_out_new(int level, int threads, vs_zstd_sink_fn sink, void *arg,
 fail:
 	vs_zstd_out_free(z);
 	return NULL;
+}
+
+unsigned
+vs_zstd_out_threads(const struct vs_zstd_out *z)
+{
+	return z->nthreads;
 }
 
 /* Has the stream failed?  Then -1, with its failure: the piece the

@@ -20,6 +20,8 @@ struct vs_zstd_out;
  * (*@why says which). */
 struct vs_zstd_out *vs_zstd_out_new(int level, int threads,
     vs_zstd_sink_fn sink, void *arg, const char **why);
+/* The worker threads @z compresses with (0: the caller's thread). */
+unsigned vs_zstd_out_threads(const struct vs_zstd_out *z);
 /* Compress @len bytes of @buf.  0, or -1: *@why is zstd's error, or NULL
  * when the sink failed (errno set); after a failure nothing more reaches
  * the sink, and the next write or the end fails the same way. */

@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,4 +256,129 @@ vs_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 	rc = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
+}
+
+/* Read the first line of @file into @buf; false if it cannot. */
+static bool
+read_line(const char *file, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return true;
+}
+
+/* The CPUs that the quota of the cgroup directory @dir allows, rounded
+ * up: cpu.max ("QUOTA PERIOD" or "max PERIOD") in cgroup v2, or
+ * cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us in v1; 0 when it
+ * does not limit or cannot be read. */
+static unsigned
+quota_cpus(const char *dir, bool v1)
+{
+	unsigned long long quota, period;
+	char file[PATH_MAX + 32], buf[64];
+
+	snprintf(file, sizeof(file), "%s/%s", dir, v1 ? "cpu.cfs_quota_us" :
+	    "cpu.max");
+	if (!read_line(file, buf, sizeof(buf)) || buf[0] == '-' ||
+	    sscanf(buf, "%llu %llu", &quota, &period) != (v1 ? 1 : 2))
+		return 0;
+	if (v1) {
+		snprintf(file, sizeof(file), "%s/cpu.cfs_period_us", dir);
+		if (!read_line(file, buf, sizeof(buf)) ||
+		    sscanf(buf, "%llu", &period) != 1)
+			return 0;
+	}
+	if (!period || quota / period >= UINT_MAX)
+		return 0;
+	return quota ? (unsigned)((quota + period - 1) / period) : 1;
+}
+
+unsigned
+vs_cgroup_cpus(const char *root, const char *path, bool v1)
+{
+	char dir[PATH_MAX];
+	unsigned best = 0, n;
+	size_t rootlen = strlen(root);
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s%s", root, path) >= (int)sizeof(dir))
+		return 0;
+	/* This cgroup and its parents, not the root (it has no quota). */
+	while ((slash = strrchr(dir + rootlen, '/'))) {
+		if (slash[1]) {
+			n = quota_cpus(dir, v1);
+			if (n && (!best || n < best))
+				best = n;
+		}
+		*slash = 0;
+	}
+	return best;
+}
+
+/* Does the controller list @list ("cpu,cpuacct") name "cpu"? */
+static bool
+has_cpu(const char *list, size_t len)
+{
+	for (const char *p = list; p < list + len;) {
+		size_t n = strcspn(p, ",:");
+
+		if (n == 3 && !strncmp(p, "cpu", 3))
+			return true;
+		p += n + 1;
+	}
+	return false;
+}
+
+/* The quota of this process's cgroups, from /proc/self/cgroup: the v2
+ * line "0::PATH" and the v1 line of the cpu controller ("N:cpu,...:PATH"),
+ * as mounted by systemd under /sys/fs/cgroup. */
+static unsigned
+own_quota(void)
+{
+	char line[PATH_MAX + 64];
+	unsigned best = 0, n;
+	FILE *f = fopen("/proc/self/cgroup", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *ctl = strchr(line, ':'), *path = ctl ?
+		    strchr(ctl + 1, ':') : NULL;
+
+		if (!path || path[1] != '/')
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		if (path == ctl + 1)
+			n = vs_cgroup_cpus("/sys/fs/cgroup", path + 1, false);
+		else if (has_cpu(ctl + 1, path - ctl - 1))
+			n = vs_cgroup_cpus("/sys/fs/cgroup/cpu", path + 1,
+			    true);
+		else
+			continue;
+		if (n && (!best || n < best))
+			best = n;
+	}
+	fclose(f);
+	return best;
+}
+
+unsigned
+vs_cpu_count(void)
+{
+	cpu_set_t set;
+	long n = sched_getaffinity(0, sizeof(set), &set) == 0 ?
+	    CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned quota = own_quota();
+
+	if (n < 1)
+		n = 1;
+	return quota && quota < n ? quota : (unsigned)n;
 }

@@ -113,4 +113,13 @@ uint64_t vs_fs_id(int fd, uint64_t st_dev);
  * that interrupts reach the main thread; pthread_create()'s result. */
 int vs_thread_start(pthread_t *t, void *(*fn)(void *), void *arg);
 
+/* The CPUs this process may keep busy: its affinity mask (taskset, a
+ * cpuset), or its cgroup's CPU quota if that allows fewer; at least 1. */
+unsigned vs_cpu_count(void);
+
+/* The CPUs a CPU quota allows the cgroup @path, the lowest of its own
+ * and its parents' under the hierarchy mounted at @root (cgroup @v1:
+ * cpu.cfs_quota_us, else cpu.max), rounded up; 0 where none limits. */
+unsigned vs_cgroup_cpus(const char *root, const char *path, bool v1);
+
 #endif

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -346,6 +347,73 @@ test_escape(void **state)
 	    "\303\251");
 }
 
+/* Write @text into @dir/@name under the test's directory. */
+static void
+put_file(const char *dir, const char *name, const char *text)
+{
+	char path[4300];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cg%s/%s", tmpdir, dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_cgroup_cpus(void **state)
+{
+	const char *dirs[] = { "", "/a", "/a/b" };
+	char root[4200], path[4300];
+
+	(void)state;
+	snprintf(root, sizeof(root), "%s/cg", tmpdir);
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s%s", root, dirs[i]);
+		assert_int_equal(mkdir(path, 0700), 0);
+	}
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 0);	/* no files */
+	assert_int_equal(vs_cgroup_cpus(root, "/", false), 0);
+	put_file("/a/b", "cpu.max", "max 100000\n");
+	put_file("/a", "cpu.max", "garbage\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 0);
+	put_file("/a/b", "cpu.max", "150000 100000\n");	/* 1.5 CPUs: 2 threads */
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 2);
+	assert_int_equal(vs_cgroup_cpus(root, "/a", false), 0);
+	put_file("/a", "cpu.max", "50000 100000\n");	/* a parent's is lower */
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 1);
+	put_file("/a", "cpu.max", "800000 100000\n");	/* a parent's is higher */
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 2);
+	/* The root cgroup's own file (none on a real mount) is not read. */
+	put_file("", "cpu.max", "100000 100000\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 2);
+	/* cgroup v1: a quota of -1 is none. */
+	put_file("/a/b", "cpu.cfs_quota_us", "-1\n");
+	put_file("/a/b", "cpu.cfs_period_us", "100000\n");
+	put_file("/a", "cpu.cfs_quota_us", "-1\n");
+	put_file("/a", "cpu.cfs_period_us", "100000\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", true), 0);
+	put_file("/a", "cpu.cfs_quota_us", "300000\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", true), 3);
+	put_file("/a/b", "cpu.cfs_quota_us", "100000\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", true), 1);
+	put_file("/a/b", "cpu.cfs_period_us", "0\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", true), 3);
+	assert_true(vs_cpu_count() >= 1);
+	for (size_t i = 3; i-- > 0;) {
+		static const char *const names[] = { "cpu.max",
+		    "cpu.cfs_quota_us", "cpu.cfs_period_us" };
+
+		for (size_t j = 0; j < 3; j++) {
+			snprintf(path, sizeof(path), "%s%s/%s", root, dirs[i],
+			    names[j]);
+			unlink(path);
+		}
+		snprintf(path, sizeof(path), "%s%s", root, dirs[i]);
+		assert_int_equal(rmdir(path), 0);
+	}
+}
+
 int
 main(void)
 {
@@ -367,6 +435,8 @@ main(void)
 		    setup_tmp, teardown_tmp),
 		cmocka_unit_test(test_now_monotonic),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test_setup_teardown(test_cgroup_cpus,
+		    setup_tmp, teardown_tmp),
 	};
 
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
