@@ -90,7 +90,9 @@ static const struct {
 	{ "tar.gz", ".tar.gz", FILTER_GZIP },
 	{ "tgz", ".tgz", FILTER_GZIP },
 	{ "tar.zst", ".tar.zst", FILTER_ZSTD },
+	{ "tzst", ".tzst", FILTER_ZSTD },
 	{ "tar.xz", ".tar.xz", FILTER_XZ },
+	{ "txz", ".txz", FILTER_XZ },
 };
 #define NFORMATS (sizeof(formats) / sizeof(formats[0]))
 

@@ -223,7 +223,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 		  "least N are kept, whatever the client asks)", "N" },
 		{ "archive", '\0', POPT_ARG_STRING, NULL, OPT_ARCHIVE,
 		  "write SRC... into one sparse pax archive DEST (\"-\": "
-		  "stdout) of FORMAT: tar, tar.gz (tgz), tar.zst or tar.xz "
+		  "stdout) of FORMAT: tar, tar.gz (tgz), tar.zst (tzst) or "
+		  "tar.xz (txz) "
 		  "(default: as DEST's name ends)", "FORMAT" },
 		{ "list", '\0', POPT_ARG_NONE, &list, 0,
 		  "list the backups in each directory DEST and their "
@@ -343,7 +344,8 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 			take_arg(pc, &archive);
 			if (!(cli->archive = vs_archive_format(archive))) {
 				usage_error(pc, "--archive '%s': want tar, "
-				    "tar.gz, tgz, tar.zst or tar.xz", archive);
+				    "tar.gz, tgz, tar.zst, tzst, tar.xz or txz",
+				    archive);
 				goto out;
 			}
 			break;

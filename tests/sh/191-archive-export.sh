@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Proves: vmsync SRC... ARCHIVE (named .tar, .tar.gz, .tgz, .tar.zst or
-# .tar.xz, or --archive=FORMAT with "-" for stdout) writes one pax entry
+# Proves: vmsync SRC... ARCHIVE (named .tar, .tar.gz, .tgz, .tar.zst,
+# .tzst, .tar.xz or .txz, or --archive=FORMAT with "-" for stdout) writes one pax entry
 # per image, named as a sync names its target, and sparse: GNU tar and
 # bsdtar both extract a file byte-identical to the image with holes where
 # it has holes, and a 64 MiB image holding 4 MiB of data makes an archive
@@ -76,10 +76,12 @@ vs disk.img out.tar.gz
 vs disk.img out.tgz
 vs disk.img out.tar.zst
 vs disk.img out.tar.xz
+vs disk.img out.tzst
+vs disk.img out.txz
 gzip -t out.tar.gz && gzip -t out.tgz || fail "gzip -t"
-zstd -q -t out.tar.zst || fail "zstd -t"
-xz -t out.tar.xz || fail "xz -t"
-for a in out.tar.gz out.tgz out.tar.zst out.tar.xz; do
+zstd -q -t out.tar.zst && zstd -q -t out.tzst || fail "zstd -t"
+xz -t out.tar.xz && xz -t out.txz || fail "xz -t"
+for a in out.tar.gz out.tgz out.tar.zst out.tzst out.tar.xz out.txz; do
 	check "$a" disk.img "$src"
 done
 # A level given: gzip -9 and zstd -19 archives, valid and as sparse.

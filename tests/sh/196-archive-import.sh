@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Proves: vmsync ARCHIVE DIR/ (ARCHIVE a .tar, .tar.gz, .tgz, .tar.zst or
-# .tar.xz) syncs each regular-file entry into DIR/ENTRY exactly like a
+# Proves: vmsync ARCHIVE DIR/ (ARCHIVE a .tar, .tar.gz, .tgz, .tar.zst,
+# .tzst, .tar.xz or .txz) syncs each regular-file entry into DIR/ENTRY exactly like a
 # sync from a raw image: content equal, holes where the entry has holes,
 # the index written beside it, only what differs written onto an existing
 # file, and nothing at all on a rerun.
@@ -100,8 +100,10 @@ tar -cf whole.tar disk.img
 tar --sparse -cf - disk.img | zstd -q > gnu.tar.zst
 vs disk.img vs.tgz
 vs disk.img vs.tar.xz
+vs disk.img vs.tzst
+vs disk.img vs.txz
 for a in gnu.tar pax.tar bsd.tar plain.tar.gz members.tar.gz gnu.tar.zst \
-    vs.tgz vs.tar.xz; do
+    vs.tgz vs.tar.xz vs.tzst vs.txz; do
 	rm -rf "d-$a"
 	sync_stats "$a" "d-$a/"
 	imported "$a" "d-$a" disk.img disk.img

@@ -453,6 +453,12 @@ test_archive(void **state)
 	PARSE_OK(&c, "s", "d.tar.xz");
 	assert_string_equal(c.archive, "tar.xz");
 	vs_cli_free(&c);
+	PARSE_OK(&c, "s", "d.tzst");
+	assert_string_equal(c.archive, "tzst");
+	vs_cli_free(&c);
+	PARSE_OK(&c, "s", "d.txz");
+	assert_string_equal(c.archive, "txz");
+	vs_cli_free(&c);
 	PARSE_OK(&c, "s", "d.tar.gz/");
 	assert_null(c.archive);			/* a directory */
 	vs_cli_free(&c);
