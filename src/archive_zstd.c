@@ -23,13 +23,20 @@
  *   only when every piece is in flight (one a worker and ZSPARE more):
  *   memory is those pieces, an input and an output buffer each, and a
  *   zstd context a worker.
+ * - An interrupt reaches only the caller's thread, and cannot wake a
+ *   condition variable: the caller looks at vs_interrupted every
+ *   ZPOLL_MS while it waits for the giver, and then sends the giver
+ *   WAKE_SIGNAL, the one signal it takes (its handler does nothing), so
+ *   that a write to a reader that stopped reading ends with EINTR.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -40,6 +47,8 @@
 #define ZPIECE (4u << 20)	/* stream bytes per frame */
 #define ZMAX_THREADS 8		/* workers at most */
 #define ZSPARE 3		/* pieces in flight beyond one a worker */
+#define ZPOLL_MS 100		/* how often a waiting caller checks */
+#define WAKE_SIGNAL SIGUSR1	/* ends the giver's blocked write */
 
 /* One piece: the stream bytes of a frame, then the frame. */
 struct piece {
@@ -58,7 +67,8 @@ struct vs_zstd_out {
 	pthread_mutex_t lock;
 	pthread_cond_t queued;	/* a piece was queued, or stop */
 	pthread_cond_t done;	/* a piece was compressed, or stop */
-	pthread_cond_t freed;	/* a frame was given, or failed */
+	pthread_cond_t freed;	/* a frame was given, failed, or the giver
+				 * ended (CLOCK_MONOTONIC) */
 	struct piece *pieces;	/* nslots of them, used in turn */
 	unsigned nslots;
 	uint64_t filled;	/* pieces queued: the next one fills */
@@ -72,6 +82,7 @@ struct vs_zstd_out {
 	unsigned nthreads;	/* workers started */
 	pthread_t giver;	/* gives frames to the sink, if started */
 	bool has_giver;
+	bool giver_ended;	/* it returned, or will without the lock */
 	ZSTD_CCtx *cctx;	/* the caller's, when there are no workers */
 };
 
@@ -179,7 +190,11 @@ static void *
 giver(void *arg)
 {
 	struct vs_zstd_out *z = arg;
+	sigset_t wake;
 
+	sigemptyset(&wake);
+	sigaddset(&wake, WAKE_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
 	pthread_mutex_lock(&z->lock);
 	for (;;) {
 		struct piece *p = &z->pieces[z->given % z->nslots];
@@ -203,8 +218,34 @@ giver(void *arg)
 		z->given++;
 		pthread_cond_broadcast(&z->freed);
 	}
+	z->giver_ended = true;
+	pthread_cond_broadcast(&z->freed);
 	pthread_mutex_unlock(&z->lock);
 	return NULL;
+}
+
+static void
+on_wake(int sig)
+{
+	(void)sig;
+}
+
+/* Wait on z->freed (the lock held) at most ZPOLL_MS; if the run was
+ * interrupted meanwhile, break the giver's write. */
+static void
+wait_freed(struct vs_zstd_out *z)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_nsec += ZPOLL_MS * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&z->freed, &z->lock, &t);
+	if (vs_interrupted && z->has_giver && !z->giver_ended)
+		pthread_kill(z->giver, WAKE_SIGNAL);
 }
 
 /* One worker per CPU this process may keep busy, at most ZMAX_THREADS. */
@@ -224,6 +265,8 @@ stop_threads(struct vs_zstd_out *z)
 	z->stop = true;
 	pthread_cond_broadcast(&z->queued);
 	pthread_cond_broadcast(&z->done);
+	while (z->has_giver && !z->giver_ended)	/* it may be in a write */
+		wait_freed(z);
 	pthread_mutex_unlock(&z->lock);
 	for (unsigned i = 0; i < z->nthreads; i++)
 		pthread_join(z->threads[i], NULL);
@@ -231,6 +274,7 @@ stop_threads(struct vs_zstd_out *z)
 		pthread_join(z->giver, NULL);
 	z->nthreads = 0;
 	z->has_giver = false;
+	z->giver_ended = false;
 	z->stop = false;
 }
 
@@ -253,6 +297,8 @@ vs_zstd_out_new(int level, int threads, vs_zstd_sink_fn sink, void *arg,
     const char **why)
 {
 	struct vs_zstd_out *z = calloc(1, sizeof(*z));
+	struct sigaction wake = { .sa_handler = on_wake };	/* no restart */
+	pthread_condattr_t attr;
 	unsigned want;
 
 	*why = "out of memory";
@@ -264,7 +310,12 @@ vs_zstd_out_new(int level, int threads, vs_zstd_sink_fn sink, void *arg,
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->queued, NULL);
 	pthread_cond_init(&z->done, NULL);
-	pthread_cond_init(&z->freed, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&z->freed, &attr);
+	pthread_condattr_destroy(&attr);
+	sigemptyset(&wake.sa_mask);
+	sigaction(WAKE_SIGNAL, &wake, NULL);
 	/* Checks the level, and compresses when there are no workers. */
 	if (!(z->cctx = new_cctx(level, why)))
 		goto fail;
@@ -342,7 +393,7 @@ queue_piece(struct vs_zstd_out *z, const char **why)
 		pthread_cond_signal(&z->queued);
 	}
 	while (!z->failed && z->filled - z->given == z->nslots)
-		pthread_cond_wait(&z->freed, &z->lock);
+		wait_freed(z);
 	if (z->failed)
 		rc = -1;
 	pthread_mutex_unlock(&z->lock);
@@ -387,7 +438,7 @@ vs_zstd_out_end(struct vs_zstd_out *z, const char **why)
 		return -1;
 	pthread_mutex_lock(&z->lock);
 	while (!z->failed && z->given < z->filled)
-		pthread_cond_wait(&z->freed, &z->lock);
+		wait_freed(z);
 	pthread_mutex_unlock(&z->lock);
 	return check_failed(z, why);
 }
