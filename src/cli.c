@@ -270,7 +270,7 @@ vs_cli_parse(int argc, const char **argv, struct vs_cli *cli)
 	cli->timeout = -1;
 	pc = poptGetContext("vmsync", argc, argv, table, 0);
 	poptSetOtherOptionHelp(pc, "[OPTION...] SRC... DEST | SRC... "
-	    "ARCHIVE | --verify PATH... | --list DEST...");
+	    "ARCHIVE | ARCHIVE|- DIR/ | --verify PATH... | --list DEST...");
 	while ((rc = poptGetNextOpt(pc)) > 0) {
 		switch (rc) {
 		case OPT_VERBOSE:

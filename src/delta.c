@@ -37,6 +37,7 @@
 #include "delta.h"
 #include "delta_text.h"
 #include "formats/tar.h"
+#include "import.h"
 #include "index.h"
 #include "transport/transport.h"
 #include "util.h"
@@ -96,7 +97,11 @@ read_fail(const struct apply *ap, const char *what)
 static int
 open_archive(struct apply *ap, const char *archive)
 {
-	return vs_tar_reader_open(archive, &ap->rd, &ap->a);
+	struct vs_io *io;
+
+	if (vs_import_open_io(archive, &io) < 0)
+		return -1;
+	return vs_tar_reader_open(io, &ap->rd, &ap->a);
 }
 
 /* The first entry: the text, parsed. */

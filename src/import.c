@@ -16,10 +16,19 @@
  *   decompressed up to N + 1 times over.
  * - An incremental archive (first entry NAME.vmsync-delta) is not a set
  *   of files: it is applied whole, by delta.c, onto DEST/NAME.
+ * - A SRC "-" is an archive on standard input, which cannot be read
+ *   twice: it is first copied into an unnamed file (O_TMPFILE) in DEST,
+ *   on the filesystem being restored to, which nothing else can open
+ *   and which goes with the run, however it ends.  A regular file
+ *   redirected to standard input is read where it is.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "archive.h"
@@ -27,6 +36,9 @@
 #include "import.h"
 #include "formats/tar.h"
 #include "transport/ssh.h"
+#include "util.h"
+
+#define SPOOL_BUF (1u << 20)	/* bytes per read of standard input */
 
 /* An entry that stands as a source. */
 struct entry {
@@ -39,6 +51,136 @@ struct entry {
 /* The entries of this run; they live as long as the paths. */
 static struct entry *entries;
 static size_t nentries;
+
+/* Standard input's archive, as a file, or -1. */
+static int stdin_fd = -1;
+
+static bool
+is_stdin(const char *path)
+{
+	return strcmp(path, "-") == 0;
+}
+
+int
+vs_import_open_io(const char *path, struct vs_io **io)
+{
+	int fd;
+
+	if (!is_stdin(path))
+		return vs_io_open_file(path, io);
+	if (stdin_fd < 0) {
+		vs_err(VS_EXIT_INTERNAL, path, "standard input not read");
+		return -1;
+	}
+	if ((fd = fcntl(stdin_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		vs_errno(VS_EXIT_INTERNAL, path, "standard input");
+		return -1;
+	}
+	return vs_io_from_fd(fd, path, io);
+}
+
+/* An unnamed file in @dir to hold standard input, or -1: O_TMPFILE, or
+ * where the filesystem has none, a file unlinked once made. */
+static int
+spool_file(const char *dir)
+{
+	char *tmp;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+	    errno != EINVAL))
+		return fd;
+	if (asprintf(&tmp, "%s/.vmsync-stdin.XXXXXX", dir) < 0)
+		return -1;
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) >= 0)
+		unlink(tmp);
+	free(tmp);
+	return fd;
+}
+
+/* Copy standard input into @fd; -1 reported (the spool in @dir). */
+static int
+spool_copy(int fd, const char *dir)
+{
+	uint8_t *buf = malloc(SPOOL_BUF);
+	uint64_t off = 0;
+	ssize_t n;
+	int rc = -1;
+
+	if (!buf) {
+		vs_errno(VS_EXIT_INTERNAL, "-", "standard input");
+		return -1;
+	}
+	for (;;) {
+		if (vs_interrupted) {
+			vs_err(VS_EXIT_PARTIAL, "-", "interrupted");
+			break;
+		}
+		n = read(STDIN_FILENO, buf, SPOOL_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			vs_errno(VS_EXIT_SOURCE, "-", "cannot read standard "
+			    "input");
+			break;
+		}
+		if (n == 0) {
+			rc = 0;
+			break;
+		}
+		if (vs_pwrite_full(fd, buf, (size_t)n, off) < 0) {
+			vs_errno(VS_EXIT_TARGET, dir, "cannot hold the "
+			    "archive read from standard input");
+			break;
+		}
+		off += (uint64_t)n;
+	}
+	free(buf);
+	return rc;
+}
+
+/* Make standard input's archive a file the run can read as often as it
+ * must, in @dest if that is a local directory, else in $TMPDIR or
+ * /var/tmp. */
+static int
+read_stdin(const char *dest)
+{
+	const char *dir = getenv("TMPDIR");
+	struct stat st;
+	int fd;
+
+	if (stdin_fd >= 0) {
+		vs_err(VS_EXIT_USAGE, "-", "standard input is given twice");
+		return -1;
+	}
+	if (isatty(STDIN_FILENO)) {
+		vs_err(VS_EXIT_USAGE, "-", "standard input is a terminal, "
+		    "not an archive");
+		return -1;
+	}
+	if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+	    lseek(STDIN_FILENO, 0, SEEK_CUR) == 0) {
+		stdin_fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+		if (stdin_fd < 0)
+			vs_errno(VS_EXIT_SOURCE, "-", "standard input");
+		return stdin_fd < 0 ? -1 : 0;
+	}
+	if (!vs_is_remote(dest) && stat(dest, &st) == 0 && S_ISDIR(st.st_mode))
+		dir = dest;
+	else if (!dir || !*dir)
+		dir = "/var/tmp";
+	if ((fd = spool_file(dir)) < 0) {
+		vs_errno(VS_EXIT_TARGET, dir, "cannot hold the archive read "
+		    "from standard input");
+		return -1;
+	}
+	if (spool_copy(fd, dir) < 0) {
+		close(fd);
+		return -1;
+	}
+	stdin_fd = fd;
+	return 0;
+}
 
 static const struct entry *
 find(const char *src)
@@ -74,17 +216,17 @@ vs_import_open(const char *src, struct vs_image **out, uint32_t *mode,
 		vs_err(VS_EXIT_INTERNAL, src, "not an archive entry");
 		return -1;
 	}
-	if (vs_io_open_file(e->archive, &io) < 0)
+	if (vs_import_open_io(e->archive, &io) < 0)
 		return -1;
 	return vs_tar_open(io, e->index, src, out, mode, sec, nsec);
 }
 
-/* Is the SRC @path an archive to import? */
+/* Is the SRC @path an archive to import ("-": on standard input)? */
 static bool
 is_archive(const struct vs_cli *cli, const char *path)
 {
 	return !cli->format && !vs_is_remote(path) &&
-	    vs_archive_format_by_name(path) != NULL;
+	    (vs_archive_format_by_name(path) != NULL || is_stdin(path));
 }
 
 /* An incremental archive @path as the run's only SRC: applied onto
@@ -141,12 +283,15 @@ add_sources(const char *path, const struct vs_tar_entry *v, size_t n,
 
 /* Read the headers of the archive @path: its entries into @v and @n. */
 static int
-scan(const char *path, struct vs_tar_entry **v, size_t *n, bool *delta)
+scan(const struct vs_cli *cli, const char *path, struct vs_tar_entry **v,
+    size_t *n, bool *delta)
 {
 	struct vs_io *io;
 	int rc;
 
-	if (vs_io_open_file(path, &io) < 0)
+	if (is_stdin(path) && read_stdin(cli->paths[cli->npaths - 1]) < 0)
+		return -1;
+	if (vs_import_open_io(path, &io) < 0)
 		return -1;
 	rc = vs_tar_scan(io, v, n, delta);
 	vs_io_close(io);
@@ -180,7 +325,7 @@ vs_import_expand(struct vs_cli *cli, bool *done)
 			    "not apply to an archive");
 			goto fail;
 		}
-		if (scan(cli->paths[i], &v, &n, &delta) < 0)
+		if (scan(cli, cli->paths[i], &v, &n, &delta) < 0)
 			goto fail;
 		if (delta) {
 			free(paths);

@@ -576,17 +576,19 @@ struct vs_tar_reader {
 };
 
 int
-vs_tar_reader_open(const char *path, struct vs_tar_reader **out,
+vs_tar_reader_open(struct vs_io *io, struct vs_tar_reader **out,
     struct archive **a)
 {
 	struct vs_tar_reader *t = calloc(1, sizeof(*t));
 
 	*out = NULL;
 	if (!t) {
-		vs_errno(VS_EXIT_INTERNAL, path, "archive");
+		vs_errno(VS_EXIT_INTERNAL, io->name, "archive");
+		vs_io_close(io);
 		return -1;
 	}
-	if (vs_io_open_file(path, &t->io) < 0 || rd_open(&t->rd, t->io) < 0) {
+	t->io = io;
+	if (rd_open(&t->rd, t->io) < 0) {
 		vs_tar_reader_close(t);
 		return -1;
 	}

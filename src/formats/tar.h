@@ -54,14 +54,15 @@ int vs_tar_open(struct vs_io *io, size_t index, const char *name,
     struct vs_image **out, uint32_t *mode, int64_t *mtime_sec,
     int64_t *mtime_nsec);
 
-/* A libarchive reader of the archive file @path into *@a, read as an
- * import reads it: in-process decoders only, a gzip container inflated
- * with its CRC and length checked.  vs_tar_reader_end() after its last
- * header also checks what follows the archive's end (a gzip trailer).
- * Failures are reported (one line naming @path). */
+/* A libarchive reader of the archive @io (taken, also on failure) into
+ * *@a, read as an import reads it: in-process decoders only, a gzip
+ * container inflated with its CRC and length checked.
+ * vs_tar_reader_end() after its last header also checks what follows the
+ * archive's end (a gzip trailer).  Failures are reported (one line naming
+ * the archive). */
 struct archive;
 struct vs_tar_reader;
-int vs_tar_reader_open(const char *path, struct vs_tar_reader **out,
+int vs_tar_reader_open(struct vs_io *io, struct vs_tar_reader **out,
     struct archive **a);
 int vs_tar_reader_end(struct vs_tar_reader *t);
 void vs_tar_reader_close(struct vs_tar_reader *t);
