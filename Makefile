@@ -139,7 +139,8 @@ LIB_OBJS  = $(LIB_SRCS:%.c=$(BUILD)/%.o)
 MAIN_OBJS = $(MAIN_SRCS:%.c=$(BUILD)/%.o)
 UNIT_BINS = $(UNIT_SRCS:%.c=$(BUILD)/%) $(BUILD)/tests/unit/test-err-tsan \
 	$(BUILD)/tests/unit/test-archive-zstd-tsan
-HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%)
+HELPER_BINS = $(HELPER_SRCS:%.c=$(BUILD)/%) \
+	$(BUILD)/tests/helpers/failfsync.so
 BENCH_BINS = $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 .PHONY: all check check-unit check-sh demo bench deps install uninstall \
@@ -190,6 +191,13 @@ $(BUILD)/tests/unit/test-archive-zstd-tsan: tests/unit/test-archive-zstd.c \
 	$(Q)$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
 		-fsanitize=thread -Isrc -o $@ $(filter %.c,$^) \
 		$(CMOCKA_LIBS) $(ZSTD_LIBS) -pthread
+
+# An LD_PRELOAD shim that fails a directory's fsync(); built without the
+# sanitizers, which would have their runtime loaded before it.
+$(BUILD)/tests/helpers/failfsync.so: tests/helpers/failfsync.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -std=gnu11 -O1 -Wall -Wextra -Werror -D_GNU_SOURCE -shared \
+		-fPIC -o $@ $< -ldl
 
 # This helper forges index headers with the index code's own layout.
 $(BUILD)/tests/helpers/idxforge: tests/helpers/idxforge.c $(BUILD)/libvmsync.a

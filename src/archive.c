@@ -819,19 +819,23 @@ open_writer(struct export *x, const char *format, int level)
 	return 0;
 }
 
-/* Make the renamed archive durable: fsync its directory. */
-static void
+/* Make the renamed archive durable: fsync its directory.  -1 if that
+ * fails (errno set); a directory that cannot be opened to read is not
+ * synced. */
+static int
 sync_dir(const char *path)
 {
 	char *copy = strdup(path);
 	int fd = copy ? open(dirname(copy), O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC) : -1;
+	int rc = 0;
 
 	if (fd >= 0) {
-		fsync(fd);
+		rc = fsync(fd);
 		close(fd);
 	}
 	free(copy);
+	return rc;
 }
 
 /* Is @dest one of the run's sources (its SRCs, and --since's BASE), by
@@ -949,7 +953,11 @@ finish(struct vs_archive_out *o)
 	}
 	free(o->tmp);
 	o->tmp = NULL;
-	sync_dir(o->dest);
+	if (sync_dir(o->dest) < 0) {
+		vs_errno(VS_EXIT_TARGET, o->dest, "written, but its directory "
+		    "cannot be synced: the name may not survive a crash");
+		return -1;
+	}
 	return 0;
 }
 

@@ -425,7 +425,12 @@ make_snapshot(int sfd, int dfd, const char *dir, const struct owner *who,
 		return -1;
 	}
 	close(fd);
-	fsync(dfd);
+	/* Its name durable before older snapshots are pruned for it. */
+	if (fsync(dfd) < 0) {
+		vs_errno(VS_EXIT_TARGET, dir, "snapshot %s made, but the "
+		    "directory cannot be synced; no snapshot pruned", name);
+		return -1;
+	}
 	return 0;
 }
 
