@@ -180,11 +180,6 @@ parse_header(struct qcow2 *q, struct hdr *h)
 	q->rt_clusters = qcow2_be32(b + 56);
 	q->nb_snapshots = qcow2_be32(b + 60);
 	q->snap_off = qcow2_be64(b + 64);
-	if (q->version != 2 && q->version != 3) {
-		vs_err(VS_EXIT_SOURCE, q->img.name,
-		    "unsupported qcow2 version %u", q->version);
-		return -1;
-	}
 	if (q->version == 3) {
 		q->incompat = qcow2_be64(b + 72);
 		q->autoclear = qcow2_be64(b + 88);
@@ -470,6 +465,12 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 		goto fail;
 	if (qcow2_be32(first) != QCOW2_MAGIC) {
 		bad(q, "not a qcow2 image");
+		goto fail;
+	}
+	/* Version 1 (qcow) has no cluster size where 2 and 3 have one. */
+	if (qcow2_be32(first + 4) != 2 && qcow2_be32(first + 4) != 3) {
+		vs_err(VS_EXIT_SOURCE, io->name, "unsupported qcow2 version %u",
+		    qcow2_be32(first + 4));
 		goto fail;
 	}
 	/* Cluster 0 holds the header, its extensions and the backing name. */
