@@ -37,6 +37,9 @@
 struct vs_refdir {
 	int fd;			/* O_PATH descriptor of the directory */
 	char *path;		/* where it is, canonical */
+	char *named;		/* the path it was given as, absolute, where
+				 * that differs (through a symbolic link), or
+				 * NULL */
 	bool beneath;		/* files beneath it, not only directly in it */
 };
 
@@ -58,74 +61,6 @@ fd_path(int fd)
 		return NULL;
 	buf[n] = 0;
 	return strdup(buf);
-}
-
-static int
-add_dir(struct vs_refs *r, const char *path, bool beneath)
-{
-	struct vs_refdir *d = &r->dirs[r->n];
-	char *rel = vs_confine_source(path);	/* relative to --root */
-
-	if (!rel)
-		return -1;
-	d->fd = vs_open(rel, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-	free(rel);
-	if (d->fd < 0) {
-		/* The image's own directory was there a moment ago. */
-		vs_errno(beneath ? VS_EXIT_USAGE : VS_EXIT_SOURCE, path,
-		    beneath ? "--backing-dir" : "directory");
-		return -1;
-	}
-	if (!(d->path = fd_path(d->fd))) {
-		vs_errno(VS_EXIT_INTERNAL, path, "backing directory");
-		close(d->fd);
-		return -1;
-	}
-	d->beneath = beneath;
-	r->n++;
-	return 0;
-}
-
-int
-vs_refs_open(const char *own_dir, const char *const *dirs, size_t n,
-    struct vs_refs **out)
-{
-	struct vs_refs *r = calloc(1, sizeof(*r));
-
-	if (!r || !(r->dirs = calloc(n + 1, sizeof(*r->dirs)))) {
-		free(r);
-		vs_errno(VS_EXIT_INTERNAL, own_dir, "backing directories");
-		return -1;
-	}
-	if (add_dir(r, own_dir, false) < 0)
-		goto fail;
-	for (size_t i = 0; i < n; i++)
-		if (add_dir(r, dirs[i], true) < 0)
-			goto fail;
-	*out = r;
-	return 0;
-fail:
-	vs_refs_free(r);
-	return -1;
-}
-
-void
-vs_refs_free(struct vs_refs *r)
-{
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->n; i++) {
-		close(r->dirs[i].fd);
-		free(r->dirs[i].path);
-	}
-	free(r->dirs);
-	free(r);
-}
-
-const char *
-vs_refs_own_dir(const struct vs_refs *r)
-{
-	return r->dirs[0].path;
 }
 
 /* Remove ".", ".." and repeated slashes from the absolute path @p, in
@@ -162,21 +97,131 @@ normalize(char *p)
 	*out = 0;
 }
 
-/* The allowed directory @abs lies in, and the rest of @abs below it. */
+/* @path, the directory @d was opened as, made absolute, if it spells
+ * another path than the canonical one to that very directory (a symbolic
+ * link to it, as libvirt records the backing files of an images directory
+ * that is a link); else NULL.  Not under --root, whose names are relative
+ * to it. */
+static char *
+named_path(const struct vs_refdir *d, const char *path)
+{
+	char cwd[PATH_MAX], *abs;
+	struct stat a, b;
+
+	if (vs_confined())
+		return NULL;
+	if (path[0] == '/')
+		abs = strdup(path);
+	else
+		abs = getcwd(cwd, sizeof(cwd)) ? vs_path_join(cwd, path) : NULL;
+	if (!abs)
+		return NULL;
+	normalize(abs);
+	if (strcmp(abs, d->path) == 0 || stat(abs, &a) < 0 ||
+	    fstat(d->fd, &b) < 0 || a.st_dev != b.st_dev ||
+	    a.st_ino != b.st_ino) {
+		free(abs);
+		return NULL;
+	}
+	return abs;
+}
+
+static int
+add_dir(struct vs_refs *r, const char *path, bool beneath)
+{
+	struct vs_refdir *d = &r->dirs[r->n];
+	char *rel = vs_confine_source(path);	/* relative to --root */
+
+	if (!rel)
+		return -1;
+	d->fd = vs_open(rel, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+	free(rel);
+	if (d->fd < 0) {
+		/* The image's own directory was there a moment ago. */
+		vs_errno(beneath ? VS_EXIT_USAGE : VS_EXIT_SOURCE, path,
+		    beneath ? "--backing-dir" : "directory");
+		return -1;
+	}
+	if (!(d->path = fd_path(d->fd))) {
+		vs_errno(VS_EXIT_INTERNAL, path, "backing directory");
+		close(d->fd);
+		return -1;
+	}
+	d->named = named_path(d, path);
+	d->beneath = beneath;
+	r->n++;
+	return 0;
+}
+
+int
+vs_refs_open(const char *own_dir, const char *const *dirs, size_t n,
+    struct vs_refs **out)
+{
+	struct vs_refs *r = calloc(1, sizeof(*r));
+
+	if (!r || !(r->dirs = calloc(n + 1, sizeof(*r->dirs)))) {
+		free(r);
+		vs_errno(VS_EXIT_INTERNAL, own_dir, "backing directories");
+		return -1;
+	}
+	if (add_dir(r, own_dir, false) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		if (add_dir(r, dirs[i], true) < 0)
+			goto fail;
+	*out = r;
+	return 0;
+fail:
+	vs_refs_free(r);
+	return -1;
+}
+
+void
+vs_refs_free(struct vs_refs *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		close(r->dirs[i].fd);
+		free(r->dirs[i].path);
+		free(r->dirs[i].named);
+	}
+	free(r->dirs);
+	free(r);
+}
+
+const char *
+vs_refs_own_dir(const struct vs_refs *r)
+{
+	return r->dirs[0].path;
+}
+
+/* Does @abs lie in directory @dir (beneath it if @beneath)?  *@rest: the
+ * rest of @abs below it. */
+static bool
+lies_in(const char *dir, bool beneath, const char *abs, const char **rest)
+{
+	size_t n = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
+
+	if (strncmp(abs, dir, n) != 0 || abs[n] != '/' || !abs[n + 1])
+		return false;
+	if (!beneath && strchr(abs + n + 1, '/'))
+		return false;
+	*rest = abs + n + 1;
+	return true;
+}
+
+/* The allowed directory @abs lies in, by its real path or the one it was
+ * given as, and the rest of @abs below it. */
 static const struct vs_refdir *
 find_dir(const struct vs_refs *r, const char *abs, const char **rest)
 {
 	for (size_t i = 0; i < r->n; i++) {
 		const struct vs_refdir *d = &r->dirs[i];
-		size_t n = strcmp(d->path, "/") == 0 ? 0 : strlen(d->path);
 
-		if (strncmp(abs, d->path, n) != 0 || abs[n] != '/' ||
-		    !abs[n + 1])
-			continue;
-		if (!d->beneath && strchr(abs + n + 1, '/'))
-			continue;
-		*rest = abs + n + 1;
-		return d;
+		if (lies_in(d->path, d->beneath, abs, rest) || (d->named &&
+		    lies_in(d->named, d->beneath, abs, rest)))
+			return d;
 	}
 	return NULL;
 }
