@@ -166,7 +166,8 @@ verify_window(struct verify *v, uint64_t wstart)
 }
 
 /* A target named as qcow2 that says it is one: check its metadata as a
- * sync checks a source's. */
+ * sync checks a source's, its own only: the backing file of an overlay is
+ * not part of its backup. */
 static void
 check_qcow2(struct verify *v)
 {
@@ -179,8 +180,12 @@ check_qcow2(struct verify *v)
 	if (vs_format_probe(v->img->io, &probed) < 0 || !probed ||
 	    strcmp(probed, "qcow2") != 0)
 		return;
-	if (vs_io_open_file(v->path, &io) < 0 ||
-	    vs_image_open(io, "qcow2", &q) < 0 || vs_image_validate(q) < 0)
+	if (vs_io_open_file(v->path, &io) < 0) {
+		v->r->meta_bad = true;
+		return;
+	}
+	io->alone = true;
+	if (vs_image_open(io, "qcow2", &q) < 0 || vs_image_validate(q) < 0)
 		v->r->meta_bad = true;
 	vs_image_close(q);
 }

@@ -69,6 +69,8 @@ struct vs_io {
 	int64_t mtime_sec;		/* st_mtime, for the target's times */
 	int64_t mtime_nsec;		/* st_mtime nanoseconds */
 	const struct vs_refs *refs;	/* where open_ref may look, or NULL */
+	bool alone;			/* open the image without its backing
+					 * file: its own metadata only */
 	char *dir;			/* directory relative names start
 					 * from, or NULL: the refs' own */
 };

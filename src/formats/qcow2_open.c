@@ -495,7 +495,8 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 	if ((q->incompat & QCOW2_INCOMPAT_DATA_FILE) &&
 	    open_data_file(q, chain) < 0)
 		goto fail;
-	if (h.backing_off && h.backing_len && open_backing(q, &h, chain) < 0)
+	if (h.backing_off && h.backing_len && !io->alone &&
+	    open_backing(q, &h, chain) < 0)
 		goto fail;
 	check_state(q);
 	q->nslots = (size_t)vs_max(2, vs_min(16, (8u << 20) >>
