@@ -97,23 +97,27 @@ normalize(char *p)
 	*out = 0;
 }
 
-/* @path, the directory @d was opened as, made absolute, if it spells
- * another path than the canonical one to that very directory (a symbolic
- * link to it, as libvirt records the backing files of an images directory
- * that is a link); else NULL.  Not under --root, whose names are relative
- * to it. */
+/* @path, the directory @d was opened as, made absolute (from the working
+ * directory as the shell names it, $PWD), if it spells another path than
+ * the canonical one to that very directory (a symbolic link to it, as
+ * libvirt records the backing files of an images directory that is a
+ * link); else NULL.  Not under --root, whose names are relative to it. */
 static char *
 named_path(const struct vs_refdir *d, const char *path)
 {
-	char cwd[PATH_MAX], *abs;
+	char *cwd, *abs;
 	struct stat a, b;
 
 	if (vs_confined())
 		return NULL;
-	if (path[0] == '/')
+	if (path[0] == '/') {
 		abs = strdup(path);
-	else
-		abs = getcwd(cwd, sizeof(cwd)) ? vs_path_join(cwd, path) : NULL;
+	} else {
+		if (!(cwd = get_current_dir_name()))
+			return NULL;
+		abs = vs_path_join(cwd, path);
+		free(cwd);
+	}
 	if (!abs)
 		return NULL;
 	normalize(abs);

@@ -3,10 +3,11 @@
 # through a symbolic link to it, as libvirt records the backing files of
 # its external snapshots when its images directory is such a link
 # (/var/lib/libvirt/images -> /srv/images), is followed when that
-# directory is allowed as it was named: SRC named through the link, or a
-# --backing-dir naming the link.  Both views sync, the guest disk equals
-# qemu-img convert.  Names were compared with the directories' real paths
-# only, so such a chain was refused (exit 2) whatever the user allowed.
+# directory is allowed as it was named: SRC named through the link (also
+# in a working directory entered through it), or a --backing-dir naming
+# the link.  Both views sync, the guest disk equals qemu-img convert.
+# Names were compared with the directories' real paths only, so such a
+# chain was refused (exit 2) whatever the user allowed.
 # Still refused without either: the real path of SRC's directory does not
 # spell the name.
 . "$VMSYNC_TOP/tests/functions.sh"
@@ -32,6 +33,12 @@ for args in "$link/top.qcow2" "--backing-dir=$link $real/top.qcow2"; do
 	vs -q $args "$TMP/out/" || fail "file view $args: exit $?"
 	cmp "$real/top.qcow2" "$TMP/out/top.qcow2" || fail "file view $args"
 done
+
+# SRC named in the working directory, entered through the link ($PWD).
+rm -f "$TMP"/out/*
+(cd "$link" && vs -q -O raw top.qcow2 "$TMP/out/") ||
+	fail "-O raw top.qcow2 in $link: exit $?"
+guest_ok "$real/top.qcow2" "$TMP/out/top.raw" "top.qcow2 in $link"
 
 # Neither: refused as before, nothing created.
 must_fail 2 "top\\.qcow2: backing file '.*/images/base\\.qcow2' refused" \
