@@ -12,8 +12,11 @@
  *   --root on a server).  A name is made absolute against the directory of
  *   the image naming it, ".." and "." removed by text, then opened with
  *   openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) relative to the
- *   allowed directory whose path it starts with.  The file is opened with
- *   O_PATH first, checked with fstat(), and only then reopened for reading.
+ *   allowed directory whose path it starts with: its real path, or the
+ *   path the user gave for it where that still names the same directory
+ *   (through a symbolic link, as libvirt records backing files).  The file
+ *   is opened with O_PATH first, checked with fstat(), and only then
+ *   reopened for reading.
  * - The directory of the opened file, for the names it holds in turn, is
  *   where the kernel found it (/proc/self/fd), and that place is checked
  *   again: a symbolic link in the image's directory to a subdirectory of
