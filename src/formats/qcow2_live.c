@@ -311,8 +311,12 @@ walk_bitmaps(struct walk *w)
 		tbytes = (uint64_t)tsize * 8;
 		if (tsize == 0)
 			continue;
-		if (tbytes > (64u << 20) || qcow2_check_table(q, toff, tbytes,
-		    "bitmap table") < 0)
+		if (tbytes > (64u << 20)) {
+			vs_err(VS_EXIT_SOURCE, q->img.name, "bitmap table of "
+			    "%u entries: too large", tsize);
+			return -1;
+		}
+		if (qcow2_check_table(q, toff, tbytes, "bitmap table") < 0)
 			return -1;
 		mark_clusters(q, toff, tbytes);
 		for (uint64_t p = 0; p < tbytes; p += TABLE_CHUNK) {
