@@ -380,6 +380,12 @@ main(int argc, char **argv)
 		if (remote_dest && !names[i])
 			names[i] = strdup("");
 		cat = vs_err_first();
+		/* A failure nobody reported must not pass for a success. */
+		if (rc != 0 && cat == VS_EXIT_OK && !vs_interrupted) {
+			vs_err(VS_EXIT_INTERNAL, cli.paths[i], "failed, and no "
+			    "cause was reported (a bug)");
+			cat = VS_EXIT_INTERNAL;
+		}
 		if (cat != VS_EXIT_OK && first_fail == VS_EXIT_OK)
 			first_fail = cat;
 		one.dry_run = total.dry_run = cli.dry_run;
