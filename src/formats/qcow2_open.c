@@ -467,6 +467,12 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 		bad(q, "not a qcow2 image");
 		goto fail;
 	}
+	/* Short reads come back zero-filled: say what is wrong. */
+	if (io->size < 72) {
+		vs_err(VS_EXIT_SOURCE, io->name, "truncated: %llu bytes, "
+		    "shorter than a qcow2 header", (unsigned long long)io->size);
+		goto fail;
+	}
 	/* Version 1 (qcow) has no cluster size where 2 and 3 have one. */
 	if (qcow2_be32(first + 4) != 2 && qcow2_be32(first + 4) != 3) {
 		vs_err(VS_EXIT_SOURCE, io->name, "unsupported qcow2 version %u",
