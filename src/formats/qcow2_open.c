@@ -414,6 +414,9 @@ open_backing(struct qcow2 *q, const struct hdr *h,
 	return vs_image_open_chain(bio, q->backing_fmt, &here, &q->backing);
 }
 
+/* The data file last said to be read live. */
+static uint64_t warned_dev, warned_ino;
+
 static int
 open_data_file(struct qcow2 *q, const struct vs_chain *chain)
 {
@@ -428,6 +431,23 @@ open_data_file(struct qcow2 *q, const struct vs_chain *chain)
 	if (open_referenced(q, q->data_name, "data file", &here,
 	    &q->data) < 0)
 		return -1;
+	/* A clone of the image (a btrfs source) is a point in time, but the
+	 * data file is read where it is.  Said once for a data file, which
+	 * the source's base, opened next, shares. */
+	if (q->data->fd >= 0 && vs_qemu_locked(q->data->fd, VS_QEMU_HOLDS) &&
+	    !(q->img.io->fd >= 0 && vs_qemu_locked(q->img.io->fd,
+	    VS_QEMU_HOLDS)) && (q->data->dev != warned_dev ||
+	    q->data->ino != warned_ino)) {
+		char shown[4 * MAX_NAME + 1];
+
+		warned_dev = q->data->dev;
+		warned_ino = q->data->ino;
+		vs_escape(q->data_name, shown, sizeof(shown));
+		vs_warn(q->img.name, "a running VM (qemu) writes its data "
+		    "file %s, which is read live, not from a point-in-time "
+		    "clone: the copy may be torn (sync from a snapshot of "
+		    "the VM)", shown);
+	}
 	return 0;
 }
 
