@@ -311,13 +311,15 @@ vs_cgroup_cpus(const char *root, const char *path, bool v1)
 
 	if (snprintf(dir, sizeof(dir), "%s%s", root, path) >= (int)sizeof(dir))
 		return 0;
-	/* This cgroup and its parents, not the root (it has no quota). */
-	while ((slash = strrchr(dir + rootlen, '/'))) {
-		if (slash[1]) {
-			n = quota_cpus(dir, v1);
-			if (n && (!best || n < best))
-				best = n;
-		}
+	/* This cgroup and its parents, and the root: the host's has no
+	 * quota, but in a cgroup namespace (a container) the root is the
+	 * container's own cgroup, and /proc/self/cgroup names it "/". */
+	for (;;) {
+		n = quota_cpus(dir, v1);
+		if (n && (!best || n < best))
+			best = n;
+		if (!(slash = strrchr(dir + rootlen, '/')))
+			break;
 		*slash = 0;
 	}
 	return best;

@@ -384,8 +384,12 @@ test_cgroup_cpus(void **state)
 	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 1);
 	put_file("/a", "cpu.max", "800000 100000\n");	/* a parent's is higher */
 	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 2);
-	/* The root cgroup's own file (none on a real mount) is not read. */
+	/* The root's own file: none on a host, but in a cgroup namespace
+	 * (a container) the root is the container's cgroup, named "/". */
 	put_file("", "cpu.max", "100000 100000\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/", false), 1);
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 1);
+	put_file("", "cpu.max", "max 100000\n");
 	assert_int_equal(vs_cgroup_cpus(root, "/a/b", false), 2);
 	/* cgroup v1: a quota of -1 is none. */
 	put_file("/a/b", "cpu.cfs_quota_us", "-1\n");
@@ -399,6 +403,10 @@ test_cgroup_cpus(void **state)
 	assert_int_equal(vs_cgroup_cpus(root, "/a/b", true), 1);
 	put_file("/a/b", "cpu.cfs_period_us", "0\n");
 	assert_int_equal(vs_cgroup_cpus(root, "/a/b", true), 3);
+	put_file("", "cpu.cfs_quota_us", "200000\n");	/* a container's */
+	put_file("", "cpu.cfs_period_us", "100000\n");
+	assert_int_equal(vs_cgroup_cpus(root, "/a/b", true), 2);
+	assert_int_equal(vs_cgroup_cpus(root, "/", true), 2);
 	assert_true(vs_cpu_count() >= 1);
 	for (size_t i = 3; i-- > 0;) {
 		static const char *const names[] = { "cpu.max",
