@@ -17,7 +17,7 @@
 #include "vmsync.h"
 
 int vs_verbose;
-volatile int vs_interrupted;
+volatile atomic_int vs_interrupted;
 bool vs_err_quiet;
 static bool demoted;
 static pthread_mutex_t first_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -11,6 +11,7 @@
 #ifndef VMSYNC_H
 #define VMSYNC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,7 +91,8 @@ void vs_err_demote(bool on);
 enum vs_exit vs_err_first(void);
 /* Forget the recorded category (between images of one run). */
 void vs_err_reset(void);
-/* Set by the SIGINT/SIGTERM handler; long loops check it. */
-extern volatile int vs_interrupted;
+/* Set by the SIGINT/SIGTERM handler; long loops check it, also on
+ * other threads (atomic: a plain int read there is a data race). */
+extern volatile atomic_int vs_interrupted;
 
 #endif

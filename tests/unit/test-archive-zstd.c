@@ -17,11 +17,17 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "archive_zstd.h"
+#include "vmsync.h"
 
 #define MIB (1u << 20)
 #define STREAM (21 * MIB + 12345)	/* some frames and a short last one */
@@ -265,6 +271,103 @@ test_sink_failure_ends_the_stream(void **state)
 	sink_fails(0, 2);
 }
 
+/* A sink that writes to a pipe, as an export's does: a write that
+ * ends with EINTR is tried again unless the run was interrupted. */
+static int
+pipe_sink(void *arg, const void *buf, size_t len)
+{
+	int fd = *(int *)arg;
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n;
+
+		if (vs_interrupted) {
+			errno = EINTR;
+			return -1;
+		}
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void
+on_int(int sig)
+{
+	(void)sig;
+	vs_interrupted = 1;
+}
+
+/* After @arg's delay, interrupt the thread that called us (SIGINT, as a
+ * terminal's ^C reaches the process). */
+struct interrupter {
+	pthread_t target;
+	unsigned ms;
+};
+
+static void *
+interrupt_later(void *arg)
+{
+	struct interrupter *in = arg;
+	struct timespec t = { in->ms / 1000, (in->ms % 1000) * 1000000L };
+
+	nanosleep(&t, NULL);
+	pthread_kill(in->target, SIGINT);
+	return NULL;
+}
+
+/* A reader that stopped reading: an interrupt ends the blocked write
+ * (with EINTR) and the stream, and freeing it does not hang. */
+static void
+interrupted_while_blocked(int threads, unsigned ms)
+{
+	uint8_t *p = make_stream(STREAM);
+	struct sigaction sa = { .sa_handler = on_int }, old;
+	struct interrupter in = { pthread_self(), ms };
+	const char *why = "unset";
+	struct vs_zstd_out *z;
+	pthread_t t;
+	int fds[2], rc = 0;
+
+	assert_int_equal(pipe(fds), 0);
+	fcntl(fds[1], F_SETPIPE_SZ, 4096);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old);
+	vs_interrupted = 0;
+	z = vs_zstd_out_new(1, threads, pipe_sink, &fds[1], &why);
+	assert_non_null(z);
+	assert_int_equal(pthread_create(&t, NULL, interrupt_later, &in), 0);
+	for (int i = 0; rc == 0 && i < 1000; i++)
+		rc = vs_zstd_out_write(z, p + (i % 16) * MIB, MIB, &why);
+	if (rc == 0)
+		rc = vs_zstd_out_end(z, &why);
+	assert_int_equal(rc, -1);
+	assert_int_equal(errno, EINTR);
+	vs_zstd_out_free(z);
+	pthread_join(t, NULL);
+	sigaction(SIGINT, &old, NULL);
+	vs_interrupted = 0;
+	close(fds[0]);
+	close(fds[1]);
+	free(p);
+}
+
+static void
+test_interrupt_ends_a_blocked_write(void **state)
+{
+	(void)state;
+	interrupted_while_blocked(-1, 300);
+	interrupted_while_blocked(1, 300);
+	interrupted_while_blocked(0, 300);
+	interrupted_while_blocked(2, 1);
+}
+
 int
 main(void)
 {
@@ -275,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_empty_stream_is_a_frame),
 		cmocka_unit_test(test_sink_failure_ends_the_stream),
 		cmocka_unit_test(test_failed_stream_stays_failed),
+		cmocka_unit_test(test_interrupt_ends_a_blocked_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
