@@ -487,8 +487,10 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 		bad(q, "not a qcow2 image");
 		goto fail;
 	}
-	/* Short reads come back zero-filled: say what is wrong. */
-	if (io->size < 72) {
+	/* Short reads come back zero-filled: say what is wrong (a version
+	 * 2 header is 72 bytes, a version 3 header V3_HEADER_LEN). */
+	if (io->size < 72 || (qcow2_be32(first + 4) == 3 &&
+	    io->size < V3_HEADER_LEN)) {
 		vs_err(VS_EXIT_SOURCE, io->name, "truncated: %llu bytes, "
 		    "shorter than a qcow2 header", (unsigned long long)io->size);
 		goto fail;

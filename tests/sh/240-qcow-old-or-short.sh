@@ -15,8 +15,9 @@ mkdir out
 must_fail 2 "old\.qcow: .*version 1" vs -q old.qcow out/
 must_fail 2 "old\.qcow: .*version 1" vs -q -O raw old.qcow out/
 must_fail 2 "old\.qcow: .*version 1" vs -q --format=qcow2 old.qcow out/
-qemu-img create -q -f qcow2 new.qcow2 16M
-for n in 8 40 71; do
+qemu-img create -q -f qcow2 -o compat=1.1 new.qcow2 16M
+# A version 3 header is 104 bytes: cut past 72 it is still truncated.
+for n in 8 40 71 72 80 103; do
 	head -c "$n" new.qcow2 > short.qcow2
 	must_fail 2 "short\.qcow2: truncated: $n bytes" vs -q short.qcow2 out/
 	must_fail 2 "short\.qcow2: truncated: $n bytes" vs -q -O raw short.qcow2 out/
