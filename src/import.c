@@ -153,6 +153,11 @@ read_stdin(const char *dest)
 		vs_err(VS_EXIT_USAGE, "-", "standard input is given twice");
 		return -1;
 	}
+	/* Closed, the next file opened (the spool) would take its place. */
+	if (fcntl(STDIN_FILENO, F_GETFD) < 0) {
+		vs_errno(VS_EXIT_SOURCE, "-", "cannot read standard input");
+		return -1;
+	}
 	if (isatty(STDIN_FILENO)) {
 		vs_err(VS_EXIT_USAGE, "-", "standard input is a terminal, "
 		    "not an archive");
