@@ -39,6 +39,7 @@
 #include "util.h"
 
 #define SPOOL_BUF (1u << 20)	/* bytes per read of standard input */
+#define SPOOL_PROBE (4u << 20)	/* held when it is checked as an archive */
 
 /* An entry that stands as a source. */
 struct entry {
@@ -98,12 +99,34 @@ spool_file(const char *dir)
 	return fd;
 }
 
-/* Copy standard input into @fd; -1 reported (the spool in @dir). */
+/* Do the first bytes held in @fd make an archive?  0, or -1 reported
+ * as a file of those bytes would be. */
+static int
+spool_probe(int fd)
+{
+	struct vs_io *io;
+	int rc;
+
+	if ((fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		vs_errno(VS_EXIT_INTERNAL, "-", "standard input");
+		return -1;
+	}
+	if (vs_io_from_fd(fd, "-", &io) < 0)
+		return -1;
+	rc = vs_tar_probe(io);
+	vs_io_close(io);
+	return rc;
+}
+
+/* Copy standard input into @fd; -1 reported (the spool in @dir).  A
+ * stream that is no archive (an image piped by mistake) is refused once
+ * SPOOL_PROBE bytes of it show that, not once it filled @dir. */
 static int
 spool_copy(int fd, const char *dir)
 {
 	uint8_t *buf = malloc(SPOOL_BUF);
 	uint64_t off = 0;
+	bool probed = false;
 	ssize_t n;
 	int rc = -1;
 
@@ -134,6 +157,11 @@ spool_copy(int fd, const char *dir)
 			break;
 		}
 		off += (uint64_t)n;
+		if (!probed && off >= SPOOL_PROBE) {
+			probed = true;
+			if (spool_probe(fd) < 0)
+				break;
+		}
 	}
 	free(buf);
 	return rc;

@@ -624,6 +624,16 @@ is_delta(const char *name)
 }
 
 int
+vs_tar_probe(struct vs_io *io)
+{
+	struct rd r;
+	int rc = rd_open(&r, io);
+
+	rd_close(&r);
+	return rc;
+}
+
+int
 vs_tar_scan(struct vs_io *io, struct vs_tar_entry **out, size_t *n,
     bool *delta)
 {

@@ -28,6 +28,11 @@
  * .vm.img makes DIR/.vm.img).  An export refuses what this refuses. */
 bool vs_tar_name_ok(const char *name);
 
+/* Is @io (not taken) an archive an import can read, by what its first
+ * bytes say: its container and format recognised?  0, or -1 reported as
+ * vs_tar_scan() reports it. */
+int vs_tar_probe(struct vs_io *io);
+
 /* One entry, as vs_tar_scan() found it. */
 struct vs_tar_entry {
 	char *name;		/* its name: one plain file name */
