@@ -175,7 +175,8 @@ $(BUILD)/tests/unit/test-engine: tests/unit/memtarget.h
 
 # The error state again, with ThreadSanitizer (which cannot be combined
 # with SANITIZE=1's AddressSanitizer): reader threads report errors.
-$(BUILD)/tests/unit/test-err-tsan: tests/unit/test-err.c src/err.c
+$(BUILD)/tests/unit/test-err-tsan: tests/unit/test-err.c src/err.c \
+		src/vmsync.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
@@ -185,7 +186,8 @@ $(BUILD)/tests/unit/test-err-tsan: tests/unit/test-err.c src/err.c
 # A .tar.zst's compressor again, with ThreadSanitizer: its workers and
 # the thread that writes its frames share the pieces in flight.
 $(BUILD)/tests/unit/test-archive-zstd-tsan: tests/unit/test-archive-zstd.c \
-		src/archive_zstd.c src/util.c src/err.c
+		src/archive_zstd.c src/util.c src/err.c src/archive_zstd.h \
+		src/util.h src/vmsync.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $@")
 	$(Q)$(CC) -std=gnu11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE \
