@@ -11,7 +11,8 @@
 struct vs_cli;
 
 /* The archive format @name takes as --archive=FORMAT ("tar", "tar.gz",
- * "tgz", "tar.zst", "tar.xz"), as a static string; NULL if unknown. */
+ * "tgz", "tar.zst", "tzst", "tar.xz", "txz"), as a static string; NULL if
+ * unknown. */
 const char *vs_archive_format(const char *name);
 /* The archive format a DEST named @path asks for by its ending (".tar",
  * ".tar.gz", ".tgz", ".tar.zst", ".tar.xz"), or NULL. */
