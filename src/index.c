@@ -180,6 +180,9 @@ record_check(uint64_t seed, uint64_t b, const struct vs_hash *blk,
 
 	put32(head, IDX_SECTOR_TAG);
 	put64(head + 4, b);
+	/* A state on the stack: reset_withSeed() reads its old seed, and
+	 * would keep a stale secret where that equals @seed. */
+	XXH3_INITSTATE(&st);
 	XXH3_64bits_reset_withSeed(&st, seed);
 	XXH3_64bits_update(&st, head, sizeof(head));
 	XXH3_64bits_update(&st, blk->b, VS_HASH_LEN);

@@ -10,7 +10,7 @@ PKGS="gcc make pkg-config libc6-dev libpopt-dev libxxhash-dev libcmocka-dev
       qemu-utils btrfs-progs e2fsprogs mount util-linux diffutils jq
       groff-base man-db procps time python3 systemd xfsprogs strace
       libarchive-dev libarchive-tools tar zstd xz-utils libnbd-dev
-      debhelper dpkg-dev fakeroot lintian"
+      debhelper dpkg-dev fakeroot lintian valgrind"
 
 # Arguments, if any, replace the list (make fuzz asks for its compiler).
 [ $# -gt 0 ] && PKGS="$*"
