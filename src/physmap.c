@@ -47,7 +47,8 @@ vs_physmap_open(int fd, const char *name, struct vs_physmap **out)
 	struct vs_physmap *m = calloc(1, sizeof(*m));
 
 	if (!m || !(m->ext = malloc(PHYS_MAX_EXTENTS * sizeof(*m->ext))) ||
-	    !(m->fm = malloc(sizeof(*m->fm) +
+	    /* Zeroed: valgrind does not see the kernel fill the extents. */
+	    !(m->fm = calloc(1, sizeof(*m->fm) +
 	    PHYS_BATCH * sizeof(struct fiemap_extent)))) {
 		vs_errno(VS_EXIT_INTERNAL, name, "extent map");
 		vs_physmap_close(m);
@@ -215,6 +216,7 @@ vs_physmap_unwritten(int fd, uint64_t off, uint64_t len, uint64_t *uoff,
 	} u;
 	uint64_t pos = off, end = off + len;
 
+	memset(&u, 0, sizeof(u));	/* as in vs_physmap_open() */
 	while (pos < end) {
 		struct fiemap *fm = &u.fm;
 		uint32_t i;
@@ -222,6 +224,10 @@ vs_physmap_unwritten(int fd, uint64_t off, uint64_t len, uint64_t *uoff,
 		memset(fm, 0, sizeof(*fm));
 		fm->fm_start = pos;
 		fm->fm_length = end - pos;
+		/* Written back first: ext4 reports data still in the page
+		 * cache on an unwritten extent as unwritten, and a punch
+		 * there drops that data. */
+		fm->fm_flags = FIEMAP_FLAG_SYNC;
 		fm->fm_extent_count = UNWRITTEN_BATCH;
 		if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0 || !fm->fm_mapped_extents)
 			return 0;

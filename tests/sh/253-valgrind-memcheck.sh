@@ -3,8 +3,10 @@
 # memcheck sees it (which AddressSanitizer does not look for): a first
 # sync, a second one over a trusted index (whose records are checked with
 # a seeded XXH3 state on the stack: reset_withSeed() read its stale seed
-# and could keep a stale secret), --verify, and a .tar.zst exported and
-# imported.  In a sanitizer build valgrind cannot run the binary; the
+# and could keep a stale secret), --verify, a .tar.zst exported and
+# imported, --list, and an incremental archive made and applied onto a
+# preallocated file (FIEMAP's extents, which valgrind does not see the
+# kernel write, are zeroed first).  In a sanitizer build valgrind cannot run the binary; the
 # sanitizers check that pass instead.
 . "$VMSYNC_TOP/tests/functions.sh"
 requires valgrind
@@ -32,4 +34,15 @@ memcheck -q --verify out/vm.img
 memcheck -q vm.img vm.tar.zst
 memcheck -q vm.tar.zst imp/
 same imp/vm.img vm.img
+memcheck -q --list out/ > /dev/null
+# An incremental archive, applied onto a preallocated copy of its base
+# (whose unwritten extents FIEMAP reports).
+cp --sparse=always vm.img base.img
+"$HOLES" fill vm.img 3M:1M:5
+memcheck -q --since base.img vm.img inc.tar
+mkdir apply
+fallocate -l 16M apply/vm.img
+dd if=base.img of=apply/vm.img conv=notrunc,sparse status=none
+memcheck -q inc.tar apply/
+same apply/vm.img vm.img
 echo "ok"
