@@ -223,8 +223,12 @@ vs_push(const struct vs_cli *cli, const char *src, const char *dest,
 	/* Shown in messages and statistics: escaped. */
 	if (!(shown = malloc(sizeof(r->name) * 4)) ||
 	    !(*dstp = remote_name(s.host, vs_escape(r->name, shown,
-	    sizeof(r->name) * 4))) ||
-	    vs_remote_target(&s.w, *dstp, s.codec, cli->compress_level,
+	    sizeof(r->name) * 4)))) {
+		vs_errno(VS_EXIT_INTERNAL, src, "target name");
+		goto out;
+	}
+	s.w.image = shown;
+	if (vs_remote_target(&s.w, *dstp, s.codec, cli->compress_level,
 	    cli->compress < 0, st, &t) < 0 ||
 	    vs_source_confirm(&so, src, &sopts, &topts, r->format, *dstp) < 0)
 		goto out;
@@ -406,6 +410,7 @@ vs_pull(const struct vs_cli *cli, const char *src, const char *dest,
 	}
 	if (session_start(cli, src, VS_EXIT_SOURCE, &s) < 0)
 		goto out;
+	s.w.image = s.path;
 	fill_open(cli, &s, o, VS_PULL);
 	snprintf(o->format, sizeof(o->format), "%s", cli->format ?
 	    cli->format : "");

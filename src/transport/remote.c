@@ -109,7 +109,7 @@ vs_remote_broken(struct vs_wire *w)
 		vs_remote_report(w, &m);
 		return;
 	}
-	vs_err(w->cat, w->peer, "%s", w->why ? w->why : "connection lost");
+	vs_wire_err(w, w->why ? w->why : "connection lost");
 	w->failed = true;
 }
 

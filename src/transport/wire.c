@@ -65,11 +65,20 @@ vs_wire_free(struct vs_wire *w)
 	w->in = w->out = NULL;
 }
 
+void
+vs_wire_err(const struct vs_wire *w, const char *why)
+{
+	if (w->image)
+		vs_err(w->cat, w->peer, "%s: %s", w->image, why);
+	else
+		vs_err(w->cat, w->peer, "%s", why);
+}
+
 static int
 fail(struct vs_wire *w, const char *what)
 {
 	if (!w->failed)
-		vs_err(w->cat, w->peer, "%s", w->wbroken ? w->why : what);
+		vs_wire_err(w, w->wbroken ? w->why : what);
 	w->failed = true;
 	return -1;
 }

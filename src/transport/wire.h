@@ -22,6 +22,9 @@
 struct vs_wire {
 	int rfd, wfd;		/* read from, write to */
 	const char *peer;	/* for messages: "host", "server", ... */
+	const char *image;	/* the image the session carries, as the peer
+				 * names it, for a failure of the stream;
+				 * NULL: none yet */
 	enum vs_exit cat;	/* exit category of a wire failure */
 	uint64_t sent;		/* bytes written, framing included */
 	uint64_t received;	/* bytes read, framing included */
@@ -53,6 +56,9 @@ struct vs_msg {
 void vs_wire_init(struct vs_wire *w, int rfd, int wfd, const char *peer,
     enum vs_exit cat);
 void vs_wire_free(struct vs_wire *w);
+/* Report a failure of the stream (@why): the peer, and the image when
+ * the session carries one, so that a run of several names which. */
+void vs_wire_err(const struct vs_wire *w, const char *why);
 /* End the session when nothing can be read, or nothing written, for
  * @seconds (0: never).  Makes the write side non-blocking until
  * vs_wire_free(). */

@@ -68,7 +68,7 @@ must_fail 3 '^vmsync: host: disk\\033\]0;pwned\\007 full\\012vmsync: all good\\0
 
 # Garbage from the server: the client says so, and tells the server.
 : > "$VSPEER_LOG"
-must_fail 2 "^vmsync: host: garbage on the wire \(bad checksum\)$" \
+must_fail 2 "^vmsync: host: /images/disk.img: garbage on the wire \(bad checksum\)$" \
 	hvs garbage host:/images/disk.img "$dest/"
-grep -qx "ERROR 2 'host: garbage on the wire (bad checksum)'" "$VSPEER_LOG" ||
+grep -qx "ERROR 2 'host: /images/disk.img: garbage on the wire (bad checksum)'" "$VSPEER_LOG" ||
 	{ cat "$VSPEER_LOG"; fail "garbage: no ERROR frame back"; }

@@ -6,8 +6,9 @@
 #    target's lock, held until then (a second run exits 6), is released
 #    (a second run succeeds);
 #  - a client with --timeout 2 whose server stops answering after HELLO
-#    exits 3 pushing and 2 pulling, with one "timed out" line, about 2 s
-#    later, ending the stalled remote command;
+#    exits 3 pushing and 2 pulling, with one "timed out" line (naming
+#    the image pulled), about 2 s later, ending the stalled remote
+#    command;
 #  - --timeout 0 means none; a negative or non-numeric value is a usage
 #    error.
 . "$VMSYNC_TOP/tests/functions.sh"
@@ -46,10 +47,11 @@ kill "$peer"
 
 # A server that stalls after HELLO.
 for dir in push pull; do
-	code=3 args=("$src" "host:/backup/")
-	[ $dir = pull ] && code=2 args=("host:/images/disk.img" "$TMP/")
+	code=3 args=("$src" "host:/backup/") image=
+	[ $dir = pull ] && code=2 args=("host:/images/disk.img" "$TMP/") \
+		image="/images/disk.img: "
 	start=$(date +%s)
-	must_fail $code "^vmsync: host: timed out: nothing received for 2 seconds$" \
+	must_fail $code "^vmsync: host: ${image}timed out: nothing received for 2 seconds$" \
 		"$VMSYNC" --timeout 2 -e "python3 $PEER server stall" "${args[@]}"
 	secs=$(( $(date +%s) - start ))
 	[ "$secs" -le 10 ] || fail "$dir: the client took $secs s"
