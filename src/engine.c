@@ -147,6 +147,10 @@ take_group(struct sync_state *s, struct group *g)
 				s->new[i] = vs_hash_hole;
 		return 0;
 	}
+	/* The readers stop at a signal, but the groups they read ahead
+	 * (tens of MiB) would still be written: stop here instead. */
+	if (check_interrupt(s) < 0)
+		return -1;
 	if (!(g->buf = vs_reader_take(s->reader, s->wstart, g0, &bytes,
 	    &hash))) {
 		if (vs_interrupted)

@@ -125,13 +125,14 @@ fail_write(struct vs_wire *w, const char *why)
 	return -1;
 }
 
-/* Sleep as needed to keep the average rate under the limit. */
+/* Sleep as needed to keep the average rate under the limit; not once
+ * interrupted, when what is left goes out at once. */
 static void
 throttle(struct vs_wire *w, size_t n)
 {
 	double now = vs_now(), due;
 
-	if (!w->bwlimit)
+	if (!w->bwlimit || vs_interrupted)
 		return;
 	if (w->bw_start == 0)
 		w->bw_start = now;
