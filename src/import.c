@@ -62,22 +62,28 @@ is_stdin(const char *path)
 	return strcmp(path, "-") == 0;
 }
 
+/* A reader of the file @fd holds (standard input's archive), named "-",
+ * on a descriptor of its own. */
+static int
+stdin_io(int fd, struct vs_io **io)
+{
+	if ((fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		vs_errno(VS_EXIT_INTERNAL, "-", "standard input");
+		return -1;
+	}
+	return vs_io_from_fd(fd, "-", io);
+}
+
 int
 vs_import_open_io(const char *path, struct vs_io **io)
 {
-	int fd;
-
 	if (!is_stdin(path))
 		return vs_io_open_file(path, io);
 	if (stdin_fd < 0) {
 		vs_err(VS_EXIT_INTERNAL, path, "standard input not read");
 		return -1;
 	}
-	if ((fd = fcntl(stdin_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
-		vs_errno(VS_EXIT_INTERNAL, path, "standard input");
-		return -1;
-	}
-	return vs_io_from_fd(fd, path, io);
+	return stdin_io(stdin_fd, io);
 }
 
 /* An unnamed file in @dir to hold standard input, or -1: O_TMPFILE, or
@@ -107,11 +113,7 @@ spool_probe(int fd)
 	struct vs_io *io;
 	int rc;
 
-	if ((fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
-		vs_errno(VS_EXIT_INTERNAL, "-", "standard input");
-		return -1;
-	}
-	if (vs_io_from_fd(fd, "-", &io) < 0)
+	if (stdin_io(fd, &io) < 0)
 		return -1;
 	rc = vs_tar_probe(io);
 	vs_io_close(io);

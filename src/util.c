@@ -267,7 +267,7 @@ read_line(const char *file, char *buf, size_t len)
 
 	if (fd < 0)
 		return false;
-	n = read(fd, buf, len - 1);
+	n = vs_pread_full(fd, buf, len - 1, 0);
 	close(fd);
 	if (n <= 0)
 		return false;
@@ -301,11 +301,18 @@ quota_cpus(const char *dir, bool v1)
 	return quota ? (unsigned)((quota + period - 1) / period) : 1;
 }
 
+/* The lower of two CPU limits, 0 standing for none. */
+static unsigned
+lower_limit(unsigned a, unsigned b)
+{
+	return !a || (b && b < a) ? b : a;
+}
+
 unsigned
 vs_cgroup_cpus(const char *root, const char *path, bool v1)
 {
 	char dir[PATH_MAX];
-	unsigned best = 0, n;
+	unsigned best = 0;
 	size_t rootlen = strlen(root);
 	char *slash;
 
@@ -315,9 +322,7 @@ vs_cgroup_cpus(const char *root, const char *path, bool v1)
 	 * quota, but in a cgroup namespace (a container) the root is the
 	 * container's own cgroup, and /proc/self/cgroup names it "/". */
 	for (;;) {
-		n = quota_cpus(dir, v1);
-		if (n && (!best || n < best))
-			best = n;
+		best = lower_limit(best, quota_cpus(dir, v1));
 		if (!(slash = strrchr(dir + rootlen, '/')))
 			break;
 		*slash = 0;
@@ -365,8 +370,7 @@ own_quota(void)
 			    true);
 		else
 			continue;
-		if (n && (!best || n < best))
-			best = n;
+		best = lower_limit(best, n);
 	}
 	fclose(f);
 	return best;
@@ -378,9 +382,6 @@ vs_cpu_count(void)
 	cpu_set_t set;
 	long n = sched_getaffinity(0, sizeof(set), &set) == 0 ?
 	    CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned quota = own_quota();
 
-	if (n < 1)
-		n = 1;
-	return quota && quota < n ? quota : (unsigned)n;
+	return lower_limit(n < 1 ? 1 : (unsigned)n, own_quota());
 }

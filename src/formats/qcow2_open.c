@@ -471,6 +471,7 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 	struct qcow2 *q = calloc(1, sizeof(*q));
 	struct hdr h = { 0 };
 	uint8_t first[V3_HEADER_LEN + 8];
+	uint32_t version;
 
 	if (!q) {
 		vs_errno(VS_EXIT_INTERNAL, io->name, "open");
@@ -487,18 +488,18 @@ qcow2_open_image(struct vs_io *io, const struct vs_chain *chain,
 		bad(q, "not a qcow2 image");
 		goto fail;
 	}
+	version = qcow2_be32(first + 4);
 	/* Short reads come back zero-filled: say what is wrong (a version
 	 * 2 header is 72 bytes, a version 3 header V3_HEADER_LEN). */
-	if (io->size < 72 || (qcow2_be32(first + 4) == 3 &&
-	    io->size < V3_HEADER_LEN)) {
+	if (io->size < 72 || (version == 3 && io->size < V3_HEADER_LEN)) {
 		vs_err(VS_EXIT_SOURCE, io->name, "truncated: %llu bytes, "
 		    "shorter than a qcow2 header", (unsigned long long)io->size);
 		goto fail;
 	}
 	/* Version 1 (qcow) has no cluster size where 2 and 3 have one. */
-	if (qcow2_be32(first + 4) != 2 && qcow2_be32(first + 4) != 3) {
+	if (version != 2 && version != 3) {
 		vs_err(VS_EXIT_SOURCE, io->name, "unsupported qcow2 version %u",
-		    qcow2_be32(first + 4));
+		    version);
 		goto fail;
 	}
 	/* Cluster 0 holds the header, its extensions and the backing name. */
